@@ -1,0 +1,28 @@
+/**
+ * The event bus for downstream consumers, on RabbitMQ. Optional: a failure is
+ * a `BusUnavailable` the caller degrades on; it never holds up the database.
+ */
+import { Context, type Effect, Schema } from "effect"
+import { eventChannelId, eventKind, type MessageEvent } from "../domain/Message.ts"
+import { describeCause } from "./MessageCache.ts"
+
+export class BusUnavailable extends Schema.TaggedError<BusUnavailable>()("BusUnavailable", {
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `RabbitMQ ${this.operation} failed: ${describeCause(this.cause)}`
+  }
+}
+
+export class EventBus extends Context.Service<EventBus, {
+  /**
+   * Publishes the event as persistent JSON whose AMQP `message_id` is the
+   * event's stable key; succeeds once the broker has confirmed it.
+   */
+  readonly publish: (event: MessageEvent) => Effect.Effect<void, BusUnavailable>
+  readonly ping: Effect.Effect<void, BusUnavailable>
+}>()("telegram-gateway/EventBus") {}
+
+/** `new.<channel>`, `edited.<channel>`, `deleted.<channel>`: bind `new.*` or `*.1234`. */
+export const routingKey = (event: MessageEvent): string => `${eventKind(event)}.${eventChannelId(event)}`

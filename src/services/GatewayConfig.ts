@@ -1,0 +1,123 @@
+/**
+ * The gateway's configuration: one section per concern, each a `Config` that
+ * the layer needing it yields. Every key has a default or fails at start with
+ * its name. Keys are paths such as `database.poolSize`; in the environment
+ * they are constant case (`DATABASE_POOL_SIZE`), in the JSON config file they
+ * are nested objects. README.md has the table; `.env.example` the comments.
+ */
+import { Config, Duration, Redacted, Schema } from "effect"
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.schema(Schema.Int.check(Schema.isGreaterThan(0)), name).pipe(Config.withDefault(fallback))
+
+const duration = (name: string, fallback: Duration.Input) =>
+  Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
+
+const string = (name: string, fallback: string) => Config.String(name).pipe(Config.withDefault(fallback))
+
+const secret = (name: string, fallback: string) => Config.Redacted(name).pipe(Config.withDefault(Redacted.make(fallback)))
+
+/** A comma-separated list in the environment, a JSON array in the file. */
+const list = (name: string) =>
+  Config.Array(Schema.String, name).pipe(
+    Config.orElse(() =>
+      Config.String(name).pipe(Config.map((value) => value.split(",").map((item) => item.trim()).filter((item) => item.length > 0)))
+    ),
+    Config.withDefault([] as ReadonlyArray<string>)
+  )
+
+export const DatabaseConfig = Config.all({
+  /** The application's pool, through PgBouncer in transaction mode. */
+  url: secret("url", "postgres://telegram_gateway:telegram_gateway@127.0.0.1:6434/telegram_gateway"),
+  /** Direct connection for migrations: they take a session lock PgBouncer would not keep. */
+  migrationUrl: secret("migrationUrl", "postgres://telegram_gateway:telegram_gateway@127.0.0.1:5432/telegram_gateway"),
+  poolSize: positiveInt("poolSize", 8),
+  connectTimeout: duration("connectTimeout", "5 seconds"),
+  /** Upper bound on one batch write; a hung statement is retried rather than waited on forever. */
+  statementTimeout: duration("statementTimeout", "10 seconds")
+}).pipe(Config.nested("database"))
+export type DatabaseConfig = Config.Success<typeof DatabaseConfig>
+
+export const RedisConfig = Config.all({
+  url: secret("url", "redis://127.0.0.1:6379/0"),
+  keyPrefix: string("keyPrefix", "tg:"),
+  /** Recent messages kept per channel, by count and by age. */
+  recentLimit: positiveInt("recentLimit", 1000),
+  recentMaxAge: duration("recentMaxAge", "24 hours"),
+  /** How long a message key stays known to the dedup check. */
+  dedupTtl: duration("dedupTtl", "7 days"),
+  /** Per command: past this the cache counts as unavailable for that message. */
+  timeout: duration("timeout", "250 millis")
+}).pipe(Config.nested("redis"))
+export type RedisConfig = Config.Success<typeof RedisConfig>
+
+export const RabbitMqConfig = Config.all({
+  url: secret("url", "amqp://guest:guest@127.0.0.1:5672"),
+  exchange: string("exchange", "telegram.messages"),
+  /** Publisher confirms awaited at once; more waits for a slot. */
+  maxInFlight: positiveInt("maxInFlight", 1000),
+  publishTimeout: duration("publishTimeout", "5 seconds"),
+  /** Upper bound of the reconnection backoff. */
+  reconnectMaxDelay: duration("reconnectMaxDelay", "10 seconds")
+}).pipe(Config.nested("rabbitmq"))
+export type RabbitMqConfig = Config.Success<typeof RabbitMqConfig>
+
+export const IngestConfig = Config.all({
+  /** Flush a batch at this many rows... */
+  batchSize: positiveInt("batchSize", 500),
+  /** ...or this long after its first row, whichever comes first. */
+  flushInterval: duration("flushInterval", "10 millis"),
+  /** Events accepted but not yet committed; when full, the receiver waits. */
+  queueCapacity: positiveInt("queueCapacity", 20_000),
+  /** Batches written concurrently. */
+  writers: positiveInt("writers", 2),
+  /** On SIGTERM, how long to keep committing what is queued before giving up. */
+  shutdownTimeout: duration("shutdownTimeout", "30 seconds"),
+  /** Cache and bus work per event; past it the tier counts as failed for that event. */
+  tierTimeout: duration("tierTimeout", "2 seconds")
+}).pipe(Config.nested("ingest"))
+export type IngestConfig = Config.Success<typeof IngestConfig>
+
+export const HttpConfig = Config.all({
+  /** Health and metrics of the daemon. */
+  host: string("host", "127.0.0.1"),
+  port: Config.Port("port").pipe(Config.withDefault(4007))
+}).pipe(Config.nested("http"))
+export type HttpConfig = Config.Success<typeof HttpConfig>
+
+export const LogConfig = Config.all({
+  level: Config.LogLevel("level").pipe(Config.withDefault("Info" as const)),
+  /** `json` for journald, `pretty` for a terminal. */
+  format: Config.Literals(["json", "pretty"], "format").pipe(Config.withDefault("json" as const))
+}).pipe(Config.nested("log"))
+export type LogConfig = Config.Success<typeof LogConfig>
+
+export const OtelConfig = Config.all({
+  /** OTLP/HTTP endpoint of a collector, e.g. http://127.0.0.1:4318; traces are off without it. */
+  exporterOtlpEndpoint: Config.String("exporterOtlpEndpoint").pipe(Config.option),
+  serviceName: string("serviceName", "telegram-gateway")
+}).pipe(Config.nested("otel"))
+export type OtelConfig = Config.Success<typeof OtelConfig>
+
+export const TelegramConfig = Config.all({
+  /** From my.telegram.org; 0 means no account is configured. */
+  apiId: Config.Int("apiId").pipe(Config.withDefault(0)),
+  apiHash: secret("apiHash", ""),
+  sessionFile: string("sessionFile", "/opt/telegram-gateway/.session/telegram.session"),
+  /** @username, t.me link or numeric id of each chat to listen to. */
+  channels: list("channels")
+}).pipe(Config.nested("telegram"))
+export type TelegramConfig = Config.Success<typeof TelegramConfig>
+
+/** Everything at once: `run` reads it first, so a bad key fails at start, not at first use. */
+export const GatewayConfig = Config.all({
+  database: DatabaseConfig,
+  redis: RedisConfig,
+  rabbitmq: RabbitMqConfig,
+  ingest: IngestConfig,
+  http: HttpConfig,
+  log: LogConfig,
+  otel: OtelConfig,
+  telegram: TelegramConfig
+})
+export type GatewayConfig = Config.Success<typeof GatewayConfig>

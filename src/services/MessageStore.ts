@@ -1,0 +1,39 @@
+/**
+ * The durable record, in PostgreSQL (TimescaleDB where available) through
+ * PgBouncer. Writes are batched and idempotent on the stable key.
+ */
+import { Context, type Array, type Effect, Schema } from "effect"
+import type { ChannelId, MessageEvent, MessageId, TelegramMessage } from "../domain/Message.ts"
+import { describeCause } from "./MessageCache.ts"
+
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  operation: Schema.String,
+  /** A lost connection or a timeout is worth retrying; a rejected row is not. */
+  retryable: Schema.Boolean,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `PostgreSQL ${this.operation} failed: ${describeCause(this.cause)}`
+  }
+}
+
+export interface WriteSummary {
+  /** Message versions and deletions newly recorded. */
+  readonly inserted: number
+  /** Already recorded: their stable key was in the table. */
+  readonly duplicates: number
+}
+
+export interface StoredVersion {
+  readonly version: number
+  readonly message: TelegramMessage
+  readonly deletedAt: Date | null
+}
+
+export class MessageStore extends Context.Service<MessageStore, {
+  /** One statement per kind of event, many rows each; a conflict on the stable key inserts nothing. */
+  readonly writeBatch: (events: Array.NonEmptyReadonlyArray<MessageEvent>) => Effect.Effect<WriteSummary, StoreError>
+  /** Every stored version of a message, oldest first. */
+  readonly versions: (channelId: ChannelId, messageId: MessageId) => Effect.Effect<ReadonlyArray<StoredVersion>, StoreError>
+  readonly ping: Effect.Effect<void, StoreError>
+}>()("telegram-gateway/MessageStore") {}

@@ -1,0 +1,67 @@
+/**
+ * The metrics every part of the gateway reports, in one place so their names
+ * stay consistent with the alert rules and dashboards under deploy/.
+ * Prometheus names: counters end in `_total`, durations are in seconds.
+ */
+import { Metric } from "effect"
+
+const latencyBoundaries = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 14 })
+
+// Degradation: the names the spec and the alert rules use.
+export const redisFailures = Metric.counter("redis_failures_total", {
+  description: "Redis commands that failed or timed out; the gateway went on without the cache",
+  incremental: true
+})
+export const rabbitmqFailures = Metric.counter("rabbitmq_failures_total", {
+  description: "Publishes to RabbitMQ that failed or timed out; the gateway went on without the bus",
+  incremental: true
+})
+export const databaseFailures = Metric.counter("database_write_failures_total", {
+  description: "Batch writes to PostgreSQL that failed and were retried",
+  incremental: true
+})
+/** 1 when the tier answers, 0 while it is down; attribute `tier`: redis, rabbitmq, postgres. */
+export const tierUp = Metric.gauge("tier_up", { description: "Whether a storage tier is reachable (1) or not (0)" })
+
+// Flow.
+export const eventsReceived = Metric.counter("events_received_total", {
+  description: "Events accepted by the ingestion program, by kind",
+  incremental: true
+})
+export const eventsRejected = Metric.counter("events_rejected_total", {
+  description: "Events refused as malformed before entering the pipeline, by reason",
+  incremental: true
+})
+export const eventsDuplicate = Metric.counter("events_duplicate_total", {
+  description: "Events the dedup check had already seen",
+  incremental: true
+})
+export const eventsCommitted = Metric.counter("events_committed_total", {
+  description: "Events durably committed to PostgreSQL (new rows and duplicates alike)",
+  incremental: true
+})
+export const eventsCached = Metric.counter("events_cached_total", {
+  description: "Events written to the Redis hot cache",
+  incremental: true
+})
+export const eventsPublished = Metric.counter("events_published_total", {
+  description: "Events confirmed by RabbitMQ",
+  incremental: true
+})
+export const writeQueueDepth = Metric.gauge("ingest_queue_depth", {
+  description: "Events accepted and waiting for the database writer"
+})
+export const writeBatchSize = Metric.histogram("ingest_batch_size", {
+  description: "Rows per batch written to PostgreSQL",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })
+})
+
+// Latency, from receipt.
+export const hotPathLatency = Metric.histogram("ingest_hot_path_seconds", {
+  description: "Receipt to cache write and bus confirm done",
+  boundaries: latencyBoundaries
+})
+export const commitLatency = Metric.histogram("ingest_commit_seconds", {
+  description: "Receipt to committed in PostgreSQL",
+  boundaries: latencyBoundaries
+})

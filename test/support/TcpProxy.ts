@@ -1,0 +1,55 @@
+/**
+ * A TCP proxy in front of a real service, so a test can make the service
+ * unreachable (connections reset, new ones refused, as with a stopped server)
+ * and bring it back, without stopping the machine's shared service.
+ */
+import { Effect } from "effect"
+import * as Net from "node:net"
+
+export interface TcpProxy {
+  readonly port: number
+  /** Drops every open connection and refuses new ones. */
+  readonly cut: Effect.Effect<void>
+  /** Listens again on the same port. */
+  readonly restore: Effect.Effect<void>
+}
+
+const listen = (server: Net.Server, port: number) =>
+  Effect.callback<number>((resume) => {
+    server.listen(port, "127.0.0.1", () => resume(Effect.succeed((server.address() as Net.AddressInfo).port)))
+  })
+
+/** Scoped: the proxy closes when the test's scope does. */
+export const makeTcpProxy = (target: { readonly host: string; readonly port: number }) =>
+  Effect.gen(function*() {
+    const sockets = new Set<Net.Socket>()
+    const makeServer = () =>
+      Net.createServer((client) => {
+        const upstream = Net.connect(target.port, target.host)
+        sockets.add(client)
+        sockets.add(upstream)
+        client.pipe(upstream)
+        upstream.pipe(client)
+        const close = () => {
+          client.destroy()
+          upstream.destroy()
+          sockets.delete(client)
+          sockets.delete(upstream)
+        }
+        client.on("error", close).on("close", close)
+        upstream.on("error", close).on("close", close)
+      })
+    let server = makeServer()
+    const port = yield* listen(server, 0)
+    const cut = Effect.callback<void>((resume) => {
+      for (const socket of sockets) socket.destroy()
+      sockets.clear()
+      server.close(() => resume(Effect.void))
+    })
+    const restore = Effect.suspend(() => {
+      server = makeServer()
+      return listen(server, port)
+    }).pipe(Effect.asVoid)
+    yield* Effect.addFinalizer(() => cut)
+    return { port, cut, restore } satisfies TcpProxy
+  })
