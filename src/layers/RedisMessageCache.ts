@@ -1,0 +1,266 @@
+/**
+ * `MessageCache` on Redis through ioredis. The tier is optional, so the client
+ * is built never to wait: the layer comes up with Redis down, commands fail at
+ * once while disconnected, ioredis reconnects by itself forever, and every
+ * failure or timeout is a `CacheUnavailable`. The key schema and the scripts'
+ * steps are documented in docs/redis-keys.md.
+ */
+import { Cause, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { Redis } from "ioredis"
+import {
+  type ChannelId,
+  eventChannelId,
+  eventKey,
+  eventMessageId,
+  encodeMessageEventJson,
+  type MessageEvent,
+  MessageEventJson,
+  MessageId,
+  messageVersion
+} from "../domain/Message.ts"
+import { RedisConfig } from "../services/GatewayConfig.ts"
+import { CacheUnavailable, type DedupVerdict, describeCause, MessageCache } from "../services/MessageCache.ts"
+
+/** Reconnection backoff: 100 ms doubling up to this, plus up to 100 ms of jitter. */
+const reconnectMaxDelayMs = 2_000
+/** A TCP connect that neither succeeds nor fails (a blackholed host) is abandoned after this. */
+const connectTimeoutMs = 2_000
+/** No byte for this long while replies are owed: the socket is dead, drop it and reconnect. */
+const socketTimeoutMs = 5_000
+/** Upper bound on waiting for the first connection while the layer is built. */
+const startupWaitMs = 2_000
+
+/**
+ * KEYS: dedup, msg, recent, last, the message's deletion msg key.
+ * ARGV: dedupTtlMs, maxAgeMs, recentLimit, messageId, version (-1 for a deletion), json, eventKey.
+ * Returns 1 for a new event, 0 for a duplicate.
+ */
+const rememberLua = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
+local id = tonumber(ARGV[4])
+local last = tonumber(redis.call('GET', KEYS[4]))
+if last == nil or id > last then redis.call('SET', KEYS[4], ARGV[4]) end
+local version = tonumber(ARGV[5])
+if version < 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], id, id)
+  return 1
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then return 1 end
+local indexed = redis.call('ZRANGEBYSCORE', KEYS[3], id, id)
+for _, member in ipairs(indexed) do
+  local v = tonumber(string.match(member, ':(%d+)$'))
+  if v ~= nil and v >= version then return 1 end
+end
+if #indexed > 0 then redis.call('ZREM', KEYS[3], unpack(indexed)) end
+redis.call('ZADD', KEYS[3], id, ARGV[7])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
+`
+
+/**
+ * KEYS: recent. ARGV: limit, the msg key prefix.
+ * Returns [eventKey, json, ...] newest first, at most `limit` pairs; index
+ * members whose body has expired are dropped from the index on the way.
+ */
+const recentLua = `
+local limit = tonumber(ARGV[1])
+local chunk = math.min(limit, 200)
+local out = {}
+local start = 0
+while #out < 2 * limit do
+  local members = redis.call('ZREVRANGE', KEYS[1], start, start + chunk - 1)
+  if #members == 0 then break end
+  local keys = {}
+  for i, member in ipairs(members) do keys[i] = ARGV[2] .. member end
+  local bodies = redis.call('MGET', unpack(keys))
+  local expired = {}
+  for i, member in ipairs(members) do
+    if not bodies[i] then
+      expired[#expired + 1] = member
+    elseif #out < 2 * limit then
+      out[#out + 1] = member
+      out[#out + 1] = bodies[i]
+    end
+  end
+  if #expired > 0 then redis.call('ZREM', KEYS[1], unpack(expired)) end
+  if #members < chunk then break end
+  start = start + #members - #expired
+end
+return out
+`
+
+interface ScriptedRedis extends Redis {
+  gatewayRemember(
+    dedupKey: string,
+    msgKey: string,
+    recentKey: string,
+    lastKey: string,
+    deletionMsgKey: string,
+    dedupTtlMs: number,
+    maxAgeMs: number,
+    recentLimit: number,
+    messageId: number,
+    version: number,
+    json: string,
+    eventKey: string
+  ): Promise<number>
+  gatewayRecent(recentKey: string, limit: number, msgPrefix: string): Promise<Array<string>>
+}
+
+const connect = (config: RedisConfig): ScriptedRedis =>
+  new Redis(Redacted.value(config.url), {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt) =>
+      Math.min(100 * 2 ** Math.min(attempt - 1, 10), reconnectMaxDelayMs) + Math.floor(Math.random() * 100),
+    connectTimeout: connectTimeoutMs,
+    socketTimeout: socketTimeoutMs,
+    connectionName: "telegram-gateway",
+    scripts: {
+      gatewayRemember: { lua: rememberLua, numberOfKeys: 5 },
+      gatewayRecent: { lua: recentLua, numberOfKeys: 1 }
+    }
+  }) as ScriptedRedis
+
+/** Waits for the first connection to succeed or fail, never longer than `startupWaitMs`. */
+const firstAttempt = (client: Redis) =>
+  Effect.callback<void>((resume) => {
+    if (client.status === "ready") return resume(Effect.void)
+    const settle = () => {
+      client.off("ready", settle).off("close", settle)
+      resume(Effect.void)
+    }
+    client.once("ready", settle).once("close", settle)
+    return Effect.sync(() => client.off("ready", settle).off("close", settle))
+  }).pipe(Effect.timeout(startupWaitMs), Effect.ignore)
+
+/** Mirrors `eventKey` in the domain for the deletion of a message. */
+const deletionKey = (channelId: ChannelId, messageId: MessageId) => `${channelId}:${messageId}:deleted`
+
+const decodeEvent = Schema.decodeUnknownResult(MessageEventJson)
+const decodeMessageId = Schema.decodeUnknownOption(MessageId)
+
+export const make = Effect.gen(function*() {
+  const config = yield* RedisConfig
+  const prefix = config.keyPrefix
+  const timeout = config.timeout
+  const dedupTtlMs = Duration.toMillis(config.dedupTtl)
+  const maxAgeMs = Duration.toMillis(config.recentMaxAge)
+  const msgPrefix = `${prefix}msg:`
+
+  // The last connection error, to say why a command failed while disconnected.
+  // The listener also keeps ioredis from printing "Unhandled error event" on
+  // every failed reconnect; the ingestion program logs once per outage.
+  let lastError: unknown = undefined
+  const client = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const client = connect(config)
+      client.on("error", (error) => lastError = error).on("ready", () => lastError = undefined)
+      return client
+    }),
+    (client) =>
+      Effect.tryPromise(() => client.quit()).pipe(
+        Effect.timeout(timeout),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => client.disconnect()))
+      )
+  )
+  yield* firstAttempt(client)
+
+  const explain = (cause: unknown): unknown =>
+    client.status === "ready"
+      ? cause
+      : new Error(
+        `not connected (${client.status}${lastError === undefined ? "" : `; last error: ${describeCause(lastError)}`})`,
+        { cause }
+      )
+
+  /** One command, bounded by `redis.timeout`; every failure is a `CacheUnavailable`. */
+  const run = <A>(operation: string, command: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: command,
+      catch: (cause) => new CacheUnavailable({ operation, cause: explain(cause) })
+    }).pipe(
+      Effect.timeout(timeout),
+      Effect.catchIf(Cause.isTimeoutError, () => {
+        const cause = explain(new Error(`no reply within ${Duration.format(timeout)}`))
+        return Effect.fail(new CacheUnavailable({ operation, cause }))
+      })
+    )
+
+  const remember = Effect.fn("MessageCache.remember")(function*(event: MessageEvent) {
+    const key = eventKey(event)
+    const channelId = eventChannelId(event)
+    const messageId = eventMessageId(event)
+    const version = event._tag === "MessageDeleted" ? -1 : messageVersion(event.message)
+    const json = yield* Effect.try({
+      try: () => encodeMessageEventJson(event),
+      catch: (cause) => new CacheUnavailable({ operation: "remember", cause })
+    })
+    const verdict = yield* run("remember", () =>
+      client.gatewayRemember(
+        `${prefix}dedup:${key}`,
+        `${msgPrefix}${key}`,
+        `${prefix}recent:${channelId}`,
+        `${prefix}last:${channelId}`,
+        `${msgPrefix}${deletionKey(channelId, messageId)}`,
+        dedupTtlMs,
+        maxAgeMs,
+        config.recentLimit,
+        messageId,
+        version,
+        json,
+        key
+      ))
+    return (verdict === 1 ? "new" : "duplicate") satisfies DedupVerdict
+  })
+
+  const recent = Effect.fn("MessageCache.recent")(function*(channelId: ChannelId, limit: number) {
+    // Nothing past `recentLimit` is kept, so asking for more cannot find more.
+    const count = Math.min(Math.floor(limit), config.recentLimit)
+    if (!(count > 0)) return []
+    const reply = yield* run("recent", () => client.gatewayRecent(`${prefix}recent:${channelId}`, count, msgPrefix))
+    const events: Array<MessageEvent> = []
+    const unreadable: Array<string> = []
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const member = reply[i]!
+      const decoded = decodeEvent(reply[i + 1])
+      // An entry that does not decode, or decodes to another event than its
+      // key names, is skipped (and left alone: it may be a newer writer's format).
+      if (Result.isSuccess(decoded) && eventKey(decoded.success) === member) events.push(decoded.success)
+      else unreadable.push(member)
+    }
+    if (unreadable.length > 0) {
+      yield* Effect.logWarning("Skipped unreadable entries in the Redis recent index").pipe(
+        Effect.annotateLogs({ channelId, keys: unreadable.map((member) => `${msgPrefix}${member}`) })
+      )
+    }
+    return events
+  })
+
+  const get = Effect.fn("MessageCache.get")(function*(key: string) {
+    const body = yield* run("get", () => client.get(`${msgPrefix}${key}`))
+    if (body === null) return Option.none()
+    const decoded = decodeEvent(body)
+    if (Result.isSuccess(decoded)) return Option.some(decoded.success)
+    yield* Effect.logWarning("Unreadable cached event treated as not cached").pipe(
+      Effect.annotateLogs({ key: `${msgPrefix}${key}`, error: decoded.failure.message })
+    )
+    return Option.none()
+  })
+
+  const lastSeenMessageId = Effect.fn("MessageCache.lastSeenMessageId")(function*(channelId: ChannelId) {
+    const value = yield* run("lastSeenMessageId", () => client.get(`${prefix}last:${channelId}`))
+    return value === null ? Option.none() : decodeMessageId(Number(value))
+  })
+
+  const ping = run("ping", () => client.ping()).pipe(Effect.asVoid, Effect.withSpan("MessageCache.ping"))
+
+  return MessageCache.of({ remember, recent, get, lastSeenMessageId, ping })
+})
+
+export const layer = Layer.effect(MessageCache, make)
