@@ -1,0 +1,227 @@
+/**
+ * The EventBus on RabbitMQ (amqplib): persistent JSON events on a durable
+ * topic exchange, each publish confirmed by the broker.
+ *
+ * RabbitMQ is an optional tier, so building this layer never waits for the
+ * broker: a background fiber connects, and reconnects forever with a jittered
+ * exponential backoff whenever the connection or its channel is lost. While
+ * there is no usable connection, `publish` fails at once with
+ * `BusUnavailable` rather than queueing. docs/rabbitmq.md describes the
+ * messages for consumers.
+ */
+import * as Amqp from "amqplib"
+import { Deferred, Duration, Effect, Layer, Redacted, Ref, Schedule, Semaphore } from "effect"
+import type { ConfigError } from "effect/Config"
+import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
+import { BusUnavailable, EventBus, routingKey } from "../services/EventBus.ts"
+import { RabbitMqConfig } from "../services/GatewayConfig.ts"
+import { describeCause } from "../services/MessageCache.ts"
+import { declareExchange } from "./RabbitTopology.ts"
+
+/** A TCP connect or AMQP handshake slower than this counts as a failed attempt. */
+const connectTimeout = Duration.seconds(10)
+/** Closing the channel and connection at teardown or after a loss, at most. */
+const closeTimeout = Duration.seconds(2)
+/** First reconnection delay; it doubles up to `reconnectMaxDelay`. */
+const reconnectBaseDelay = Duration.millis(200)
+
+/**
+ * One connection and its confirm channel. The mutable fields are written by
+ * amqplib's events, which is why they are plain fields and not Refs.
+ */
+class Session {
+  /** Why the broker refuses publishers (a memory or disk alarm), while it does. */
+  blockedReason: string | undefined = undefined
+  /** Completed when the channel's write buffer drains, while it is full. */
+  drained: Deferred.Deferred<void> | undefined = undefined
+  /** Completed, with the reason, when the connection or the channel goes. */
+  readonly lost = Deferred.makeUnsafe<unknown>()
+
+  readonly connection: Amqp.ChannelModel
+  readonly channel: Amqp.ConfirmChannel
+
+  // Listeners are attached synchronously as amqplib hands the objects over:
+  // an 'error' event without a listener would crash the process.
+  constructor(connection: Amqp.ChannelModel, channel: Amqp.ConfirmChannel) {
+    this.connection = connection
+    this.channel = channel
+    connection.on("error", (cause) => this.lose(cause))
+    connection.on("close", (cause) => this.lose(cause ?? "connection closed"))
+    connection.on("blocked", (reason) => (this.blockedReason = reason))
+    connection.on("unblocked", () => (this.blockedReason = undefined))
+    channel.on("error", (cause) => this.lose(cause))
+    channel.on("close", () => this.lose("channel closed"))
+    channel.on("drain", () => this.releaseDrainWaiters())
+  }
+
+  get isUp(): boolean {
+    return !Deferred.isDoneUnsafe(this.lost)
+  }
+
+  /** `channel.publish` returned false: later publishes wait for 'drain'. */
+  markFull(): void {
+    this.drained ??= Deferred.makeUnsafe<void>()
+  }
+
+  private releaseDrainWaiters(): void {
+    if (this.drained !== undefined) Deferred.doneUnsafe(this.drained, Effect.void)
+    this.drained = undefined
+  }
+
+  // Waiters for 'drain' are released too: their publish then fails at once.
+  private lose(cause: unknown): void {
+    Deferred.doneUnsafe(this.lost, Effect.succeed(cause))
+    this.releaseDrainWaiters()
+  }
+}
+
+const establish = async (url: string): Promise<Session> => {
+  const connection = await Amqp.connect(url, {
+    timeout: Duration.toMillis(connectTimeout),
+    clientProperties: { connection_name: "telegram-gateway" }
+  })
+  // Until the Session owns the connection; it stays so that a late error is harmless.
+  connection.on("error", () => {})
+  try {
+    return new Session(connection, await connection.createConfirmChannel())
+  } catch (cause) {
+    await connection.close().catch(() => {})
+    throw cause
+  }
+}
+
+const closeSession = (session: Session) =>
+  Effect.promise(async () => {
+    await session.channel.close().catch(() => {})
+    await session.connection.close().catch(() => {})
+  }).pipe(Effect.interruptible, Effect.timeoutOption(closeTimeout), Effect.asVoid)
+
+/** Interruptible: a connection that arrives after the interruption is closed, not leaked. */
+const connect = (url: Redacted.Redacted<string>) =>
+  Effect.acquireRelease(
+    Effect.callback<Session, BusUnavailable>((resume) => {
+      let abandoned = false
+      establish(Redacted.value(url)).then(
+        (session) => abandoned ? void Effect.runFork(closeSession(session)) : resume(Effect.succeed(session)),
+        (cause) => resume(Effect.fail(new BusUnavailable({ operation: "connect", cause })))
+      )
+      return Effect.sync(() => {
+        abandoned = true
+      })
+    }),
+    closeSession,
+    { interruptible: true }
+  )
+
+/** Jittered exponential backoff, capped at `maxDelay` even after the jitter. */
+const reconnectSchedule = (maxDelay: Duration.Duration) =>
+  Schedule.exponential(reconnectBaseDelay).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxDelay))),
+    Schedule.setInputType<BusUnavailable>(),
+    // Debug only: the ingestion program reports an outage once, not per attempt.
+    Schedule.tap(({ duration, input }) =>
+      Effect.logDebug(`RabbitMQ unreachable, next attempt in ${Duration.format(duration)}: ${input.message}`)
+    )
+  )
+
+const unavailable = (operation: string, cause: string) => new BusUnavailable({ operation, cause })
+
+const make = Effect.gen(function*() {
+  const config = yield* RabbitMqConfig
+  const current = yield* Ref.make<Session | undefined>(undefined)
+  /** Why the last attempt failed or the last session ended, for the errors callers see. */
+  const lastProblem = yield* Ref.make("still connecting")
+  const closing = yield* Ref.make(false)
+  const slots = yield* Semaphore.make(config.maxInFlight)
+
+  /** The session if publishing can start now; never waits. */
+  const usableSession = (operation: string) =>
+    Effect.gen(function*() {
+      if (yield* Ref.get(closing)) return yield* unavailable(operation, "the event bus is shutting down")
+      const session = yield* Ref.get(current)
+      if (session === undefined || !session.isUp) {
+        return yield* unavailable(operation, `not connected to RabbitMQ (${yield* Ref.get(lastProblem)})`)
+      }
+      if (session.blockedReason !== undefined) {
+        return yield* unavailable(operation, `the broker is blocking publishers (${session.blockedReason})`)
+      }
+      return session
+    })
+
+  /** One connection's life: connect, declare, serve publishes until it is lost. */
+  const runSession = Effect.gen(function*() {
+    const session = yield* connect(config.url)
+    yield* declareExchange(session.channel, config.exchange)
+    yield* Ref.set(current, session)
+    yield* Effect.logInfo(`Connected to RabbitMQ, publishing to exchange ${config.exchange}`)
+    const cause = yield* Deferred.await(session.lost).pipe(Effect.ensuring(Ref.set(current, undefined)))
+    yield* Ref.set(lastProblem, `connection lost: ${describeCause(cause)}`)
+    yield* Effect.logDebug(`RabbitMQ connection lost: ${describeCause(cause)}`)
+  }).pipe(
+    Effect.tapError((error) => Ref.set(lastProblem, describeCause(error.cause))),
+    Effect.scoped
+  )
+
+  // The retry covers consecutive failed attempts; after a session that came up
+  // and was lost, the backoff starts again from its base delay.
+  yield* runSession.pipe(
+    Effect.retry(reconnectSchedule(config.reconnectMaxDelay)),
+    Effect.repeat(Schedule.spaced(reconnectBaseDelay)),
+    Effect.forkScoped
+  )
+
+  // Registered after the fork so it runs first at teardown: refuse new
+  // publishes, let the confirms in flight arrive, then the session closes.
+  yield* Effect.addFinalizer(() =>
+    Ref.set(closing, true).pipe(
+      Effect.andThen(Semaphore.withPermits(slots, config.maxInFlight)(Effect.void).pipe(Effect.interruptible)),
+      Effect.timeoutOption(config.publishTimeout),
+      Effect.asVoid
+    )
+  )
+
+  const send = (session: Session, event: MessageEvent) =>
+    Effect.callback<void, BusUnavailable>((resume) => {
+      const failed = (cause: unknown) => resume(Effect.fail(new BusUnavailable({ operation: "publish", cause })))
+      try {
+        const writable = session.channel.publish(
+          config.exchange,
+          routingKey(event),
+          Buffer.from(encodeMessageEventJson(event)),
+          {
+            persistent: true,
+            contentType: "application/json",
+            messageId: eventKey(event),
+            type: eventKind(event),
+            timestamp: Math.floor(Date.now() / 1000),
+            appId: "telegram-gateway"
+          },
+          (error) => (error ? failed(error) : resume(Effect.void))
+        )
+        if (!writable) session.markFull()
+      } catch (cause) {
+        // amqplib throws when the channel closed between our check and the write.
+        failed(cause)
+      }
+    })
+
+  const publish = Effect.fn("EventBus.publish")(function*(event: MessageEvent) {
+    // Checked before taking a slot too, so that a down bus never makes a caller wait.
+    yield* usableSession("publish")
+    yield* Semaphore.withPermits(slots, 1)(Effect.gen(function*() {
+      const session = yield* usableSession("publish")
+      if (session.drained !== undefined) yield* Deferred.await(session.drained)
+      yield* send(session, event)
+    })).pipe(
+      Effect.timeoutOrElse({
+        duration: config.publishTimeout,
+        orElse: () => Effect.fail(unavailable("publish", `not confirmed within ${Duration.format(config.publishTimeout)}`))
+      })
+    )
+  })
+
+  return EventBus.of({ publish, ping: Effect.asVoid(usableSession("ping")) })
+})
+
+export const layer: Layer.Layer<EventBus, ConfigError> = Layer.effect(EventBus, make)
