@@ -1,0 +1,252 @@
+/**
+ * The migration runner: numbered files in sql/ (`0001_name.up.sql` and its
+ * rollback `0001_name.down.sql`), applied in order, each in its own
+ * transaction, recorded in `schema_migrations` with a checksum of the up file.
+ *
+ * It connects with `database.migrationUrl`, directly to PostgreSQL and not
+ * through PgBouncer, because it holds a session advisory lock for the whole
+ * run: two hosts migrating at once take turns, and the second finds nothing
+ * left to do.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Schema } from "effect"
+import { Reactivity } from "effect/reactivity"
+import type { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
+import { createHash } from "node:crypto"
+import { readdir, readFile } from "node:fs/promises"
+import { fileURLToPath } from "node:url"
+import { describeCause } from "../services/MessageCache.ts"
+import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { splitStatements } from "./SqlScript.ts"
+
+/** Beside src/ and dist/ alike: both are one level below the project root. */
+const sqlDirectory = new URL("../../sql/", import.meta.url)
+
+const migrationFileName = /^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$/
+
+/** A SqlError's own message is generic ("Query failed"): add what PostgreSQL said. */
+const describeFailure = (cause: unknown): string => {
+  if (!isSqlError(cause)) return describeCause(cause)
+  const server: unknown = cause.reason.cause
+  return server instanceof Error && server.message !== cause.message ? `${cause.message}: ${server.message}` : cause.message
+}
+
+export class MigrationFailed extends Schema.TaggedError<MigrationFailed>()("MigrationFailed", {
+  /** What was being done, naming the file when there is one. */
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Migration step "${this.operation}" failed: ${describeFailure(this.cause)}`
+  }
+}
+
+export class MigrationChecksumMismatch extends Schema.TaggedError<MigrationChecksumMismatch>()(
+  "MigrationChecksumMismatch",
+  {
+    file: Schema.String,
+    recorded: Schema.String,
+    current: Schema.String
+  }
+) {
+  override get message(): string {
+    return `${this.file} changed after it was applied (checksum ${this.recorded.slice(0, 12)} recorded, ` +
+      `${this.current.slice(0, 12)} now): restore the file and put the change in a new migration`
+  }
+}
+
+export type MigrationError = MigrationFailed | MigrationChecksumMismatch
+
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  /** e.g. `0001_messages.up.sql` */
+  readonly upFile: string
+  readonly downFile: string | undefined
+  readonly checksum: string
+}
+
+export interface MigrationStatus {
+  readonly version: number
+  readonly name: string
+  readonly file: string
+  /** `changed`: applied, but the up file's checksum differs from the recorded one. */
+  readonly state: "applied" | "pending" | "changed"
+  readonly appliedAt: Date | null
+}
+
+interface AppliedRow {
+  readonly version: number
+  readonly checksum: string
+  readonly applied_at: Date
+}
+
+const readText = (file: string) =>
+  Effect.tryPromise({
+    try: () => readFile(new URL(file, sqlDirectory), "utf8"),
+    catch: (cause) => new MigrationFailed({ operation: `read sql/${file}`, cause })
+  })
+
+const checksumOf = (text: string) => createHash("sha256").update(text).digest("hex")
+
+/** Every migration in sql/, by version; a duplicate version or a stray down file is an error. */
+const loadMigrations = Effect.gen(function*() {
+  const names = yield* Effect.tryPromise({
+    try: () => readdir(fileURLToPath(sqlDirectory)),
+    catch: (cause) => new MigrationFailed({ operation: "list sql/", cause })
+  })
+  const ups = new Map<number, { name: string; file: string }>()
+  const downs = new Map<number, string>()
+  for (const file of names.sort()) {
+    const match = migrationFileName.exec(file)
+    if (match === null) continue
+    const version = Number(match[1])
+    const target = match[3] === "up" ? ups : downs
+    if (target.has(version)) {
+      return yield* new MigrationFailed({ operation: "list sql/", cause: `two ${match[3]} files for version ${match[1]}` })
+    }
+    if (match[3] === "up") ups.set(version, { name: match[2]!, file })
+    else downs.set(version, file)
+  }
+  for (const [version, file] of downs) {
+    if (!ups.has(version)) return yield* new MigrationFailed({ operation: "list sql/", cause: `${file} has no up file` })
+  }
+  const migrations: Array<Migration> = []
+  for (const [version, { file, name }] of [...ups].sort(([a], [b]) => a - b)) {
+    migrations.push({ version, name, upFile: file, downFile: downs.get(version), checksum: checksumOf(yield* readText(file)) })
+  }
+  return migrations
+})
+
+/** One direct connection: the session lock and every statement of the run share it. */
+const connect = Effect.gen(function*() {
+  const config = yield* DatabaseConfig
+  return yield* PgClient.makeClient({
+    url: config.migrationUrl,
+    connectTimeout: config.connectTimeout,
+    applicationName: "telegram-gateway-migrations",
+    prepare: false
+  })
+}).pipe(
+  Effect.provide(Reactivity.layer),
+  // A ConfigError or a refused connection alike: nothing can run.
+  Effect.mapError((cause) => new MigrationFailed({ operation: "connect with database.migrationUrl", cause }))
+)
+
+const sqlStep = (operation: string) => <A, R>(effect: Effect.Effect<A, unknown, R>) =>
+  Effect.mapError(effect, (cause) => cause instanceof MigrationFailed ? cause : new MigrationFailed({ operation, cause }))
+
+/**
+ * Runs `body` on a migration connection holding the lock. The lock is a
+ * session lock on purpose: it must span several transactions.
+ */
+const withMigrationLock = <A, E, R>(body: (sql: SqlClient.SqlClient) => Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const sql = yield* connect
+    yield* Effect.acquireRelease(
+      sql`SELECT pg_advisory_lock(hashtext('telegram-gateway/migrations'))`.pipe(sqlStep("take the migration lock")),
+      () => sql`SELECT pg_advisory_unlock(hashtext('telegram-gateway/migrations'))`.pipe(Effect.ignore)
+    )
+    yield* sql`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      checksum   text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`.pipe(sqlStep("create schema_migrations"))
+    return yield* body(sql)
+  }))
+
+const appliedMigrations = (sql: SqlClient.SqlClient) =>
+  sql<AppliedRow>`SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version`.pipe(
+    Effect.map((rows) => new Map(rows.map((row) => [row.version, row]))),
+    sqlStep("read schema_migrations")
+  )
+
+const runScript = (sql: SqlClient.SqlClient, file: string) =>
+  Effect.gen(function*() {
+    const statements = splitStatements(yield* readText(file))
+    for (const statement of statements) yield* sql.unsafe(statement)
+  })
+
+/** Applies every pending migration in order; returns those it applied (none when up to date). */
+export const migrate: Effect.Effect<ReadonlyArray<Migration>, MigrationError> = Effect.gen(function*() {
+  const migrations = yield* loadMigrations
+  return yield* withMigrationLock((sql) =>
+    Effect.gen(function*() {
+      const applied = yield* appliedMigrations(sql)
+      for (const migration of migrations) {
+        const recorded = applied.get(migration.version)
+        if (recorded !== undefined && recorded.checksum !== migration.checksum) {
+          return yield* new MigrationChecksumMismatch({
+            file: migration.upFile,
+            recorded: recorded.checksum,
+            current: migration.checksum
+          })
+        }
+      }
+      const pending = migrations.filter((migration) => !applied.has(migration.version))
+      for (const migration of pending) {
+        yield* sql.withTransaction(Effect.gen(function*() {
+          yield* runScript(sql, migration.upFile)
+          yield* sql`INSERT INTO schema_migrations (version, name, checksum, applied_at)
+            VALUES (${migration.version}, ${migration.name}, ${migration.checksum}, now())`
+        })).pipe(sqlStep(`apply ${migration.upFile}`))
+        yield* Effect.logInfo(`Applied migration ${migration.upFile}`)
+      }
+      return pending
+    })
+  )
+}).pipe(Effect.withSpan("Migrations.migrate"))
+
+/** Every migration in sql/ with whether it is applied, pending, or changed since. */
+export const status: Effect.Effect<ReadonlyArray<MigrationStatus>, MigrationError> = Effect.gen(function*() {
+  const migrations = yield* loadMigrations
+  const applied = yield* withMigrationLock(appliedMigrations)
+  return migrations.map((migration): MigrationStatus => {
+    const recorded = applied.get(migration.version)
+    return {
+      version: migration.version,
+      name: migration.name,
+      file: migration.upFile,
+      state: recorded === undefined ? "pending" : recorded.checksum === migration.checksum ? "applied" : "changed",
+      appliedAt: recorded?.applied_at ?? null
+    }
+  })
+}).pipe(Effect.withSpan("Migrations.status"))
+
+/**
+ * Rolls back, newest first, every applied migration above version `to`
+ * (0 = all), each with its down file in its own transaction. Returns those
+ * rolled back.
+ */
+export const rollback = Effect.fn("Migrations.rollback")(
+  function*(options: { readonly to: number }) {
+    const migrations = yield* loadMigrations
+    const byVersion = new Map(migrations.map((migration) => [migration.version, migration]))
+    return yield* withMigrationLock((sql) =>
+      Effect.gen(function*() {
+        const applied = yield* appliedMigrations(sql)
+        const versions = [...applied.keys()].filter((version) => version > options.to).sort((a, b) => b - a)
+        const rolledBack: Array<Migration> = []
+        for (const version of versions) {
+          const migration = byVersion.get(version)
+          if (migration?.downFile === undefined) {
+            return yield* new MigrationFailed({
+              operation: `roll back version ${version}`,
+              cause: migration === undefined ? "no migration file in sql/" : `${migration.upFile} has no down file`
+            })
+          }
+          const downFile = migration.downFile
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* runScript(sql, downFile)
+            yield* sql`DELETE FROM schema_migrations WHERE version = ${version}`
+          })).pipe(sqlStep(`roll back ${downFile}`))
+          yield* Effect.logInfo(`Rolled back migration ${downFile}`)
+          rolledBack.push(migration)
+        }
+        return rolledBack as ReadonlyArray<Migration>
+      })
+    )
+  }
+)

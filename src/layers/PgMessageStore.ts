@@ -1,0 +1,270 @@
+/**
+ * The MessageStore on PostgreSQL (sql/0001_messages.up.sql), through PgBouncer.
+ *
+ * A batch is one transaction with one multi-row statement per kind of event;
+ * rows travel as a single JSON parameter expanded by `json_to_recordset`, so
+ * a batch of any size is one round trip and never hits the bind-parameter
+ * limit. The stable key is the primary key: a replayed event conflicts and
+ * inserts nothing.
+ *
+ * Deletions and versions of the same message may be written by two writers
+ * at once, and neither would see the other's uncommitted row. A transaction
+ * advisory lock orders them: batches of versions share it, a batch holding a
+ * deletion takes it alone, so whichever commits second sees the first.
+ * Deletions are rare, so version batches almost never wait.
+ */
+import { type Array, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import {
+  type ChannelId,
+  type MessageCreated,
+  type MessageDeleted,
+  type MessageEdited,
+  type MessageEvent,
+  type MessageId,
+  messageVersion,
+  TelegramMessage
+} from "../domain/Message.ts"
+import { decodeText, encodeText, escapeUnsafe, escapeUnsafeDeep } from "../domain/PgSafeText.ts"
+import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { MessageStore, type StoredVersion, StoreError, type WriteSummary } from "../services/MessageStore.ts"
+import * as PgClient from "./PgClient.ts"
+
+/** Daily partitions kept ready ahead of today (plain PostgreSQL; a no-op on TimescaleDB). */
+const partitionDaysAhead = 7
+const partitionMaintenanceInterval = Duration.hours(6)
+
+/**
+ * SQLSTATE classes worth retrying: connection exceptions (08, which is also
+ * what PgBouncer reports), insufficient resources (53, "too many
+ * connections"), operator intervention (57: shutdown, cancel, statement
+ * timeout), system errors (58), and serialization/deadlock/lock timeout.
+ * Data errors (22) and constraint violations (23) would fail again.
+ */
+const retryableSqlState = /^(08|53|57|58|40001|40P01|55P03)/
+
+/** The server's SQLSTATE, when the failure came from PostgreSQL or PgBouncer (not from the socket). */
+const sqlStateOf = (cause: SqlError): string | undefined => {
+  const inner: unknown = cause.reason.cause
+  const code = typeof inner === "object" && inner !== null && "code" in inner ? inner.code : undefined
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
+/** A lost or refused connection, or a transient server condition; never a rejected row. */
+export const isRetryable = (cause: unknown): boolean => {
+  if (!isSqlError(cause)) return false
+  if (cause.reason._tag === "ConnectionError") return true
+  const sqlState = sqlStateOf(cause)
+  return sqlState === undefined ? cause.reason.isRetryable : retryableSqlState.test(sqlState)
+}
+
+/**
+ * The pool keeps the failure of a connection attempt made while the database
+ * was unreachable and hands it to the next borrower, even once the database is
+ * back. Nothing ran on a connection that never opened, so checking out again
+ * is safe; each attempt is quick and the whole operation stays bounded.
+ */
+const isConnectFailure = (cause: unknown): boolean =>
+  isSqlError(cause) && cause.reason._tag === "ConnectionError" && cause.reason.operation === "connect"
+
+const retryConnect = { times: 2, while: isConnectFailure }
+
+const storeError = (operation: string) => (cause: unknown) =>
+  new StoreError({ operation, retryable: isRetryable(cause), cause })
+
+type VersionEvent = MessageCreated | MessageEdited
+
+/** One `messages` row as the JSON the INSERT expands; dates in epoch seconds. */
+const versionRow = ({ message, receivedAt }: VersionEvent) => {
+  const text = encodeText(message.text)
+  return {
+    channel_id: message.channelId,
+    message_id: message.messageId,
+    version: messageVersion(message),
+    date: message.date,
+    edit_date: message.editDate,
+    sender_id: message.sender?.id ?? null,
+    sender_kind: message.sender?.kind ?? null,
+    sender_name: message.sender?.name == null ? null : escapeUnsafe(message.sender.name),
+    text: text.text,
+    text_escaped: text.escaped,
+    entities: escapeUnsafeDeep(message.entities),
+    media: escapeUnsafeDeep(message.media),
+    reply_to_message_id: message.replyToMessageId,
+    grouped_id: message.groupedId,
+    views: message.views,
+    forwards: message.forwards,
+    raw: escapeUnsafeDeep(message.raw ?? null),
+    received_at: receivedAt / 1000
+  }
+}
+
+const deletionRow = (event: MessageDeleted) => ({
+  channel_id: event.channelId,
+  message_id: event.messageId,
+  deleted_at: event.deletedAt / 1000,
+  received_at: event.receivedAt / 1000
+})
+
+interface MessageRow {
+  readonly channel_id: number
+  readonly message_id: number
+  readonly version: number
+  readonly date: number
+  readonly edit_date: number | null
+  readonly sender_id: number | null
+  readonly sender_kind: string | null
+  readonly sender_name: string | null
+  readonly text: string
+  readonly text_escaped: boolean
+  readonly entities: unknown
+  readonly media: unknown
+  readonly reply_to_message_id: number | null
+  readonly grouped_id: string | null
+  readonly views: number | null
+  readonly forwards: number | null
+  readonly raw: unknown
+  readonly deleted_at: Date | null
+}
+
+const decodeMessage = Schema.decodeUnknownEffect(TelegramMessage)
+
+const storedVersion = (row: MessageRow) =>
+  decodeMessage({
+    channelId: row.channel_id,
+    messageId: row.message_id,
+    date: row.date,
+    editDate: row.edit_date,
+    sender: row.sender_kind === null ? null : { id: row.sender_id, kind: row.sender_kind, name: row.sender_name },
+    text: decodeText(row.text, row.text_escaped),
+    entities: row.entities,
+    media: row.media,
+    replyToMessageId: row.reply_to_message_id,
+    groupedId: row.grouped_id,
+    views: row.views,
+    forwards: row.forwards,
+    raw: row.raw
+  }).pipe(Effect.map((message): StoredVersion => ({ version: row.version, message, deletedAt: row.deleted_at })))
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const { statementTimeout } = yield* DatabaseConfig
+
+  /** Bounds a store operation: a hung connection becomes a retryable failure. */
+  const bounded = (operation: string) => <A>(effect: Effect.Effect<A, StoreError>) =>
+    Effect.timeoutOrElse(effect, {
+      duration: statementTimeout,
+      orElse: () =>
+        Effect.fail(
+          new StoreError({
+            operation,
+            retryable: true,
+            cause: `no answer within ${Duration.format(statementTimeout)} (database.statementTimeout)`
+          })
+        )
+    })
+
+  const insertVersions = (events: ReadonlyArray<VersionEvent>) =>
+    sql<{ inserted: number }>`
+      WITH input AS (
+        SELECT * FROM json_to_recordset(${JSON.stringify(events.map(versionRow))}::json) AS r(
+          channel_id bigint, message_id integer, version integer, date double precision,
+          edit_date double precision, sender_id bigint, sender_kind text, sender_name text,
+          text text, text_escaped boolean, entities jsonb, media jsonb, reply_to_message_id integer,
+          grouped_id text, views integer, forwards integer, raw jsonb, received_at double precision)
+      ), inserted AS (
+        INSERT INTO messages (channel_id, message_id, version, date, edit_date, sender_id, sender_kind,
+          sender_name, text, text_escaped, entities, media, reply_to_message_id, grouped_id, views,
+          forwards, raw, received_at, deleted_at)
+        SELECT i.channel_id, i.message_id, i.version, to_timestamp(i.date), to_timestamp(i.edit_date),
+          i.sender_id, i.sender_kind, i.sender_name, i.text, i.text_escaped, coalesce(i.entities, '[]'),
+          i.media, i.reply_to_message_id, i.grouped_id, i.views, i.forwards, coalesce(i.raw, 'null'),
+          to_timestamp(i.received_at), d.deleted_at
+        FROM input i LEFT JOIN message_deletions d USING (channel_id, message_id)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+      )
+      SELECT count(*)::int AS inserted FROM inserted`.pipe(Effect.map((rows) => rows[0]?.inserted ?? 0))
+
+  /** Records the deletions, then marks every stored version of those messages. */
+  const recordDeletions = (events: ReadonlyArray<MessageDeleted>) =>
+    Effect.gen(function*() {
+      const input = JSON.stringify(events.map(deletionRow))
+      const rows = yield* sql<{ inserted: number }>`
+        WITH inserted AS (
+          INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
+          SELECT channel_id, message_id, to_timestamp(deleted_at), to_timestamp(received_at)
+          FROM json_to_recordset(${input}::json)
+            AS r(channel_id bigint, message_id integer, deleted_at double precision, received_at double precision)
+          ON CONFLICT DO NOTHING
+          RETURNING 1
+        )
+        SELECT count(*)::int AS inserted FROM inserted`
+      yield* sql`
+        UPDATE messages m SET deleted_at = d.deleted_at
+        FROM message_deletions d
+        WHERE (d.channel_id, d.message_id) IN (
+            SELECT channel_id, message_id FROM json_to_recordset(${input}::json) AS r(channel_id bigint, message_id integer))
+          AND m.channel_id = d.channel_id AND m.message_id = d.message_id AND m.deleted_at IS NULL`
+      return rows[0]?.inserted ?? 0
+    })
+
+  const writeBatch = Effect.fn("MessageStore.writeBatch")(
+    function*(events: Array.NonEmptyReadonlyArray<MessageEvent>) {
+      const versions = events.filter((event): event is VersionEvent => event._tag !== "MessageDeleted")
+      const deletions = events.filter((event): event is MessageDeleted => event._tag === "MessageDeleted")
+      const inserted = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* deletions.length > 0
+          ? sql`SELECT pg_advisory_xact_lock(hashtext('telegram-gateway/message-deletions'))`
+          : sql`SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions'))`
+        const versionsInserted = versions.length > 0 ? yield* insertVersions(versions) : 0
+        const deletionsInserted = deletions.length > 0 ? yield* recordDeletions(deletions) : 0
+        return versionsInserted + deletionsInserted
+      })).pipe(Effect.retry(retryConnect), Effect.mapError(storeError("writeBatch")), bounded("writeBatch"))
+      return { inserted, duplicates: events.length - inserted } satisfies WriteSummary
+    }
+  )
+
+  const versionsOf = Effect.fn("MessageStore.versions")(
+    function*(channelId: ChannelId, messageId: MessageId) {
+      const rows = yield* sql<MessageRow>`
+        SELECT channel_id::float8 AS channel_id, message_id, version,
+          extract(epoch FROM date)::float8 AS date, extract(epoch FROM edit_date)::float8 AS edit_date,
+          sender_id::float8 AS sender_id, sender_kind, sender_name, text, text_escaped, entities, media,
+          reply_to_message_id, grouped_id, views, forwards, raw, deleted_at
+        FROM messages
+        WHERE channel_id = ${channelId}::bigint AND message_id = ${messageId}::integer
+        ORDER BY version`.pipe(Effect.retry(retryConnect), Effect.mapError(storeError("versions")), bounded("versions"))
+      return yield* Effect.forEach(rows, (row) =>
+        storedVersion(row).pipe(
+          Effect.mapError((cause) => new StoreError({ operation: "versions (decode)", retryable: false, cause }))
+        ))
+    }
+  )
+
+  const ping = sql`SELECT 1`.pipe(
+    Effect.asVoid,
+    Effect.retry(retryConnect),
+    Effect.mapError(storeError("ping")),
+    bounded("ping"),
+    Effect.withSpan("MessageStore.ping")
+  )
+
+  // Until a day has its partition its rows wait in the default one; keeping
+  // partitions ahead is housekeeping, so a failure is logged and tried again.
+  yield* sql`SELECT ensure_message_partitions(${partitionDaysAhead}::integer)`.pipe(
+    Effect.tapError((error) => Effect.logWarning("Could not create message partitions ahead", error)),
+    Effect.ignore,
+    Effect.repeat(Schedule.spaced(partitionMaintenanceInterval)),
+    Effect.forkScoped
+  )
+
+  return MessageStore.of({ writeBatch, versions: versionsOf, ping })
+})
+
+/** Needs a `SqlClient` (tests give it their own). */
+export const layerNoDeps = Layer.effect(MessageStore, make)
+
+/** With the PgBouncer pool of `database.url`. */
+export const layer = layerNoDeps.pipe(Layer.provide(PgClient.layer))
