@@ -85,8 +85,19 @@ export const HttpConfig = Config.all({
 }).pipe(Config.nested("http"))
 export type HttpConfig = Config.Success<typeof HttpConfig>
 
+const logLevels = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"] as const
+
+/** Accepts `debug`, `Debug` or `DEBUG`, as operators write it. */
+const logLevel = Config.Literals(
+  logLevels.flatMap((level) => [level, level.toLowerCase(), level.toUpperCase()]),
+  "level"
+).pipe(
+  Config.map((value) => logLevels.find((level) => level.toLowerCase() === value.toLowerCase()) ?? "Info"),
+  Config.withDefault("Info" as const)
+)
+
 export const LogConfig = Config.all({
-  level: Config.LogLevel("level").pipe(Config.withDefault("Info" as const)),
+  level: logLevel,
   /** `json` for journald, `pretty` for a terminal. */
   format: Config.Literals(["json", "pretty"], "format").pipe(Config.withDefault("json" as const))
 }).pipe(Config.nested("log"))
@@ -105,7 +116,34 @@ export const TelegramConfig = Config.all({
   apiHash: secret("apiHash", ""),
   sessionFile: string("sessionFile", "/opt/telegram-gateway/.session/telegram.session"),
   /** @username, t.me link or numeric id of each chat to listen to. */
-  channels: list("channels")
+  channels: list("channels"),
+  /**
+   * The data centre to dial. Unset, the session file's own DC id and address
+   * are used (and for a first login, DC 2 at 149.154.167.50). GramJS ignores
+   * the session's port, so the port is always this one (443 by default).
+   */
+  dcId: Config.Int("dcId").pipe(Config.option),
+  dcAddress: Config.String("dcAddress").pipe(Config.option),
+  dcPort: Config.Port("dcPort").pipe(Config.withDefault(443)),
+  /** Upper bound on connecting (GramJS can wait forever for its first answer). */
+  connectTimeout: duration("connectTimeout", "15 seconds"),
+  /** Upper bound on one call, on top of any FLOOD_WAIT slept inside it. */
+  callTimeout: duration("callTimeout", "20 seconds"),
+  /** FLOOD_WAITs up to this long are slept and the call retried; longer ones are scheduled. */
+  floodSleepThreshold: duration("floodSleepThreshold", "30 seconds"),
+  /** Reconnection backoff after a dropped connection: jittered, doubling from the first to the max. */
+  reconnectBaseDelay: duration("reconnectBaseDelay", "1 second"),
+  reconnectMaxDelay: duration("reconnectMaxDelay", "60 seconds"),
+  /** Each chat's history is polled this often for what push updates missed. */
+  historyPollInterval: duration("historyPollInterval", "60 seconds"),
+  /**
+   * At start, history is fetched again from this many message ids before the
+   * last one recorded, so events accepted but not yet committed when the
+   * process died are delivered again (every tier dedupes them).
+   */
+  catchUpOverlap: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "catchUpOverlap").pipe(
+    Config.withDefault(100)
+  )
 }).pipe(Config.nested("telegram"))
 export type TelegramConfig = Config.Success<typeof TelegramConfig>
 

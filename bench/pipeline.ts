@@ -1,0 +1,178 @@
+/**
+ * `npm run bench`: synthetic messages through the real pipeline (Redis,
+ * RabbitMQ with a bound queue, PostgreSQL through PgBouncer), measured from
+ * receipt to (a) cache and bus done and (b) committed, beside a naive
+ * baseline (one awaited INSERT per message, no batching, cache or bus) in the
+ * same run. Ends with one JSON line of the figures.
+ *
+ *   npm run bench -- --messages 50000 --rates 1000,5000
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Fiber, Layer, PubSub, Redacted } from "effect"
+import { Reactivity } from "effect/reactivity"
+import { parseArgs } from "node:util"
+import { eventKey, type MessageEvent } from "../src/domain/Message.ts"
+import { Ingestion, type IngestProgress } from "../src/programs/Ingestion.ts"
+import { makeTestDatabase } from "../test/support/Database.ts"
+import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
+import { makeTestConsumer, testIngestion, uniqueName } from "../test/support/TestGateway.ts"
+import { percentile, RssSampler, table } from "./Stats.ts"
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: "string", default: "50000" },
+    rates: { type: "string", default: "1000,5000" },
+    seconds: { type: "string", default: "10" },
+    baseline: { type: "string", default: "3000" }
+  }
+})
+const totalMessages = Number(args.messages)
+const rates = args.rates.split(",").map(Number)
+const secondsPerRate = Number(args.seconds)
+const baselineMessages = Number(args.baseline)
+
+interface Timings {
+  readonly hotPathMs: Array<number>
+  readonly committedMs: Array<number>
+}
+
+/** Offers `events` at `rate` per second (as fast as accepted when undefined), measuring each from its offer. */
+const drive = (events: ReadonlyArray<MessageEvent>, rate: number | undefined) =>
+  Effect.gen(function*() {
+    const ingestion = yield* Ingestion
+    const subscription = yield* ingestion.progress
+    const offeredAt = new Map<string, number>()
+    const timings: Timings = { hotPathMs: [], committedMs: [] }
+    let hot = 0
+    let committed = 0
+    const collector = yield* Effect.gen(function*() {
+      while (hot < events.length || committed < events.length) {
+        const batch = yield* PubSub.takeAll(subscription)
+        const now = performance.now()
+        for (const progress of batch as ReadonlyArray<IngestProgress>) {
+          if (progress._tag === "HotPathDone") {
+            const started = offeredAt.get(eventKey(progress.event))
+            if (started !== undefined) timings.hotPathMs.push(now - started), hot++
+          } else {
+            for (const event of progress.events) {
+              const started = offeredAt.get(eventKey(event))
+              if (started !== undefined) timings.committedMs.push(now - started), committed++
+            }
+          }
+        }
+      }
+    }).pipe(Effect.forkChild)
+
+    const started = performance.now()
+    const tickMs = 10
+    for (let index = 0; index < events.length; index++) {
+      if (rate !== undefined) {
+        const due = started + (index / rate) * 1000
+        const wait = due - performance.now()
+        if (wait > tickMs) yield* Effect.sleep(Math.floor(wait))
+      }
+      const event = events[index]!
+      offeredAt.set(eventKey(event), performance.now())
+      yield* ingestion.ingest(event)
+    }
+    yield* Fiber.join(collector)
+    const elapsedSeconds = (performance.now() - started) / 1000
+    return { timings, throughput: events.length / elapsedSeconds }
+  })
+
+const summarize = (samples: ReadonlyArray<number>) => ({
+  p50: percentile(samples, 50),
+  p95: percentile(samples, 95),
+  p99: percentile(samples, 99)
+})
+
+const messagesFor = (count: number) => {
+  const channelId = freshChannelId()
+  return Array.from({ length: count }, (_, index) => created(makeMessage(channelId, index + 1)))
+}
+
+/** One INSERT per message, each awaited: what a gateway without batching does. */
+const baseline = (url: Redacted.Redacted<string>, events: ReadonlyArray<MessageEvent>) =>
+  Effect.gen(function*() {
+    const sql = yield* PgClient.makeClient({ url, prepare: false })
+    const latencies: Array<number> = []
+    const started = performance.now()
+    for (const event of events) {
+      if (event._tag !== "MessageCreated") continue
+      const message = event.message
+      const begin = performance.now()
+      yield* sql`INSERT INTO messages (channel_id, message_id, version, date, text, raw, received_at)
+        VALUES (${message.channelId}, ${message.messageId}, 0, to_timestamp(${message.date}), ${message.text},
+          ${JSON.stringify(message.raw)}::jsonb, now())
+        ON CONFLICT DO NOTHING`
+      latencies.push(performance.now() - begin)
+    }
+    return { throughput: events.length / ((performance.now() - started) / 1000), latency: summarize(latencies) }
+  }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
+
+const main = Effect.gen(function*() {
+  const rss = yield* RssSampler
+  const database = yield* makeTestDatabase("bench_pipeline")
+  const exchange = uniqueName("bench.messages")
+  const consumer = yield* makeTestConsumer(exchange)
+  const gateway = testIngestion({
+    databaseUrl: Redacted.value(database.url),
+    exchange,
+    keyPrefix: `${uniqueName("tgbench")}:`,
+    ingest: { batchSize: 500, flushInterval: "10 millis", queueCapacity: 20_000, writers: 2, tierTimeout: "2 seconds" }
+  })
+
+  const results = yield* Effect.gen(function*() {
+    yield* drive(messagesFor(2_000), undefined) // warm-up: connections, JIT
+    const sustained = yield* drive(messagesFor(totalMessages), undefined)
+    const paced: Array<{ rate: number; throughput: number; hotPath: ReturnType<typeof summarize>; committed: ReturnType<typeof summarize> }> = []
+    for (const rate of rates) {
+      const run = yield* drive(messagesFor(rate * secondsPerRate), rate)
+      paced.push({
+        rate,
+        throughput: run.throughput,
+        hotPath: summarize(run.timings.hotPathMs),
+        committed: summarize(run.timings.committedMs)
+      })
+    }
+    return {
+      sustained: {
+        throughput: sustained.throughput,
+        hotPath: summarize(sustained.timings.hotPathMs),
+        committed: summarize(sustained.timings.committedMs)
+      },
+      paced
+    }
+  }).pipe(Effect.provide(Layer.fresh(gateway)))
+
+  const naive = yield* baseline(database.url, messagesFor(baselineMessages))
+  const peakRssMb = rss.peakMb()
+
+  console.log(`\nPipeline: ${totalMessages} messages as fast as accepted, then ${rates.join(" and ")} msg/s for ${secondsPerRate} s each`)
+  console.log(table(
+    ["run", "msg/s", "hot p50", "hot p95", "hot p99", "commit p50", "commit p95", "commit p99"],
+    [
+      ["max", results.sustained.throughput, ...Object.values(results.sustained.hotPath), ...Object.values(results.sustained.committed)],
+      ...results.paced.map((run) => [`${run.rate}/s`, run.throughput, ...Object.values(run.hotPath), ...Object.values(run.committed)]),
+      ["naive INSERT", naive.throughput, "-", "-", "-", ...Object.values(naive.latency)]
+    ]
+  ))
+  console.log(`latencies in ms; peak RSS ${peakRssMb.toFixed(0)} MB; messages on the bound queue: ${consumer.received.length}`)
+  console.log(`batched pipeline vs naive INSERT: ${(results.sustained.throughput / naive.throughput).toFixed(1)}x the throughput`)
+  console.log(JSON.stringify({
+    bench: "pipeline",
+    messages: totalMessages,
+    sustainedMsgPerSec: Math.round(results.sustained.throughput),
+    sustainedHotPathMs: results.sustained.hotPath,
+    sustainedCommittedMs: results.sustained.committed,
+    paced: results.paced.map((run) => ({ ...run, throughput: Math.round(run.throughput) })),
+    peakRssMb: Math.round(peakRssMb),
+    baseline: { msgPerSec: Math.round(naive.throughput), latencyMs: naive.latency },
+    ratio: Number((results.sustained.throughput / naive.throughput).toFixed(1))
+  }))
+})
+
+Effect.runPromise(main.pipe(Effect.scoped)).catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

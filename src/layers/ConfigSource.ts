@@ -1,0 +1,62 @@
+/**
+ * Where configuration comes from: environment variables first (constant case:
+ * `database.poolSize` is `DATABASE_POOL_SIZE`), then an optional JSON file
+ * whose path is given by `--config` or `TELEGRAM_GATEWAY_CONFIG`.
+ */
+import { ConfigProvider, Effect, Runtime, Schema } from "effect"
+import * as Fs from "node:fs/promises"
+
+export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  /** sysexits EX_CONFIG, as for an invalid key. */
+  override readonly [Runtime.errorExitCode] = 78
+  override get message(): string {
+    return `Cannot use config file ${this.path}: ${this.reason}`
+  }
+}
+
+const readJsonFile = (path: string) =>
+  Effect.tryPromise({
+    try: () => Fs.readFile(path, "utf8"),
+    catch: (cause) => new ConfigFileError({ path, reason: (cause as Error).message })
+  }).pipe(
+    Effect.flatMap((text) =>
+      Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (cause) => new ConfigFileError({ path, reason: `not valid JSON (${(cause as Error).message})` })
+      })
+    ),
+    Effect.filterOrFail(
+      (json) => typeof json === "object" && json !== null && !Array.isArray(json),
+      () => new ConfigFileError({ path, reason: "expected a JSON object at the top level" })
+    )
+  )
+
+export const provider = (configFile: string | undefined) =>
+  Effect.gen(function*() {
+    const fromEnv = ConfigProvider.fromEnv().pipe(ConfigProvider.constantCase)
+    const path = configFile ?? process.env["TELEGRAM_GATEWAY_CONFIG"]
+    if (path === undefined || path === "") return fromEnv
+    const json = yield* readJsonFile(path)
+    return fromEnv.pipe(ConfigProvider.orElse(ConfigProvider.fromUnknown(json)))
+  })
+
+export const layer = (configFile: string | undefined) => ConfigProvider.layer(provider(configFile))
+
+/** Turns `["database","poolSize"]` into the names an operator can act on. */
+export const describeConfigPath = (path: ReadonlyArray<string | number>): string => {
+  const dotted = path.join(".")
+  const env = path.map((segment) => String(segment).replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_")
+  return `${env} (${dotted} in the config file)`
+}
+
+/** A configuration error as one readable line naming the key. */
+export const formatConfigError = (error: { readonly cause: unknown }): string => {
+  const text = String((error.cause as { message?: string })?.message ?? error.cause)
+  return text.replace(/at ((?:\["[^"]+"\])+)/g, (_, pointer: string) => {
+    const path = [...pointer.matchAll(/\["([^"]+)"\]/g)].map((match) => match[1] ?? "")
+    return `at ${describeConfigPath(path)}`
+  }).replace(/\s*\n\s*/g, " ")
+}

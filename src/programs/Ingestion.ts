@@ -1,0 +1,176 @@
+/**
+ * The ingestion program: every event a source receives goes to the three tiers.
+ *
+ * - PostgreSQL first, through the batch writer's bounded queue (the receiver
+ *   waits when it is full; nothing is dropped).
+ * - Then, on forked fibers supervised by this layer, the Redis dedup check and
+ *   cache write, and the RabbitMQ publish, each with its own timeout and retry
+ *   schedule. The publish waits for the dedup verdict (a fraction of a
+ *   millisecond) so that a redelivered event is not published twice; when
+ *   Redis cannot answer, it publishes anyway (consumers dedupe on message_id).
+ *
+ * Redis or RabbitMQ failing never blocks or fails the database write: each
+ * outage is logged once, counted per attempt, and the tier is used again as
+ * soon as it answers.
+ */
+import { Context, Deferred, Effect, Fiber, FiberSet, Layer, Metric, PubSub, Schedule, Schema } from "effect"
+import type * as Scope from "effect/Scope"
+import { decodeMessageEvent, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
+import { EventBus } from "../services/EventBus.ts"
+import { IngestConfig } from "../services/GatewayConfig.ts"
+import { type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
+import * as Metrics from "../services/Metrics.ts"
+import { makeBatchWriter } from "./BatchWriter.ts"
+import { makeTierHealth } from "./TierHealth.ts"
+
+export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Malformed event rejected: ${this.reason}`
+  }
+}
+
+/** What happened to events, for live views, benchmarks and tests. */
+export type IngestProgress =
+  | {
+    readonly _tag: "HotPathDone"
+    readonly event: MessageEvent
+    readonly verdict: DedupVerdict | "unknown"
+    readonly cached: boolean
+    readonly published: boolean
+    readonly at: number
+  }
+  | { readonly _tag: "Committed"; readonly events: ReadonlyArray<MessageEvent>; readonly at: number }
+
+export class Ingestion extends Context.Service<Ingestion, {
+  /** Accepts an event; returns once it is queued for the database (waits while the queue is full). */
+  readonly ingest: (event: MessageEvent) => Effect.Effect<void>
+  /** Validates an untrusted payload first: a malformed one is rejected, counted, and nothing else changes. */
+  readonly ingestUnknown: (payload: unknown) => Effect.Effect<void, MalformedEvent>
+  /** A subscription to progress notifications; scoped. */
+  readonly progress: Effect.Effect<PubSub.Subscription<IngestProgress>, never, Scope.Scope>
+  /** Events waiting in the writer's queue. */
+  readonly pending: Effect.Effect<number>
+  /** Whether each optional tier answered its last attempt. */
+  readonly tiers: Effect.Effect<{ readonly redis: boolean; readonly rabbitmq: boolean }>
+}>()("telegram-gateway/Ingestion") {}
+
+/** A short retry for one event: a blip is absorbed, an outage falls through fast. */
+const perEventRetry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
+
+const millisSince = (receivedAt: number) => Math.max(0, Date.now() - receivedAt) / 1000
+
+export const make = Effect.gen(function*() {
+  const config = yield* IngestConfig
+  const cache = yield* MessageCache
+  const bus = yield* EventBus
+  const progress = yield* PubSub.sliding<IngestProgress>(65_536)
+
+  const redis = yield* makeTierHealth({
+    tier: "redis",
+    failures: Metrics.redisFailures,
+    downMessage: "Redis cache unavailable, falling back to database-only",
+    upMessage: "Redis cache available again"
+  })
+  const rabbitmq = yield* makeTierHealth({
+    tier: "rabbitmq",
+    failures: Metrics.rabbitmqFailures,
+    downMessage: "RabbitMQ unavailable, events are stored without being published",
+    upMessage: "RabbitMQ available again, publishing resumed"
+  })
+
+  const writer = yield* makeBatchWriter({
+    ...config,
+    onCommitted: (events) =>
+      Effect.gen(function*() {
+        for (const event of events) {
+          yield* Metric.update(Metrics.commitLatency, millisSince(event.receivedAt))
+        }
+        yield* PubSub.publish(progress, { _tag: "Committed", events, at: Date.now() })
+      })
+  })
+
+  const remember = (event: MessageEvent) =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const verdict = yield* Effect.suspend(() => {
+        attempts++
+        return cache.remember(event).pipe(Effect.timeout(config.tierTimeout))
+      }).pipe(Effect.retry(perEventRetry))
+      // An attempt that timed out or lost its connection may still have run in
+      // Redis, so after a retry "duplicate" may be our own first attempt.
+      return attempts > 1 && verdict === "duplicate" ? "unknown" as const : verdict
+    }).pipe(
+      Effect.tap(() => redis.succeeded),
+      Effect.tapError((error) => redis.failed(error)),
+      Effect.option
+    )
+
+  const publish = (event: MessageEvent) =>
+    bus.publish(event).pipe(
+      Effect.timeout(config.tierTimeout),
+      Effect.retry(perEventRetry),
+      Effect.tap(() => rabbitmq.succeeded),
+      Effect.tapError((error) => rabbitmq.failed(error)),
+      Effect.isSuccess
+    )
+
+  const hotPath = Effect.fnUntraced(function*(event: MessageEvent) {
+    const verdict = yield* Deferred.make<DedupVerdict | "unknown">()
+    const cached = yield* remember(event).pipe(
+      Effect.tap((outcome) => Deferred.succeed(verdict, outcome._tag === "Some" ? outcome.value : "unknown")),
+      Effect.map((outcome) => outcome._tag === "Some"),
+      Effect.forkChild
+    )
+    const published = yield* Deferred.await(verdict).pipe(
+      Effect.flatMap((seen) => seen === "duplicate" ? Effect.succeed(false) : publish(event)),
+      Effect.forkChild
+    )
+    const [wasCached, wasPublished, seen] = yield* Effect.all([
+      Fiber.join(cached),
+      Fiber.join(published),
+      Deferred.await(verdict)
+    ])
+    const outcome = { cached: wasCached, published: wasPublished }
+    if (seen === "duplicate") yield* Metric.update(Metrics.eventsDuplicate, 1)
+    if (outcome.cached && seen === "new") yield* Metric.update(Metrics.eventsCached, 1)
+    if (outcome.published) yield* Metric.update(Metrics.eventsPublished, 1)
+    yield* Metric.update(Metrics.hotPathLatency, millisSince(event.receivedAt))
+    yield* PubSub.publish(progress, { _tag: "HotPathDone", event, verdict: seen, ...outcome, at: Date.now() })
+  }, (effect, event) => Effect.withSpan(effect, "Ingestion.hotPath", { attributes: { "event.key": eventKey(event) } }))
+
+  const hotPaths = yield* FiberSet.make<void>()
+  // Registered after the writer, so it runs first on shutdown: in-flight cache
+  // and bus work finishes (bounded) before Redis and RabbitMQ close.
+  yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(hotPaths).pipe(Effect.timeout(config.tierTimeout), Effect.ignore))
+
+  const ingest = (event: MessageEvent) =>
+    Effect.gen(function*() {
+      yield* Metric.update(Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: eventKind(event) })), 1)
+      yield* writer.offer(event)
+      yield* FiberSet.run(hotPaths, hotPath(event))
+    })
+
+  const ingestUnknown = (payload: unknown) =>
+    decodeMessageEvent(payload).pipe(
+      Effect.mapError((error) => new MalformedEvent({ reason: error.message })),
+      Effect.tapError((error) =>
+        Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "malformed" })), 1).pipe(
+          Effect.andThen(Effect.logWarning(error.message))
+        )
+      ),
+      Effect.flatMap(ingest)
+    )
+
+  return Ingestion.of({
+    ingest,
+    ingestUnknown,
+    progress: PubSub.subscribe(progress),
+    pending: writer.pending,
+    tiers: Effect.all({ redis: redis.isUp, rabbitmq: rabbitmq.isUp })
+  })
+})
+
+/** Needs the three tiers; the tiers' own layers are provided at the edge. */
+export const layer = Layer.effect(Ingestion, make)

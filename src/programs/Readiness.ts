@@ -1,0 +1,43 @@
+/**
+ * The truth about the tiers, for health checks: each one pinged with a short
+ * deadline. PostgreSQL down means the gateway cannot keep its promise
+ * ("down"); Redis or RabbitMQ down means it runs without them ("degraded").
+ */
+import { Duration, Effect } from "effect"
+import { EventBus } from "../services/EventBus.ts"
+import { MessageCache } from "../services/MessageCache.ts"
+import { MessageStore } from "../services/MessageStore.ts"
+
+export interface TierCheck {
+  readonly up: boolean
+  readonly latencyMs: number
+  readonly error?: string
+}
+
+export interface ReadinessReport {
+  readonly status: "ok" | "degraded" | "down"
+  readonly tiers: { readonly postgres: TierCheck; readonly redis: TierCheck; readonly rabbitmq: TierCheck }
+}
+
+const deadline = Duration.seconds(2)
+
+const check = <E extends { readonly message: string }>(ping: Effect.Effect<void, E>): Effect.Effect<TierCheck> =>
+  Effect.gen(function*() {
+    const started = performance.now()
+    const outcome = yield* ping.pipe(Effect.timeout(deadline), Effect.result)
+    const latencyMs = Math.round((performance.now() - started) * 100) / 100
+    return outcome._tag === "Success"
+      ? { up: true, latencyMs }
+      : { up: false, latencyMs, error: outcome.failure.message }
+  })
+
+export const checkReadiness = Effect.gen(function*() {
+  const store = yield* MessageStore
+  const cache = yield* MessageCache
+  const bus = yield* EventBus
+  const tiers = yield* Effect.all({ postgres: check(store.ping), redis: check(cache.ping), rabbitmq: check(bus.ping) }, {
+    concurrency: "unbounded"
+  })
+  const status = !tiers.postgres.up ? "down" : tiers.redis.up && tiers.rabbitmq.up ? "ok" : "degraded"
+  return { status, tiers } satisfies ReadinessReport
+})

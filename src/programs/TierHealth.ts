@@ -1,0 +1,60 @@
+/**
+ * Tracks whether an optional tier is up, so that an outage is logged once
+ * when it starts and once when it ends, not once per message, while every
+ * failed attempt is still counted.
+ */
+import { Effect, Metric, Ref } from "effect"
+import * as Metrics from "../services/Metrics.ts"
+
+export type Tier = "redis" | "rabbitmq" | "postgres"
+
+export interface TierHealth {
+  readonly tier: Tier
+  /** Whether the last attempt succeeded. */
+  readonly isUp: Effect.Effect<boolean>
+  readonly succeeded: Effect.Effect<void>
+  readonly failed: (error: { readonly message: string }) => Effect.Effect<void>
+}
+
+export interface TierHealthOptions {
+  readonly tier: Tier
+  /** Counted on every failed attempt. */
+  readonly failures: Metric.Counter<number>
+  /** Logged as a warning when the tier goes down. */
+  readonly downMessage: string
+  /** Logged when it answers again. */
+  readonly upMessage: string
+}
+
+export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHealth> =>
+  Effect.gen(function*() {
+    const up = yield* Ref.make(true)
+    const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
+    yield* Metric.update(gauge, 1)
+
+    const succeeded = Ref.getAndSet(up, true).pipe(
+      Effect.flatMap((wasUp) =>
+        wasUp
+          ? Effect.void
+          : Effect.logInfo(options.upMessage).pipe(
+            Effect.annotateLogs({ tier: options.tier }),
+            Effect.andThen(Metric.update(gauge, 1))
+          )
+      )
+    )
+
+    const failed = (error: { readonly message: string }) =>
+      Metric.update(options.failures, 1).pipe(
+        Effect.andThen(Ref.getAndSet(up, false)),
+        Effect.flatMap((wasUp) =>
+          wasUp
+            ? Effect.logWarning(options.downMessage).pipe(
+              Effect.annotateLogs({ tier: options.tier, error: error.message }),
+              Effect.andThen(Metric.update(gauge, 0))
+            )
+            : Effect.void
+        )
+      )
+
+    return { tier: options.tier, isUp: Ref.get(up), succeeded, failed }
+  })

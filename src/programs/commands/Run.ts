@@ -1,0 +1,39 @@
+/** `telegram-gateway run`: the daemon, until SIGTERM. */
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { Command } from "effect/cli"
+import * as Gateway from "../Gateway.ts"
+import { validatedConfig, withRuntime } from "../Startup.ts"
+import { configFile, root } from "./Root.ts"
+
+/** An endpoint without its password, for logs. */
+export const withoutPassword = (url: Redacted.Redacted<string>): string => {
+  const parsed = new URL(Redacted.value(url))
+  if (parsed.password !== "") parsed.password = "***"
+  return parsed.toString()
+}
+
+const logStart = Effect.gen(function*() {
+  const config = yield* validatedConfig
+  yield* Effect.logInfo("telegram-gateway starting").pipe(Effect.annotateLogs({
+    postgres: withoutPassword(config.database.url),
+    redis: withoutPassword(config.redis.url),
+    rabbitmq: withoutPassword(config.rabbitmq.url),
+    exchange: config.rabbitmq.exchange,
+    health: `http://${config.http.host}:${config.http.port}/health/ready`,
+    batchSize: config.ingest.batchSize,
+    flushIntervalMs: Duration.toMillis(config.ingest.flushInterval)
+  }))
+})
+
+export const run = Command.make("run", {}, () =>
+  Effect.gen(function*() {
+    const flags = yield* root
+    return yield* Effect.gen(function*() {
+      yield* logStart
+      return yield* Layer.launch(Gateway.daemon)
+    }).pipe(withRuntime(configFile(flags)))
+  })).pipe(
+    Command.withDescription(
+      "Run the gateway daemon: ingest the configured chats into the three tiers, serve /health/live, /health/ready and /metrics, and on SIGTERM commit everything accepted before exiting"
+    )
+  )

@@ -1,0 +1,85 @@
+/**
+ * The gateway's layers wired for a test: real Redis, RabbitMQ and PostgreSQL,
+ * each reachable directly or through a `TcpProxy` the test can cut, with
+ * names (database, key prefix, exchange) no other suite uses.
+ */
+import * as Amqp from "amqplib"
+import { ConfigProvider, Effect, Layer, PubSub } from "effect"
+import { randomUUID } from "node:crypto"
+import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
+import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
+import * as Gateway from "../../src/programs/Gateway.ts"
+import type { IngestProgress } from "../../src/programs/Ingestion.ts"
+
+export interface TestGatewayOptions {
+  /** Through PgBouncer, or through a proxy in front of it. */
+  readonly databaseUrl: string
+  readonly redisPort?: number
+  readonly rabbitPort?: number
+  readonly exchange: string
+  readonly keyPrefix: string
+  readonly ingest?: Record<string, string | number>
+}
+
+export const uniqueName = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 10)}`
+
+export const testConfig = (options: TestGatewayOptions) =>
+  ConfigProvider.layer(ConfigProvider.fromUnknown({
+    database: { url: options.databaseUrl, statementTimeout: "3 seconds", connectTimeout: "2 seconds", poolSize: 4 },
+    redis: { url: `redis://127.0.0.1:${options.redisPort ?? 6379}/0`, keyPrefix: options.keyPrefix },
+    rabbitmq: {
+      url: `amqp://guest:guest@127.0.0.1:${options.rabbitPort ?? 5672}`,
+      exchange: options.exchange,
+      reconnectMaxDelay: "500 millis",
+      publishTimeout: "2 seconds"
+    },
+    ingest: { batchSize: 200, flushInterval: "5 millis", tierTimeout: "3 seconds", ...options.ingest }
+  }))
+
+/** The ingestion program over the three real tiers, as the daemon builds it. */
+export const testIngestion = (options: TestGatewayOptions) =>
+  Layer.fresh(Gateway.ingestion).pipe(Layer.provide(testConfig(options)))
+
+export type HotPathDone = Extract<IngestProgress, { _tag: "HotPathDone" }>
+
+/**
+ * Waits until every given event is both committed to PostgreSQL and through
+ * its cache and bus work; returns the latter's notifications in arrival order.
+ */
+export const awaitSettled = (subscription: PubSub.Subscription<IngestProgress>, events: ReadonlyArray<MessageEvent>) =>
+  Effect.gen(function*() {
+    const uncommitted = new Set(events.map(eventKey))
+    const hotPathPending = new Set(uncommitted)
+    const done: Array<HotPathDone> = []
+    while (uncommitted.size > 0 || hotPathPending.size > 0) {
+      const progress = yield* PubSub.take(subscription)
+      if (progress._tag === "Committed") {
+        for (const event of progress.events) uncommitted.delete(eventKey(event))
+      } else if (hotPathPending.delete(eventKey(progress.event))) {
+        done.push(progress)
+      }
+    }
+    return done
+  })
+
+/** A consumer queue bound to every event of the exchange; deleted with the scope. */
+export const makeTestConsumer = (exchange: string) =>
+  Effect.gen(function*() {
+    const connection = yield* Effect.acquireRelease(
+      Effect.promise(() => Amqp.connect("amqp://guest:guest@127.0.0.1:5672")),
+      (connection) => Effect.promise(() => connection.close()).pipe(Effect.ignore)
+    )
+    const channel = yield* Effect.promise(() => connection.createChannel())
+    const queue = uniqueName("test_consumer")
+    const declared = yield* declareConsumerQueue(channel, { exchange, queue, bindingKeys: ["#"] })
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        await channel.deleteQueue(declared.queue)
+        await channel.deleteQueue(declared.deadLetterQueue)
+        await channel.deleteExchange(exchange)
+      }).pipe(Effect.ignore)
+    )
+    const received: Array<Amqp.ConsumeMessage> = []
+    yield* Effect.promise(() => channel.consume(queue, (message) => message && received.push(message), { noAck: true }))
+    return { received }
+  })
