@@ -1,0 +1,162 @@
+/**
+ * The simulator's TCP server: accepts GramJS connections, answers their
+ * requests from the World (through the Faults), and pushes the World's
+ * updates to every connected client.
+ */
+import { randomBytes } from "node:crypto"
+import * as Net from "node:net"
+import { Account } from "./Account.ts"
+import { MtprotoConnection } from "./Connection.ts"
+import { AuthKey } from "./Crypto.ts"
+import { Faults } from "./Faults.ts"
+import { handleRequest, type HandlerContext, methodName, RpcFailure, unwrapRequest } from "./Handlers.ts"
+import * as Tl from "./Tl.ts"
+import { World } from "./World.ts"
+
+export interface SimulatorOptions {
+  /** 0 (the default) picks a free port. */
+  readonly port?: number
+  readonly host?: string
+  readonly dcId?: number
+  /** false makes the session start signed out, for a login flow (code "12345"). */
+  readonly authorized?: boolean
+  /** A two-step-verification password the login flow must pass (checked with SRP). */
+  readonly password?: string
+  /** getChannelDifference answers channelDifferenceTooLong when the client is further behind than this. */
+  readonly differenceTooLongAfter?: number
+  /** Where protocol warnings go (rejected transports, unknown methods); defaults to stderr. */
+  readonly log?: (line: string) => void
+}
+
+/** One call a client made, innermost method name first. */
+export interface CallRecord {
+  readonly method: string
+  readonly at: number
+}
+
+export class SimulatorServer {
+  readonly world: World
+  readonly faults: Faults
+  readonly calls: Array<CallRecord> = []
+  readonly authKey = AuthKey.random()
+  readonly account: Account
+  private readonly connections = new Set<MtprotoConnection>()
+  /** How many TCP connections were ever accepted (reconnects show up here). */
+  connectionsAccepted = 0
+  private readonly knownSessions = new Set<bigint>()
+  private readonly serverSalt = randomBytes(8).readBigInt64LE(0)
+  private readonly handlerContext: HandlerContext
+  private readonly unsubscribe: () => void
+
+  readonly host: string
+  readonly port: number
+  readonly dcId: number
+  private readonly server: Net.Server
+  private readonly log: (line: string) => void
+
+  private constructor(
+    server: Net.Server,
+    host: string,
+    port: number,
+    dcId: number,
+    options: SimulatorOptions,
+    log: (line: string) => void
+  ) {
+    this.server = server
+    this.host = host
+    this.port = port
+    this.dcId = dcId
+    this.log = log
+    this.world = new World({ phone: "15550000001", firstName: "Simulated", username: "sim_self" })
+    this.account = new Account(options.authorized ?? true, options.password)
+    this.faults = new Faults(() => this.dropConnections())
+    this.handlerContext = {
+      world: this.world,
+      account: this.account,
+      dcId,
+      host,
+      port,
+      differenceTooLongAfter: options.differenceTooLongAfter ?? 1000
+    }
+    this.unsubscribe = this.world.subscribe((updates) => {
+      if (this.faults.takeSkippedUpdate()) return
+      const bytes = updates.getBytes()
+      for (const connection of this.connections) connection.pushUpdates(bytes)
+    })
+    server.on("connection", (socket) => this.accept(socket))
+  }
+
+  static start(options: SimulatorOptions = {}): Promise<SimulatorServer> {
+    const host = options.host ?? "127.0.0.1"
+    const log = options.log ?? ((line: string) => process.stderr.write(`[telegram-simulator] ${line}\n`))
+    const server = Net.createServer()
+    return new Promise((resolve, reject) => {
+      server.once("error", reject)
+      server.listen(options.port ?? 0, host, () => {
+        server.off("error", reject)
+        const port = (server.address() as Net.AddressInfo).port
+        resolve(new SimulatorServer(server, host, port, options.dcId ?? 2, options, log))
+      })
+    })
+  }
+
+  /**
+   * A GramJS StringSession for this server: "1" + base64(dcId | addrLen | addr | port | authKey).
+   * The port field is a signed int16 (GramJS writes it so), hence the wrap above 32767;
+   * GramJS ignores it anyway and dials the port its connection class gives.
+   */
+  get sessionString(): string {
+    const address = Buffer.from(this.host)
+    const header = Buffer.alloc(3)
+    header.writeUInt8(this.dcId, 0)
+    header.writeInt16BE(address.length, 1)
+    const port = Buffer.alloc(2)
+    port.writeInt16BE(this.port > 0x7fff ? this.port - 0x10000 : this.port, 0)
+    return `1${Buffer.concat([header, address, port, this.authKey.key]).toString("base64")}`
+  }
+
+  dropConnections(): void {
+    for (const connection of this.connections) connection.close()
+    this.connections.clear()
+  }
+
+  close(): Promise<void> {
+    this.unsubscribe()
+    this.dropConnections()
+    return new Promise((resolve) => this.server.close(() => resolve()))
+  }
+
+  private accept(socket: Net.Socket): void {
+    socket.setNoDelay(true)
+    const connection = new MtprotoConnection(socket, {
+      authKey: this.authKey,
+      serverSalt: this.serverSalt,
+      knownSessions: this.knownSessions,
+      invoke: (request) => this.invoke(request),
+      log: this.log
+    })
+    this.connections.add(connection)
+    this.connectionsAccepted += 1
+    socket.on("close", () => this.connections.delete(connection))
+  }
+
+  private async invoke(wrapped: unknown): Promise<Buffer> {
+    const request = unwrapRequest(wrapped)
+    const method = methodName(request)
+    this.calls.push({ method, at: Date.now() })
+    const decision = this.faults.decide(method)
+    if (decision._tag === "Hang") return new Promise<Buffer>(() => {})
+    if (decision._tag === "Fail") return Tl.rpcError(decision.code, decision.message)
+    if (decision.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.delayMs))
+    try {
+      return Tl.encodeValue(await handleRequest(this.handlerContext, request))
+    } catch (error) {
+      if (error instanceof RpcFailure) {
+        if (error.errorMessage === "METHOD_INVALID") this.log(`unsupported method ${method}: answered 400 METHOD_INVALID`)
+        return Tl.rpcError(error.code, error.errorMessage)
+      }
+      this.log(`${method} failed inside the simulator: ${String(error)}`)
+      return Tl.rpcError(500, "INTERNAL_SERVER_ERROR")
+    }
+  }
+}
