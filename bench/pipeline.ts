@@ -114,7 +114,7 @@ const main = Effect.gen(function*() {
   const rss = yield* RssSampler
   const database = yield* makeTestDatabase("bench_pipeline")
   const exchange = uniqueName("bench.messages")
-  const consumer = yield* makeTestConsumer(exchange)
+  const consumer = yield* makeTestConsumer(exchange, { consume: false })
   const gateway = testIngestion({
     databaseUrl: Redacted.value(database.url),
     exchange,
@@ -145,8 +145,9 @@ const main = Effect.gen(function*() {
     }
   }).pipe(Effect.provide(Layer.fresh(gateway)))
 
-  const naive = yield* baseline(database.url, messagesFor(baselineMessages))
   const peakRssMb = rss.peakMb()
+  const onQueue = yield* consumer.queued
+  const naive = yield* baseline(database.url, messagesFor(baselineMessages))
 
   console.log(`\nPipeline: ${totalMessages} messages as fast as accepted, then ${rates.join(" and ")} msg/s for ${secondsPerRate} s each`)
   console.log(table(
@@ -157,7 +158,7 @@ const main = Effect.gen(function*() {
       ["naive INSERT", naive.throughput, "-", "-", "-", ...Object.values(naive.latency)]
     ]
   ))
-  console.log(`latencies in ms; peak RSS ${peakRssMb.toFixed(0)} MB; messages on the bound queue: ${consumer.received.length}`)
+  console.log(`latencies in ms; peak RSS ${peakRssMb.toFixed(0)} MB; messages on the bound queue: ${onQueue}`)
   console.log(`batched pipeline vs naive INSERT: ${(results.sustained.throughput / naive.throughput).toFixed(1)}x the throughput`)
   console.log(JSON.stringify({
     bench: "pipeline",

@@ -13,7 +13,7 @@
  * outage is logged once, counted per attempt, and the tier is used again as
  * soon as it answers.
  */
-import { Context, Deferred, Effect, Fiber, FiberSet, Layer, Metric, PubSub, Schedule, Schema } from "effect"
+import { Context, Effect, FiberSet, Layer, Metric, PubSub, Schedule, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import { decodeMessageEvent, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { EventBus } from "../services/EventBus.ts"
@@ -58,6 +58,12 @@ export class Ingestion extends Context.Service<Ingestion, {
 
 /** A short retry for one event: a blip is absorbed, an outage falls through fast. */
 const perEventRetry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
+
+const receivedByKind = {
+  new: Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: "new" })),
+  edited: Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: "edited" })),
+  deleted: Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: "deleted" }))
+}
 
 const millisSince = (receivedAt: number) => Math.max(0, Date.now() - receivedAt) / 1000
 
@@ -116,29 +122,21 @@ export const make = Effect.gen(function*() {
       Effect.isSuccess
     )
 
+  // One supervised fiber per event, forked off the receiver. The publish
+  // follows the dedup verdict (a fraction of a millisecond) rather than racing
+  // it, so a redelivered event is not published twice; forking the two apart
+  // would only race a publish that must wait for the verdict anyway.
   const hotPath = Effect.fnUntraced(function*(event: MessageEvent) {
-    const verdict = yield* Deferred.make<DedupVerdict | "unknown">()
-    const cached = yield* remember(event).pipe(
-      Effect.tap((outcome) => Deferred.succeed(verdict, outcome._tag === "Some" ? outcome.value : "unknown")),
-      Effect.map((outcome) => outcome._tag === "Some"),
-      Effect.forkChild
-    )
-    const published = yield* Deferred.await(verdict).pipe(
-      Effect.flatMap((seen) => seen === "duplicate" ? Effect.succeed(false) : publish(event)),
-      Effect.forkChild
-    )
-    const [wasCached, wasPublished, seen] = yield* Effect.all([
-      Fiber.join(cached),
-      Fiber.join(published),
-      Deferred.await(verdict)
-    ])
-    const outcome = { cached: wasCached, published: wasPublished }
+    const outcome = yield* remember(event)
+    const seen = outcome._tag === "Some" ? outcome.value : "unknown"
+    const published = seen === "duplicate" ? false : yield* publish(event)
+    const cached = outcome._tag === "Some"
     if (seen === "duplicate") yield* Metric.update(Metrics.eventsDuplicate, 1)
-    if (outcome.cached && seen === "new") yield* Metric.update(Metrics.eventsCached, 1)
-    if (outcome.published) yield* Metric.update(Metrics.eventsPublished, 1)
+    if (cached && seen === "new") yield* Metric.update(Metrics.eventsCached, 1)
+    if (published) yield* Metric.update(Metrics.eventsPublished, 1)
     yield* Metric.update(Metrics.hotPathLatency, millisSince(event.receivedAt))
-    yield* PubSub.publish(progress, { _tag: "HotPathDone", event, verdict: seen, ...outcome, at: Date.now() })
-  }, (effect, event) => Effect.withSpan(effect, "Ingestion.hotPath", { attributes: { "event.key": eventKey(event) } }))
+    yield* PubSub.publish(progress, { _tag: "HotPathDone", event, verdict: seen, cached, published, at: Date.now() })
+  })
 
   const hotPaths = yield* FiberSet.make<void>()
   // Registered after the writer, so it runs first on shutdown: in-flight cache
@@ -147,7 +145,7 @@ export const make = Effect.gen(function*() {
 
   const ingest = (event: MessageEvent) =>
     Effect.gen(function*() {
-      yield* Metric.update(Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: eventKind(event) })), 1)
+      yield* Metric.update(receivedByKind[eventKind(event)], 1)
       yield* writer.offer(event)
       yield* FiberSet.run(hotPaths, hotPath(event))
     })

@@ -62,8 +62,12 @@ export const awaitSettled = (subscription: PubSub.Subscription<IngestProgress>, 
     return done
   })
 
-/** A consumer queue bound to every event of the exchange; deleted with the scope. */
-export const makeTestConsumer = (exchange: string) =>
+/**
+ * A consumer queue bound to every event of the exchange; deleted with the
+ * scope. With `consume: false` messages stay on the queue (the broker still
+ * persists them) and only their count is read, as the benchmark does.
+ */
+export const makeTestConsumer = (exchange: string, options: { readonly consume?: boolean } = {}) =>
   Effect.gen(function*() {
     const connection = yield* Effect.acquireRelease(
       Effect.promise(() => Amqp.connect("amqp://guest:guest@127.0.0.1:5672")),
@@ -80,6 +84,9 @@ export const makeTestConsumer = (exchange: string) =>
       }).pipe(Effect.ignore)
     )
     const received: Array<Amqp.ConsumeMessage> = []
-    yield* Effect.promise(() => channel.consume(queue, (message) => message && received.push(message), { noAck: true }))
-    return { received }
+    if (options.consume !== false) {
+      yield* Effect.promise(() => channel.consume(queue, (message) => message && received.push(message), { noAck: true }))
+    }
+    const queued = Effect.promise(() => channel.checkQueue(queue)).pipe(Effect.map((state) => state.messageCount))
+    return { received, queued }
   })
