@@ -24,6 +24,8 @@ const connectTimeout = Duration.seconds(10)
 const closeTimeout = Duration.seconds(2)
 /** First reconnection delay; it doubles up to `reconnectMaxDelay`. */
 const reconnectBaseDelay = Duration.millis(200)
+/** Upper bound on waiting for the first connection attempt while the layer is built. */
+const startupWait = Duration.seconds(5)
 
 /**
  * One connection and its confirm channel. The mutable fields are written by
@@ -149,17 +151,25 @@ const make = Effect.gen(function*() {
       return session
     })
 
+  // Settled by the first connection attempt, success or failure: the layer
+  // waits for it (bounded), so events at start-up are not refused merely
+  // because the connection was still being opened.
+  const firstAttempt = yield* Deferred.make<void>()
+
   /** One connection's life: connect, declare, serve publishes until it is lost. */
   const runSession = Effect.gen(function*() {
     const session = yield* connect(config.url)
     yield* declareExchange(session.channel, config.exchange)
     yield* Ref.set(current, session)
+    yield* Deferred.succeed(firstAttempt, undefined)
     yield* Effect.logInfo(`Connected to RabbitMQ, publishing to exchange ${config.exchange}`)
     const cause = yield* Deferred.await(session.lost).pipe(Effect.ensuring(Ref.set(current, undefined)))
     yield* Ref.set(lastProblem, `connection lost: ${describeCause(cause)}`)
     yield* Effect.logDebug(`RabbitMQ connection lost: ${describeCause(cause)}`)
   }).pipe(
-    Effect.tapError((error) => Ref.set(lastProblem, describeCause(error.cause))),
+    Effect.tapError((error) =>
+      Ref.set(lastProblem, describeCause(error.cause)).pipe(Effect.andThen(Deferred.succeed(firstAttempt, undefined)))
+    ),
     Effect.scoped
   )
 
@@ -170,6 +180,7 @@ const make = Effect.gen(function*() {
     Effect.repeat(Schedule.spaced(reconnectBaseDelay)),
     Effect.forkScoped
   )
+  yield* Deferred.await(firstAttempt).pipe(Effect.timeoutOption(startupWait))
 
   // Registered after the fork so it runs first at teardown: refuse new
   // publishes, let the confirms in flight arrive, then the session closes.
