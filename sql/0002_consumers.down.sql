@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS consumer_processed;
+DROP TABLE IF EXISTS consumer_checkpoints;

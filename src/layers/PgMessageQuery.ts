@@ -1,0 +1,394 @@
+/**
+ * MessageQuery on PostgreSQL (through PgBouncer: single statements, no
+ * session state), with the `sql` tag only.
+ *
+ * Event order and the safe watermark: `event_seq` is drawn when a row is
+ * inserted, but transactions commit in any order, so a committed row may sit
+ * above a sequence value that an open transaction will still commit. A poller
+ * that jumped past it would never see it. So `events` stops at the first row
+ * whose writing transaction is not older than the oldest transaction in
+ * flight (the xmin of the statement's snapshot): every transaction that could
+ * still commit a lower `event_seq` started writing before such a row's did.
+ * Comparing ages (`age(xmin)`) rather than raw xids survives wraparound, and a
+ * frozen row is the oldest of all. So that one stuck session elsewhere cannot
+ * stall every consumer, a row older than `api.eventSettleLimit` (30 s, three
+ * times the store's statement timeout) is released anyway.
+ */
+import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { ChannelId, MessageId, TelegramMessage } from "../domain/Message.ts"
+import { ApiConfig } from "../services/ApiConfig.ts"
+import {
+  ChannelFreshness,
+  Checkpoint,
+  CountBucket,
+  type CountBucketSize,
+  MessageHistory,
+  MessageNotFound,
+  MessageQuery,
+  MessageVersion,
+  QueryError,
+  SearchHit,
+  type StoredEvent
+} from "../services/MessageQuery.ts"
+
+interface MessageRow {
+  readonly channel_id: bigint
+  readonly message_id: number
+  readonly version: number
+  readonly date: Date
+  readonly edit_date: Date | null
+  readonly sender_id: bigint | null
+  readonly sender_kind: string | null
+  readonly sender_name: string | null
+  readonly text: string
+  readonly text_escaped: boolean
+  readonly entities: unknown
+  readonly media: unknown
+  readonly reply_to_message_id: number | null
+  readonly grouped_id: string | null
+  readonly views: number | null
+  readonly forwards: number | null
+  readonly raw: unknown
+  readonly received_at: Date
+  readonly deleted_at: Date | null
+}
+
+interface EventRow extends Omit<MessageRow, "version" | "date" | "text" | "text_escaped"> {
+  readonly event_seq: bigint
+  readonly version: number | null
+  readonly date: Date | null
+  readonly text: string | null
+  readonly text_escaped: boolean | null
+  readonly settled: boolean
+}
+
+const unixSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
+
+/** The store escapes NUL and lone surrogates as JSON string escapes; this undoes it. */
+export const unescapeText = (text: string, escaped: boolean): string => escaped ? JSON.parse(`"${text}"`) as string : text
+
+const decodeMessage = Schema.decodeUnknownEffect(TelegramMessage)
+
+const toMessage = (row: MessageRow) =>
+  decodeMessage({
+    channelId: Number(row.channel_id),
+    messageId: row.message_id,
+    date: unixSeconds(row.date),
+    editDate: row.edit_date === null ? null : unixSeconds(row.edit_date),
+    sender: row.sender_kind === null
+      ? null
+      : { id: row.sender_id === null ? null : Number(row.sender_id), kind: row.sender_kind, name: row.sender_name },
+    text: unescapeText(row.text, row.text_escaped),
+    entities: row.entities ?? [],
+    media: row.media,
+    replyToMessageId: row.reply_to_message_id,
+    groupedId: row.grouped_id,
+    views: row.views,
+    forwards: row.forwards,
+    raw: row.raw
+  })
+
+const iso = (date: Date | null) => date === null ? null : date.toISOString()
+
+const bucketMillis: Record<CountBucketSize, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }
+
+export const layer = Layer.effect(
+  MessageQuery,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* ApiConfig
+    const settleSeconds = Duration.toSeconds(config.eventSettleLimit)
+
+    const failed = (operation: string) => Effect.mapError((cause: unknown) => new QueryError({ operation, cause }))
+    const orFail = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(failed(operation), Effect.withSpan(`MessageQuery.${operation}`))
+    const onChannel = (column: string, channelId: ChannelId | undefined) =>
+      channelId === undefined ? sql.literal("") : sql`AND ${sql(column)} = ${channelId}`
+
+    const channels = orFail(
+      "channels",
+      Effect.gen(function*() {
+        const rows = yield* sql<{
+          channel_id: bigint
+          username: string | null
+          title: string | null
+          kind: string | null
+          message_id: number | null
+          date: Date | null
+          received_at: Date | null
+          lag: number | null
+        }>`
+          SELECT c.channel_id, c.username, c.title, c.kind, l.message_id, l.date, l.received_at,
+                 extract(epoch FROM now() - l.received_at)::float8 AS lag
+          FROM channels c
+          LEFT JOIN LATERAL (
+            SELECT m.message_id, m.date, m.received_at FROM messages m
+            WHERE m.channel_id = c.channel_id
+            ORDER BY m.message_id DESC, m.version DESC LIMIT 1
+          ) l ON true
+          ORDER BY c.channel_id`
+        return yield* Effect.forEach(rows, (row) =>
+          Schema.decodeUnknownEffect(ChannelFreshness)({
+            channelId: Number(row.channel_id),
+            username: row.username,
+            title: row.title,
+            kind: row.kind,
+            lastMessageId: row.message_id,
+            lastMessageAt: iso(row.date),
+            lastReceivedAt: iso(row.received_at),
+            lagSeconds: row.lag
+          }))
+      })
+    )
+
+    const channelExists = (channelId: ChannelId) =>
+      orFail(
+        "channelExists",
+        sql<{ known: boolean }>`
+          SELECT EXISTS (SELECT 1 FROM channels WHERE channel_id = ${channelId})
+              OR EXISTS (SELECT 1 FROM messages WHERE channel_id = ${channelId})
+              OR EXISTS (SELECT 1 FROM message_deletions WHERE channel_id = ${channelId}) AS known`
+      ).pipe(Effect.map((rows) => rows[0]?.known === true))
+
+    const toEvent = (row: EventRow): Effect.Effect<StoredEvent, unknown> => {
+      const channelId = ChannelId.make(Number(row.channel_id))
+      const messageId = MessageId.make(row.message_id)
+      if (row.version === null || row.date === null || row.text === null) {
+        return Effect.succeed({
+          seq: row.event_seq,
+          kind: "deleted",
+          key: `${channelId}:${messageId}:deleted`,
+          channelId,
+          messageId,
+          version: null,
+          message: null,
+          deletedAt: iso(row.deleted_at),
+          receivedAt: row.received_at.toISOString()
+        })
+      }
+      const version = row.version
+      return toMessage({ ...row, version, date: row.date, text: row.text, text_escaped: row.text_escaped === true }).pipe(
+        Effect.map((message): StoredEvent => ({
+          seq: row.event_seq,
+          kind: version === 0 ? "new" : "edited",
+          key: `${channelId}:${messageId}:${version}`,
+          channelId,
+          messageId,
+          version,
+          message,
+          deletedAt: iso(row.deleted_at),
+          receivedAt: row.received_at.toISOString()
+        }))
+      )
+    }
+
+    const events = (options: { after: bigint; channelId: ChannelId | undefined; limit: number }) =>
+      orFail(
+        "events",
+        Effect.gen(function*() {
+          const rows = yield* sql<EventRow>`
+            WITH horizon AS (
+              SELECT age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid) AS xid_age,
+                     now() - make_interval(secs => ${settleSeconds}) AS settled_before
+            )
+            SELECT e.*, (e.row_xid_age > h.xid_age OR e.written_at < h.settled_before) AS settled
+            FROM (
+              (SELECT m.event_seq, age(m.xmin) AS row_xid_age, m.ingested_at AS written_at,
+                      m.channel_id, m.message_id, m.version, m.date, m.edit_date, m.sender_id, m.sender_kind,
+                      m.sender_name, m.text, m.text_escaped, m.entities, m.media, m.reply_to_message_id,
+                      m.grouped_id, m.views, m.forwards, m.raw, m.received_at, m.deleted_at
+               FROM messages m
+               WHERE m.event_seq > ${options.after} ${onChannel("m.channel_id", options.channelId)}
+               ORDER BY m.event_seq LIMIT ${options.limit})
+              UNION ALL
+              (SELECT d.event_seq, age(d.xmin), d.received_at,
+                      d.channel_id, d.message_id, NULL::integer, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
+                      NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb, NULL::integer,
+                      NULL::text, NULL::integer, NULL::integer, NULL::jsonb, d.received_at, d.deleted_at
+               FROM message_deletions d
+               WHERE d.event_seq > ${options.after} ${onChannel("d.channel_id", options.channelId)}
+               ORDER BY d.event_seq LIMIT ${options.limit})
+            ) e, horizon h
+            ORDER BY e.event_seq
+            LIMIT ${options.limit}`
+          const firstUnsettled = rows.findIndex((row) => !row.settled)
+          const settled = firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)
+          return yield* Effect.forEach(settled, toEvent)
+        })
+      )
+
+    const history = (channelId: ChannelId, messageId: MessageId) =>
+      Effect.gen(function*() {
+        const rows = yield* orFail(
+          "history",
+          sql<MessageRow>`
+            SELECT * FROM messages WHERE channel_id = ${channelId} AND message_id = ${messageId} ORDER BY version`
+        )
+        const last = rows.at(-1)
+        if (last === undefined) return yield* new MessageNotFound({ channelId, messageId })
+        const versions = yield* orFail(
+          "history",
+          Effect.forEach(rows, (row) =>
+            toMessage(row).pipe(
+              Effect.map((message) =>
+                new MessageVersion({ version: row.version, message, receivedAt: row.received_at.toISOString() })
+              )
+            ))
+        )
+        return new MessageHistory({ channelId, messageId, deletedAt: iso(last.deleted_at), versions })
+      })
+
+    const recent = (channelId: ChannelId, limit: number) =>
+      orFail(
+        "recent",
+        Effect.gen(function*() {
+          // deleted_at is set on every version, so filtering before DISTINCT ON is exact.
+          const rows = yield* sql<MessageRow>`
+            SELECT DISTINCT ON (message_id) * FROM messages
+            WHERE channel_id = ${channelId} AND deleted_at IS NULL
+            ORDER BY message_id DESC, version DESC
+            LIMIT ${limit}`
+          return yield* Effect.forEach(rows, toMessage)
+        })
+      )
+
+    const search = (options: { query: string; channelId: ChannelId | undefined; limit: number }) =>
+      orFail(
+        "search",
+        Effect.gen(function*() {
+          const rows = yield* sql<{
+            channel_id: bigint
+            message_id: number
+            version: number
+            date: Date
+            text: string
+            text_escaped: boolean
+            rank: number
+          }>`
+            SELECT m.channel_id, m.message_id, m.version, m.date, m.text, m.text_escaped,
+                   ts_rank(to_tsvector('simple', m.text), q)::float8 AS rank
+            FROM messages m, websearch_to_tsquery('simple', ${options.query}) q
+            WHERE to_tsvector('simple', m.text) @@ q
+              AND m.deleted_at IS NULL ${onChannel("m.channel_id", options.channelId)}
+              AND NOT EXISTS (
+                SELECT 1 FROM messages n
+                WHERE n.channel_id = m.channel_id AND n.message_id = m.message_id AND n.version > m.version)
+            ORDER BY rank DESC, m.date DESC, m.channel_id, m.message_id
+            LIMIT ${options.limit}`
+          return rows.map((row) =>
+            new SearchHit({
+              channelId: ChannelId.make(Number(row.channel_id)),
+              messageId: MessageId.make(row.message_id),
+              version: row.version,
+              date: unixSeconds(row.date),
+              text: unescapeText(row.text, row.text_escaped),
+              rank: row.rank
+            })
+          )
+        })
+      )
+
+    const counts = (options: { channelId: ChannelId | undefined; from: Date; to: Date; bucket: CountBucketSize }) =>
+      orFail(
+        "counts",
+        Effect.gen(function*() {
+          const { bucket, from, to } = options
+          const rows = yield* sql<{ kind: "messages" | "edits" | "deletions"; start: Date; n: number }>`
+            SELECT 'messages' AS kind, date_trunc(${bucket}, m.date, 'UTC') AS start, count(*)::int AS n
+            FROM messages m
+            WHERE m.version = 0 AND m.date >= ${from} AND m.date < ${to} ${onChannel("m.channel_id", options.channelId)}
+            GROUP BY 2
+            UNION ALL
+            SELECT 'edits', date_trunc(${bucket}, m.edit_date, 'UTC'), count(*)::int
+            FROM messages m
+            WHERE m.version > 0 AND m.edit_date >= ${from} AND m.edit_date < ${to} ${onChannel("m.channel_id", options.channelId)}
+            GROUP BY 2
+            UNION ALL
+            SELECT 'deletions', date_trunc(${bucket}, d.deleted_at, 'UTC'), count(*)::int
+            FROM message_deletions d
+            WHERE d.deleted_at >= ${from} AND d.deleted_at < ${to} ${onChannel("d.channel_id", options.channelId)}
+            GROUP BY 2`
+          const step = bucketMillis[bucket]
+          const buckets = new Map<number, { messages: number; edits: number; deletions: number }>()
+          for (let start = Math.floor(from.getTime() / step) * step; start < to.getTime(); start += step) {
+            buckets.set(start, { messages: 0, edits: 0, deletions: 0 })
+          }
+          for (const row of rows) {
+            const entry = buckets.get(row.start.getTime())
+            if (entry !== undefined) entry[row.kind] += row.n
+          }
+          return Array.from(buckets, ([start, n]) => new CountBucket({ start: new Date(start).toISOString(), ...n }))
+        })
+      )
+
+    const markProcessed = (consumer: string, keys: ReadonlyArray<string>) =>
+      orFail(
+        "markProcessed",
+        Effect.gen(function*() {
+          const unique = Array.from(new Set(keys))
+          if (unique.length === 0) return { marked: 0, alreadyMarked: 0 }
+          const inserted = yield* sql<{ event_key: string }>`
+            INSERT INTO consumer_processed (consumer, event_key)
+            SELECT ${consumer}, key FROM unnest(${unique}::text[]) AS key
+            ON CONFLICT DO NOTHING
+            RETURNING event_key`
+          return { marked: inserted.length, alreadyMarked: unique.length - inserted.length }
+        })
+      )
+
+    const toCheckpoint = (row: { consumer: string; event_seq: bigint; updated_at: Date }) =>
+      new Checkpoint({ consumer: row.consumer, seq: row.event_seq, updatedAt: row.updated_at.toISOString() })
+
+    const checkpoint = (consumer: string) =>
+      orFail(
+        "checkpoint",
+        sql<{ consumer: string; event_seq: bigint; updated_at: Date }>`
+          SELECT consumer, event_seq, updated_at FROM consumer_checkpoints WHERE consumer = ${consumer}`
+      ).pipe(Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toCheckpoint)))
+
+    const setCheckpoint = (consumer: string, seq: bigint) =>
+      orFail(
+        "setCheckpoint",
+        sql<{ consumer: string; event_seq: bigint; updated_at: Date }>`
+          INSERT INTO consumer_checkpoints (consumer, event_seq, updated_at) VALUES (${consumer}, ${seq}, now())
+          ON CONFLICT (consumer) DO UPDATE SET event_seq = EXCLUDED.event_seq, updated_at = EXCLUDED.updated_at
+          RETURNING consumer, event_seq, updated_at`
+      ).pipe(Effect.map((rows) => toCheckpoint(rows[0]!)))
+
+    const consumers = orFail(
+      "consumers",
+      sql<{ consumer: string; event_seq: bigint | null; updated_at: Date | null; processed: number }>`
+        SELECT c.consumer, cp.event_seq, cp.updated_at,
+               (SELECT count(*)::int FROM consumer_processed p WHERE p.consumer = c.consumer) AS processed
+        FROM (SELECT consumer FROM consumer_checkpoints UNION SELECT DISTINCT consumer FROM consumer_processed) c
+        LEFT JOIN consumer_checkpoints cp USING (consumer)
+        ORDER BY c.consumer`
+    ).pipe(Effect.map((rows) =>
+      rows.map((row) => ({
+        consumer: row.consumer,
+        checkpoint: row.event_seq === null || row.updated_at === null
+          ? null
+          : toCheckpoint({ consumer: row.consumer, event_seq: row.event_seq, updated_at: row.updated_at }),
+        processed: row.processed
+      }))
+    ))
+
+    const ping = orFail("ping", sql`SELECT 1`).pipe(Effect.asVoid)
+
+    return MessageQuery.of({
+      channels,
+      channelExists,
+      events,
+      history,
+      recent,
+      search,
+      counts,
+      markProcessed,
+      checkpoint,
+      setCheckpoint,
+      consumers,
+      ping
+    })
+  })
+)

@@ -1,0 +1,117 @@
+/** Handlers of the read group: channels, events, messages, recent, search, counts. */
+import { Duration, Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import type { ChannelId } from "../../domain/Message.ts"
+import { ApiConfig } from "../../services/ApiConfig.ts"
+import { MessageQuery, type StoredEvent } from "../../services/MessageQuery.ts"
+import { Event, EventPage, GatewayApi } from "./Api.ts"
+import { decodeCursor, encodeCursor } from "./Cursor.ts"
+import { InvalidRequest, NotFound } from "./Errors.ts"
+import { recentMessages } from "./RecentMessages.ts"
+import { orUnavailable, pageSize, requireChannel } from "./Requests.ts"
+
+const maxCountBuckets = 1000
+const bucketMillis = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const
+
+const toEvent = (event: StoredEvent) =>
+  new Event({
+    cursor: encodeCursor(event.seq),
+    kind: event.kind,
+    key: event.key,
+    channelId: event.channelId,
+    messageId: event.messageId,
+    version: event.version,
+    message: event.message,
+    deletedAt: event.deletedAt,
+    receivedAt: event.receivedAt
+  })
+
+const parseTime = (value: string, parameter: string) => {
+  const date = new Date(value)
+  return Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)
+    ? Effect.fail(new InvalidRequest({ code: "invalid_parameter", message: `${parameter} must be an ISO 8601 time such as 2024-05-01T00:00:00Z; got "${value}"` }))
+    : Effect.succeed(date)
+}
+
+export const layer = HttpApiBuilder.group(
+  GatewayApi,
+  "read",
+  Effect.fn(function*(handlers) {
+    const query = yield* MessageQuery
+    const config = yield* ApiConfig
+    const maxWaitSeconds = Duration.toSeconds(config.longPollMaxWait)
+
+    /** Polls until an event is ready or `waitSeconds` pass; the store has no push through PgBouncer. */
+    const eventsAfter = (after: bigint, channelId: ChannelId | undefined, limit: number, waitSeconds: number) =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + waitSeconds * 1000
+        while (true) {
+          const events = yield* query.events({ after, channelId, limit })
+          if (events.length > 0) return events
+          yield* requireChannel(channelId)
+          if (Date.now() + Duration.toMillis(config.longPollInterval) > deadline) return events
+          yield* Effect.sleep(config.longPollInterval)
+        }
+      })
+
+    return handlers
+      .handle("channels", () => orUnavailable(query.channels.pipe(Effect.map((channels) => ({ channels })))))
+      .handle("events", ({ query: params }) =>
+        orUnavailable(Effect.gen(function*() {
+          const limit = yield* pageSize(config, params.limit)
+          const after = yield* decodeCursor(params.after, "after")
+          const wait = params.wait ?? 0
+          if (wait > maxWaitSeconds) {
+            return yield* new InvalidRequest({
+              code: "invalid_parameter",
+              message: `wait must be between 0 and ${maxWaitSeconds} seconds; got ${wait}`
+            })
+          }
+          const events = yield* eventsAfter(after, params.channelId, limit, wait)
+          const last = events.at(-1)
+          return new EventPage({
+            events: events.map(toEvent),
+            nextCursor: encodeCursor(last === undefined ? after : last.seq)
+          })
+        })))
+      .handle("message", ({ params }) =>
+        orUnavailable(query.history(params.channelId, params.messageId).pipe(
+          Effect.catchTag("MessageNotFound", (error) =>
+            Effect.gen(function*() {
+              yield* requireChannel(params.channelId)
+              return yield* new NotFound({ code: "message_not_found", message: error.message })
+            }))
+        )))
+      .handle("recent", ({ params, query: options }) =>
+        orUnavailable(Effect.gen(function*() {
+          const limit = yield* pageSize(config, options.limit)
+          const messages = yield* recentMessages(params.channelId, limit)
+          if (messages.length === 0) yield* requireChannel(params.channelId)
+          return { messages }
+        })))
+      .handle("search", ({ query: options }) =>
+        orUnavailable(Effect.gen(function*() {
+          const limit = yield* pageSize(config, options.limit)
+          const hits = yield* query.search({ query: options.q, channelId: options.channelId, limit })
+          if (hits.length === 0) yield* requireChannel(options.channelId)
+          return { hits }
+        })))
+      .handle("counts", ({ query: options }) =>
+        orUnavailable(Effect.gen(function*() {
+          const from = yield* parseTime(options.from, "from")
+          const to = yield* parseTime(options.to, "to")
+          const bucket = options.bucket ?? "hour"
+          const windows = Math.ceil((to.getTime() - from.getTime()) / bucketMillis[bucket])
+          if (windows <= 0 || windows > maxCountBuckets) {
+            return yield* new InvalidRequest({
+              code: "invalid_parameter",
+              message: `from must be before to, and the range at most ${maxCountBuckets} ${bucket}s; ` +
+                `it spans ${windows}: use a larger bucket (minute, hour, day) or a shorter range`
+            })
+          }
+          if (options.channelId !== undefined) yield* requireChannel(options.channelId)
+          const buckets = yield* query.counts({ channelId: options.channelId, from, to, bucket })
+          return { buckets }
+        })))
+  })
+)

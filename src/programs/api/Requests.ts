@@ -1,0 +1,39 @@
+/** What every handler does with a request's limits and a store failure. */
+import { Effect } from "effect"
+import type { ChannelId } from "../../domain/Message.ts"
+import type { ApiConfig } from "../../services/ApiConfig.ts"
+import { MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
+import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
+
+/** `limit` within 1..maxLimit (the schema already refused < 1 and non-integers). */
+export const pageSize = (config: ApiConfig, limit: number | undefined) =>
+  limit === undefined
+    ? Effect.succeed(Math.min(config.defaultLimit, config.maxLimit))
+    : limit > config.maxLimit
+    ? Effect.fail(
+      new InvalidRequest({ code: "invalid_parameter", message: `limit must be between 1 and ${config.maxLimit}; got ${limit}` })
+    )
+    : Effect.succeed(limit)
+
+/** A store failure is logged with its cause and answered as a 503 without it. */
+export const orUnavailable = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E | QueryError, R>) =>
+  effect.pipe(
+    Effect.catchIf((error): error is QueryError => error._tag === "QueryError", (error) =>
+      Effect.logWarning("PostgreSQL read failed").pipe(
+        Effect.annotateLogs({ operation: error.operation, error: error.message }),
+        Effect.andThen(Effect.fail(new Unavailable({ message: "The message store is unavailable; retry shortly" })))
+      ))
+  )
+
+export const unknownChannel = (channelId: ChannelId) =>
+  new NotFound({
+    code: "unknown_channel",
+    message: `Channel ${channelId} is not known to the gateway; GET /api/v1/channels lists the channels`
+  })
+
+/** Fails with 404 when the channel is not known; used once a result came back empty. */
+export const requireChannel = (channelId: ChannelId | undefined) =>
+  channelId === undefined ? Effect.void : Effect.gen(function*() {
+    const query = yield* MessageQuery
+    if (!(yield* query.channelExists(channelId))) return yield* unknownChannel(channelId)
+  })

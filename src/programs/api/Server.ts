@@ -1,0 +1,49 @@
+/**
+ * The consumer API server: the HttpApi routes with their guards, beside
+ * health, metrics and the docs page, on Node's HTTP server.
+ *
+ * `Routes` needs the tiers (MessageQuery, MessageCache, EventBus) and the
+ * configuration; `layerTiers` makes them real; `layer` listens on
+ * `api.host:api.port`.
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
+import { createServer } from "node:http"
+import * as PgClient from "../../layers/PgClient.ts"
+import * as PgMessageQuery from "../../layers/PgMessageQuery.ts"
+import * as RabbitEventBus from "../../layers/RabbitEventBus.ts"
+import * as RedisMessageCache from "../../layers/RedisMessageCache.ts"
+import { ApiConfig } from "../../services/ApiConfig.ts"
+import { GatewayApi } from "./Api.ts"
+import { ApiKeys } from "./ApiKeys.ts"
+import * as Authorization from "./Authorization.ts"
+import * as ConsumerHandlers from "./ConsumerHandlers.ts"
+import * as DocsPage from "./DocsPage.ts"
+import * as Health from "./Health.ts"
+import * as ReadHandlers from "./ReadHandlers.ts"
+import * as RequestGuard from "./RequestGuard.ts"
+import * as Validation from "./Validation.ts"
+
+const ApiRoutes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json" }).pipe(
+  Layer.provide([ReadHandlers.layer, ConsumerHandlers.layer]),
+  Layer.provide([Authorization.layer, Validation.layer]),
+  Layer.provide(ApiKeys.layer)
+)
+
+export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer)
+
+/** PostgreSQL through PgBouncer, Redis, RabbitMQ (only pinged, for readiness). */
+export const layerTiers = Layer.mergeAll(
+  PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer)),
+  RedisMessageCache.layer,
+  RabbitEventBus.layer
+)
+
+export const layer = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* ApiConfig
+  return HttpRouter.serve(Routes, { disableLogger: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+  )
+})).pipe(Layer.provide(layerTiers))

@@ -1,0 +1,160 @@
+/**
+ * The read side for downstream consumers: events after a cursor, messages
+ * with their versions, search, counts, channel freshness, and each
+ * consumer's checkpoint and processed marks. The HTTP API is its only caller;
+ * PostgreSQL (src/layers/PgMessageQuery.ts) is its source of truth.
+ */
+import { Context, type Effect, type Option, Schema } from "effect"
+import { ChannelId, type EventKind, MessageId, TelegramMessage } from "../domain/Message.ts"
+import { describeCause } from "./MessageCache.ts"
+
+export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `PostgreSQL ${this.operation} failed: ${describeCause(this.cause)}`
+  }
+}
+
+export class UnknownChannel extends Schema.TaggedError<UnknownChannel>()("UnknownChannel", {
+  channelId: Schema.Number
+}) {
+  override get message(): string {
+    return `Channel ${this.channelId} is not known to the gateway: list channels with GET /api/v1/channels`
+  }
+}
+
+export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("MessageNotFound", {
+  channelId: Schema.Number,
+  messageId: Schema.Number
+}) {
+  override get message(): string {
+    return `Message ${this.messageId} of channel ${this.channelId} is not stored`
+  }
+}
+
+const Timestamp = Schema.String.annotate({ description: "ISO 8601 time, UTC" })
+
+export class ChannelFreshness extends Schema.Class<ChannelFreshness>("ChannelFreshness")({
+  channelId: ChannelId,
+  username: Schema.NullOr(Schema.String),
+  title: Schema.NullOr(Schema.String),
+  kind: Schema.NullOr(Schema.String),
+  lastMessageId: Schema.NullOr(Schema.Int),
+  /** The date Telegram gave the newest stored message. */
+  lastMessageAt: Schema.NullOr(Timestamp),
+  /** When the gateway received it. */
+  lastReceivedAt: Schema.NullOr(Timestamp),
+  /** Seconds since the last receipt: how stale this channel's data may be. */
+  lagSeconds: Schema.NullOr(Schema.Number)
+}) {}
+
+/** One event in the global order: a new message, an edit (a new version), or a deletion. */
+export interface StoredEvent {
+  readonly seq: bigint
+  readonly kind: EventKind
+  /** The stable key of domain/Message.ts `eventKey`. */
+  readonly key: string
+  readonly channelId: ChannelId
+  readonly messageId: MessageId
+  /** Null for a deletion. */
+  readonly version: number | null
+  readonly message: TelegramMessage | null
+  readonly deletedAt: string | null
+  readonly receivedAt: string
+}
+
+export class MessageVersion extends Schema.Class<MessageVersion>("MessageVersion")({
+  version: Schema.Int,
+  message: TelegramMessage,
+  receivedAt: Timestamp
+}) {}
+
+export class MessageHistory extends Schema.Class<MessageHistory>("MessageHistory")({
+  channelId: ChannelId,
+  messageId: MessageId,
+  deletedAt: Schema.NullOr(Timestamp),
+  /** Oldest first; the last one is the current text. */
+  versions: Schema.Array(MessageVersion)
+}) {}
+
+export class SearchHit extends Schema.Class<SearchHit>("SearchHit")({
+  channelId: ChannelId,
+  messageId: MessageId,
+  version: Schema.Int,
+  date: Schema.Int.annotate({ description: "Unix seconds" }),
+  text: Schema.String,
+  rank: Schema.Number
+}) {}
+
+export const CountBucketSize = Schema.Literals(["minute", "hour", "day"])
+export type CountBucketSize = typeof CountBucketSize.Type
+
+export class CountBucket extends Schema.Class<CountBucket>("CountBucket")({
+  start: Timestamp,
+  /** Originals dated in the window. */
+  messages: Schema.Int,
+  /** Edits whose edit date falls in the window. */
+  edits: Schema.Int,
+  /** Deletions the gateway learnt of in the window. */
+  deletions: Schema.Int
+}) {}
+
+export class Checkpoint extends Schema.Class<Checkpoint>("Checkpoint")({
+  consumer: Schema.String,
+  seq: Schema.BigInt,
+  updatedAt: Timestamp
+}) {}
+
+export interface MarkSummary {
+  /** Keys marked by this call. */
+  readonly marked: number
+  /** Keys this consumer had marked before. */
+  readonly alreadyMarked: number
+}
+
+export interface ConsumerSummary {
+  readonly consumer: string
+  readonly checkpoint: Checkpoint | null
+  readonly processed: number
+}
+
+export class MessageQuery extends Context.Service<MessageQuery, {
+  readonly channels: Effect.Effect<ReadonlyArray<ChannelFreshness>, QueryError>
+  /** Whether the gateway knows the channel (configured or with stored messages). */
+  readonly channelExists: (channelId: ChannelId) => Effect.Effect<boolean, QueryError>
+  /**
+   * Up to `limit` events with a sequence above `after`, in sequence order,
+   * never past an event that a transaction still in flight could precede.
+   */
+  readonly events: (options: {
+    readonly after: bigint
+    readonly channelId: ChannelId | undefined
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<StoredEvent>, QueryError>
+  readonly history: (channelId: ChannelId, messageId: MessageId) => Effect.Effect<MessageHistory, QueryError | MessageNotFound>
+  /**
+   * The current version of the `limit` newest live (not deleted) messages of
+   * a channel, newest first: the same window the Redis recent index keeps.
+   */
+  readonly recent: (channelId: ChannelId, limit: number) => Effect.Effect<ReadonlyArray<TelegramMessage>, QueryError>
+  /** Full text over the current version of live messages ('simple' configuration: any language). */
+  readonly search: (options: {
+    readonly query: string
+    readonly channelId: ChannelId | undefined
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<SearchHit>, QueryError>
+  readonly counts: (options: {
+    readonly channelId: ChannelId | undefined
+    readonly from: Date
+    readonly to: Date
+    readonly bucket: CountBucketSize
+  }) => Effect.Effect<ReadonlyArray<CountBucket>, QueryError>
+  /** Idempotent: marking a key twice counts it as already marked. */
+  readonly markProcessed: (consumer: string, keys: ReadonlyArray<string>) => Effect.Effect<MarkSummary, QueryError>
+  readonly checkpoint: (consumer: string) => Effect.Effect<Option.Option<Checkpoint>, QueryError>
+  readonly setCheckpoint: (consumer: string, seq: bigint) => Effect.Effect<Checkpoint, QueryError>
+  readonly consumers: Effect.Effect<ReadonlyArray<ConsumerSummary>, QueryError>
+  readonly ping: Effect.Effect<void, QueryError>
+}>()("telegram-gateway/MessageQuery") {}

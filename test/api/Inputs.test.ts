@@ -1,0 +1,151 @@
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import { Reactivity } from "effect/reactivity"
+import { ChannelId } from "../../src/domain/Message.ts"
+import { encodeCursor } from "../../src/programs/api/Cursor.ts"
+import type { TestDatabase } from "../support/Database.ts"
+import { client, insertChannel, insertMessage, Keys, layerTestApi, sql, TestApi } from "./TestApi.ts"
+
+const channel = 779_001
+const injection = "'; DROP TABLE messages; --"
+
+const send = (method: "GET" | "POST" | "PUT", path: string, options: { body?: string; contentType?: string; key?: string } = {}) =>
+  Effect.gen(function*() {
+    const http = yield* HttpClient.HttpClient
+    let request = HttpClientRequest.make(method)(path).pipe(HttpClientRequest.setHeader("x-api-key", options.key ?? Keys.admin))
+    if (options.body !== undefined) request = HttpClientRequest.bodyText(request, options.body, options.contentType ?? "application/json")
+    const response = yield* http.execute(request)
+    return { status: response.status, body: (yield* response.json) as { status?: number; code?: string; message?: string } }
+  })
+
+const tableCounts = sql(`
+  SELECT (SELECT count(*) FROM messages)::int AS messages,
+         (SELECT count(*) FROM consumer_processed)::int AS processed,
+         (SELECT count(*) FROM consumer_checkpoints)::int AS checkpoints`)
+
+describe("Gateway API inputs", () => {
+  // Real time: the long poll waits on the clock.
+  layer(layerTestApi({ longPollMaxWait: "5 seconds" }), { timeout: "60 seconds", excludeTestServices: true })((it) => {
+    it.effect("refuses bad parameters with a 400 that names them, and changes nothing", () =>
+      Effect.gen(function*() {
+        yield* insertChannel(channel, "inputs")
+        yield* insertMessage({ channelId: channel, messageId: 1, text: "BTC long" })
+        const before = yield* tableCounts
+        const cases: ReadonlyArray<readonly [string, number, string, RegExp]> = [
+          ["/api/v1/messages?limit=-1", 400, "invalid_parameter", /limit/],
+          ["/api/v1/messages?limit=0", 400, "invalid_parameter", /limit/],
+          ["/api/v1/messages?limit=100000000000", 400, "invalid_parameter", /limit must be between 1 and 1000/],
+          ["/api/v1/messages?limit=ten", 400, "invalid_parameter", /limit/],
+          ["/api/v1/messages?wait=600", 400, "invalid_parameter", /wait must be between 0 and 5/],
+          ["/api/v1/messages?after=not-a-cursor!", 400, "malformed_cursor", /after is not a cursor/],
+          [`/api/v1/messages?after=${Buffer.from("v2:5").toString("base64url")}`, 400, "malformed_cursor", /nextCursor/],
+          [`/api/v1/messages?after=${encodeURIComponent(injection)}`, 400, "malformed_cursor", /after/],
+          [`/api/v1/messages?channelId=${encodeURIComponent(injection)}`, 400, "invalid_parameter", /channelId/],
+          [`/api/v1/channels/${encodeURIComponent(injection)}/recent`, 400, "invalid_parameter", /channelId/],
+          ["/api/v1/messages?channelId=123456", 404, "unknown_channel", /GET \/api\/v1\/channels/],
+          ["/api/v1/counts?from=yesterday&to=2026-01-06T00:00:00Z", 400, "invalid_parameter", /from must be an ISO 8601/],
+          ["/api/v1/counts?from=2026-01-06T00:00:00Z&to=2026-01-05T00:00:00Z", 400, "invalid_parameter", /before to/],
+          ["/api/v1/counts?from=2020-01-01T00:00:00Z&to=2026-01-05T00:00:00Z&bucket=minute", 400, "invalid_parameter", /at most 1000/],
+          ["/api/v1/search?q=", 400, "invalid_parameter", /q/],
+          [`/api/v1/consumers/${encodeURIComponent(injection)}/checkpoint`, 400, "invalid_parameter", /consumer/]
+        ]
+        for (const [path, status, code, message] of cases) {
+          const answer = yield* send("GET", path)
+          assert.strictEqual(answer.status, status, `${path}: ${JSON.stringify(answer.body)}`)
+          assert.strictEqual(answer.body.status, status)
+          assert.strictEqual(answer.body.code, code, path)
+          assert.match(answer.body.message ?? "", message, path)
+        }
+        const search = yield* send("GET", `/api/v1/search?q=${encodeURIComponent(injection)}`)
+        assert.strictEqual(search.status, 200)
+        assert.deepStrictEqual(yield* tableCounts, before)
+      }))
+
+    it.effect("refuses bad bodies: too large, not JSON, malformed, or with bad keys, and stores nothing", () =>
+      Effect.gen(function*() {
+        const before = yield* tableCounts
+        const processed = "/api/v1/consumers/c1/processed"
+        const tooLarge = yield* send("POST", processed, { body: JSON.stringify({ keys: Array(400).fill(`${channel}:1:0`) }) })
+        assert.strictEqual(tooLarge.status, 413)
+        assert.strictEqual(tooLarge.body.code, "body_too_large")
+        assert.match(tooLarge.body.message ?? "", /limit is 4096/)
+        const text = yield* send("POST", processed, { body: "keys=1", contentType: "text/plain" })
+        assert.strictEqual(text.status, 415)
+        assert.strictEqual(text.body.code, "unsupported_media_type")
+        const form = yield* send("PUT", "/api/v1/consumers/c1/checkpoint", { body: "cursor=x", contentType: "application/x-www-form-urlencoded" })
+        assert.strictEqual(form.status, 415)
+        const malformed = yield* send("POST", processed, { body: "{\"keys\": [" })
+        assert.strictEqual(malformed.status, 400)
+        assert.match(malformed.body.message ?? "", /JSON/)
+        const badKeys = yield* send("POST", processed, { body: JSON.stringify({ keys: [injection] }) })
+        assert.strictEqual(badKeys.status, 400)
+        assert.match(badKeys.body.message ?? "", /keys/)
+        const noKeys = yield* send("POST", processed, { body: JSON.stringify({ keys: [] }) })
+        assert.strictEqual(noKeys.status, 400)
+        const badCursor = yield* send("PUT", "/api/v1/consumers/c1/checkpoint", { body: JSON.stringify({ cursor: injection }) })
+        assert.strictEqual(badCursor.status, 400)
+        assert.strictEqual(badCursor.body.code, "malformed_cursor")
+        assert.deepStrictEqual(yield* tableCounts, before)
+      }))
+
+    it.effect("answers a long poll as soon as an event commits", () =>
+      Effect.gen(function*() {
+        const reader = yield* client(Keys.reader)
+        const head = yield* reader.read.events({ query: { channelId: ChannelId.make(channel) } })
+        const started = Date.now()
+        const poll = yield* reader.read.events({ query: { channelId: ChannelId.make(channel), after: head.nextCursor, wait: 4 } }).pipe(
+          Effect.forkChild
+        )
+        yield* Effect.sleep("300 millis")
+        yield* insertMessage({ channelId: channel, messageId: 2, text: "ETH short" })
+        const page = yield* Fiber.join(poll)
+        const elapsed = Date.now() - started
+        assert.deepStrictEqual(page.events.map((event) => event.key), [`${channel}:2:0`])
+        assert.isBelow(elapsed, 2_000)
+        const idle = Date.now()
+        const none = yield* reader.read.events({ query: { channelId: ChannelId.make(channel), after: page.nextCursor, wait: 1 } })
+        assert.deepStrictEqual(none.events, [])
+        assert.isAtLeast(Date.now() - idle, 900)
+      }))
+
+    it.effect("holds back events a transaction in flight could still precede", () =>
+      Effect.gen(function*() {
+        const reader = yield* client(Keys.reader)
+        const head = yield* reader.read.events({ query: {} })
+        // An open transaction takes a lower event_seq first; a later one commits above it.
+        const { database } = yield* TestApi
+        const blocker = yield* openTransaction(database, `
+          INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
+          VALUES (${channel}, 500, now(), now())`)
+        yield* insertMessage({ channelId: channel, messageId: 3, text: "after the open transaction" })
+        const held = yield* reader.read.events({ query: { after: head.nextCursor } })
+        assert.deepStrictEqual(held.events, [])
+        yield* blocker.commit
+        const released = yield* reader.read.events({ query: { after: head.nextCursor } })
+        assert.deepStrictEqual(released.events.map((event) => event.key), [`${channel}:500:deleted`, `${channel}:3:0`])
+      }))
+  })
+})
+
+
+/** Runs `statement` in a transaction left open until `commit`, on its own direct connection. */
+const openTransaction = (database: TestDatabase, statement: string) =>
+  Effect.gen(function*() {
+    const ran = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const done = yield* PgClient.makeClient({ url: database.migrationUrl, prepare: false }).pipe(
+      Effect.flatMap((sql) =>
+        sql.withTransaction(
+          sql.unsafe(statement).pipe(Effect.andThen(Deferred.succeed(ran, undefined)), Effect.andThen(Deferred.await(release)))
+        )
+      ),
+      Effect.provide(Reactivity.layer),
+      Effect.scoped,
+      Effect.orDie,
+      Effect.forkChild
+    )
+    yield* Deferred.await(ran)
+    return { commit: Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(done))) }
+  })

@@ -1,0 +1,138 @@
+/**
+ * The API server for a test: a fresh migrated database reached through a
+ * TcpProxy in front of PgBouncer, Redis through another proxy (both can be
+ * cut), a unique Redis prefix and RabbitMQ exchange, four API keys, and a
+ * real HTTP server on a random port (NodeHttpServer.layerTest).
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import * as Amqp from "amqplib"
+import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
+import { HttpApiClient } from "effect/http-api"
+import { Redis } from "ioredis"
+import { createHash, randomUUID } from "node:crypto"
+import { GatewayApi } from "../../src/programs/api/Api.ts"
+import * as Server from "../../src/programs/api/Server.ts"
+import { makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
+import { makeTcpProxy, type TcpProxy } from "../support/TcpProxy.ts"
+
+const hash = (key: string) => createHash("sha256").update(key).digest("hex")
+
+/** The secrets the tests present; the server is configured with their hashes only. */
+export const Keys = {
+  reader: "reader-secret-0123456789",
+  acker: "acker-secret-0123456789",
+  admin: "admin-secret-0123456789",
+  nobody: "nobody-secret-0123456789"
+} as const
+
+export class TestApi extends Context.Service<TestApi, {
+  readonly database: TestDatabase
+  readonly postgres: TcpProxy
+  readonly redis: TcpProxy
+  readonly keyPrefix: string
+}>()("test/TestApi") {}
+
+const unique = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 10)}`
+
+/** Deletes the exchange RabbitEventBus declared for this suite. */
+const dropExchange = (exchange: string) =>
+  Effect.promise(async () => {
+    const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
+    try {
+      const channel = await connection.createChannel()
+      await channel.deleteExchange(exchange)
+    } finally {
+      await connection.close()
+    }
+  }).pipe(Effect.ignore)
+
+/** Deletes the Redis keys this suite wrote, and only those. */
+const dropKeys = (keyPrefix: string) =>
+  Effect.promise(async () => {
+    const redis = new Redis("redis://127.0.0.1:6379/0")
+    try {
+      const keys = await redis.keys(`${keyPrefix}*`)
+      if (keys.length > 0) await redis.del(...keys)
+    } finally {
+      redis.disconnect()
+    }
+  }).pipe(Effect.ignore)
+
+export const layerTestApi = (api: Record<string, unknown> = {}) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const database = yield* makeTestDatabase("api")
+    const postgres = yield* makeTcpProxy({ host: "127.0.0.1", port: 6434 })
+    const redis = yield* makeTcpProxy({ host: "127.0.0.1", port: 6379 })
+    const keyPrefix = `${unique("tgapi")}:`
+    const exchange = unique("tg_api_test")
+    yield* Effect.addFinalizer(() => Effect.andThen(dropExchange(exchange), dropKeys(keyPrefix)))
+    const config = ConfigProvider.layer(ConfigProvider.fromUnknown({
+      database: { url: Redacted.value(urlVia(database, `127.0.0.1:${postgres.port}`)), poolSize: 4, connectTimeout: "2 seconds" },
+      redis: { url: `redis://127.0.0.1:${redis.port}/0`, keyPrefix },
+      rabbitmq: { exchange, reconnectMaxDelay: "500 millis" },
+      api: {
+        keys: [
+          { name: "reader", sha256: hash(Keys.reader), scopes: ["read"] },
+          { name: "acker", sha256: hash(Keys.acker), scopes: ["ack"] },
+          { name: "admin", sha256: hash(Keys.admin), scopes: ["admin"] },
+          { name: "nobody", sha256: hash(Keys.nobody), scopes: [] }
+        ],
+        rateLimit: { perSecond: 10_000, burst: 10_000 },
+        longPollInterval: "50 millis",
+        maxBodyBytes: 4096,
+        ...api
+      }
+    }))
+    const server = HttpRouter.serve(Server.Routes, { disableLogger: true }).pipe(
+      Layer.provide(Server.layerTiers),
+      Layer.provideMerge(NodeHttpServer.layerTest),
+      Layer.provide(config)
+    )
+    return Layer.merge(server, Layer.succeed(TestApi, TestApi.of({ database, postgres, redis, keyPrefix })))
+  }))
+
+/** The typed client, presenting `key` in X-API-Key (none when undefined). */
+export const client = (key: string | undefined) =>
+  HttpApiClient.make(GatewayApi, {
+    transformClient: (http) =>
+      key === undefined ? http : http.pipe(HttpClient.mapRequest(HttpClientRequest.setHeader("x-api-key", key)))
+  })
+
+export const sql = (statement: string) =>
+  Effect.gen(function*() {
+    const { database } = yield* TestApi
+    return yield* query(database, statement)
+  })
+
+/** A message version row, inserted as the store would write it. */
+export const insertMessage = (row: {
+  readonly channelId: number
+  readonly messageId: number
+  readonly version?: number
+  readonly text: string
+  readonly textEscaped?: boolean
+  readonly date?: string
+  readonly deletedAt?: string
+}) => {
+  const version = row.version ?? 0
+  const date = row.date ?? "2026-01-05T10:00:00Z"
+  const editDate = version === 0 ? "NULL" : `to_timestamp(${version})`
+  const text = row.text.replaceAll("'", "''")
+  return sql(`
+    INSERT INTO messages (channel_id, message_id, version, date, edit_date, sender_id, sender_kind, sender_name,
+                          text, text_escaped, entities, raw, received_at, views, forwards, deleted_at)
+    VALUES (${row.channelId}, ${row.messageId}, ${version}, '${date}', ${editDate}, 42, 'channel', 'Signals',
+            '${text}', ${row.textEscaped === true}, '[]', '{"_":"message","id":${row.messageId}}',
+            '${date}'::timestamptz + interval '1 second', 10, 0, ${row.deletedAt === undefined ? "NULL" : `'${row.deletedAt}'`})`)
+}
+
+export const insertChannel = (channelId: number, username: string) =>
+  sql(`INSERT INTO channels (channel_id, username, title, kind) VALUES (${channelId}, '${username}', 'Title ${username}', 'channel')`)
+
+export const insertDeletion = (channelId: number, messageId: number, deletedAt: string) =>
+  sql(`
+    WITH d AS (
+      INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
+      VALUES (${channelId}, ${messageId}, '${deletedAt}', '${deletedAt}') RETURNING 1)
+    UPDATE messages SET deleted_at = '${deletedAt}' WHERE channel_id = ${channelId} AND message_id = ${messageId}`)
