@@ -1,10 +1,29 @@
 /**
  * Process exit codes, documented in the README. The systemd unit lists the
- * ones that restarting cannot fix in `RestartPreventExitStatus=`.
+ * ones that restarting cannot fix in `RestartPreventExitStatus=`. The Telegram
+ * codes are defined next to their errors (src/services/TelegramSource.ts).
  */
+import { fatalExitCodes, sessionFileExitCodes } from "../services/TelegramSource.ts"
+
 export const ExitCode = {
   ok: 0,
   failure: 1,
+  /** The session file is corrupt (sysexits EX_DATAERR): run `telegram-gateway login`. */
+  sessionCorrupt: sessionFileExitCodes.corrupt,
+  /** The session file does not exist (sysexits EX_NOINPUT): run `telegram-gateway login`. */
+  sessionMissing: sessionFileExitCodes.missing,
+  /** The session file cannot be written (sysexits EX_CANTCREAT). */
+  sessionUnwritable: sessionFileExitCodes.unwritable,
+  /** The session file cannot be read (sysexits EX_NOPERM). */
+  sessionUnreadable: sessionFileExitCodes.unreadable,
   /** A configuration key is missing or invalid (sysexits EX_CONFIG). */
-  config: 78
+  config: 78,
+  /** Telegram no longer knows the session's key (AUTH_KEY_UNREGISTERED): log in again. */
+  authKeyUnregistered: fatalExitCodes.AUTH_KEY_UNREGISTERED,
+  /** The session was terminated from another device (SESSION_REVOKED): log in again. */
+  sessionRevoked: fatalExitCodes.SESSION_REVOKED,
+  /** The account is deleted or banned (USER_DEACTIVATED): restarting cannot fix it. */
+  userDeactivated: fatalExitCodes.USER_DEACTIVATED,
+  /** The session is in use elsewhere (AUTH_KEY_DUPLICATED): stop the other instance, log in again. */
+  authKeyDuplicated: fatalExitCodes.AUTH_KEY_DUPLICATED
 } as const

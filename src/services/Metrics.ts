@@ -65,3 +65,26 @@ export const commitLatency = Metric.histogram("ingest_commit_seconds", {
   description: "Receipt to committed in PostgreSQL",
   boundaries: latencyBoundaries
 })
+
+// Telegram source.
+/** 1 while the MTProto connection is up, 0 while connecting or down. */
+export const telegramConnected = Metric.gauge("telegram_connected", {
+  description: "Whether the gateway is connected to Telegram (1) or not (0)"
+})
+export const telegramReconnects = Metric.counter("telegram_reconnects_total", {
+  description: "Connections to Telegram re-established after a drop or a failed attempt",
+  incremental: true
+})
+/** Attribute `method`: the Telegram method that was answered FLOOD_WAIT (e.g. messages.GetHistory). */
+export const telegramFloodWaits = Metric.counter("telegram_flood_waits_total", {
+  description: "FLOOD_WAIT answers from Telegram, by method",
+  incremental: true
+})
+export const telegramMalformedUpdates = Metric.counter("telegram_malformed_updates_total", {
+  description: "Updates or messages from Telegram that could not be turned into events and were skipped",
+  incremental: true
+})
+export const telegramMessagesRecovered = Metric.counter("telegram_history_messages_total", {
+  description: "Messages fetched through history catch-up (missed while away, or by push updates)",
+  incremental: true
+})

@@ -1,0 +1,42 @@
+/** `telegram-gateway channels`: the chats the account can see, to copy into `telegram.channels`. */
+import { Console, Effect } from "effect"
+import { Command } from "effect/cli"
+import { clientSettings, makeGramJs } from "../../layers/GramJsClient.ts"
+import { identityOf, listDialogs } from "../../layers/GramJsResolve.ts"
+import { readSession } from "../../layers/SessionFile.ts"
+import type { ChatIdentity } from "../../services/ChannelRegistry.ts"
+import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { withRuntime } from "../Startup.ts"
+import { configFile, root } from "./Root.ts"
+
+/** The id as `telegram.channels` takes it: -100… for channels and supergroups, -… for basic groups. */
+export const configId = (chat: ChatIdentity): string =>
+  chat.kind === "group" ? `-${chat.channelId}` : `-100${chat.channelId}`
+
+export const formatChats = (chats: ReadonlyArray<ChatIdentity>): string => {
+  const rows = [
+    ["ID", "KIND", "USERNAME", "TITLE"],
+    ...chats.map((chat) => [configId(chat), chat.kind, chat.username === null ? "-" : `@${chat.username}`, chat.title ?? ""])
+  ]
+  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)))
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n")
+}
+
+export const listChats = Effect.fn("Channels.list")(function*() {
+  const config = yield* TelegramConfig
+  const stored = yield* readSession(config.sessionFile)
+  const gram = yield* makeGramJs(clientSettings(config, stored), stored.session)
+  yield* gram.connect
+  const chats = yield* listDialogs(gram)
+  return chats.map(identityOf)
+}, Effect.scoped)
+
+export const channels = Command.make("channels", {}, () =>
+  Effect.gen(function*() {
+    const flags = yield* root
+    return yield* Effect.gen(function*() {
+      const chats = yield* listChats()
+      yield* Console.log(formatChats(chats))
+      yield* Console.log(`\n${chats.length} chat(s). Put the ids or @usernames to ingest in telegram.channels (TELEGRAM_CHANNELS).`)
+    }).pipe(withRuntime(configFile(flags)))
+  })).pipe(Command.withDescription("List the channels and groups the account can see, with their ids and usernames"))

@@ -1,0 +1,48 @@
+/**
+ * The chats the gateway listens to, as resolved once from the configuration
+ * (id, access hash, username, title, kind), and how far it has read each one
+ * (last message id, last pts). Kept so that a restart never asks Telegram to
+ * resolve a known username again (bursts of contacts.resolveUsername earn
+ * hours-long flood bans) and knows where to catch up from.
+ */
+import { Context, type Effect, Schema } from "effect"
+import { describeCause } from "./MessageCache.ts"
+
+/** Channels and supergroups have access hashes; basic groups do not. */
+export const ChatKind = Schema.Literals(["channel", "supergroup", "group"])
+export type ChatKind = typeof ChatKind.Type
+
+/** What Telegram told us about a chat when it was resolved. */
+export interface ChatIdentity {
+  readonly channelId: number
+  readonly accessHash: string | null
+  readonly username: string | null
+  readonly title: string | null
+  readonly kind: ChatKind
+}
+
+export interface ReadProgress {
+  readonly channelId: number
+  readonly lastMessageId: number | null
+  /** Channels only: basic groups share the account's pts. */
+  readonly lastPts: number | null
+}
+
+export interface KnownChat extends ChatIdentity, ReadProgress {}
+
+export class RegistryError extends Schema.TaggedError<RegistryError>()("RegistryError", {
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    return `Channel registry ${this.operation} failed: ${describeCause(this.cause)}`
+  }
+}
+
+export class ChannelRegistry extends Context.Service<ChannelRegistry, {
+  readonly list: Effect.Effect<ReadonlyArray<KnownChat>, RegistryError>
+  /** Records or refreshes a chat's identity; its progress is kept. */
+  readonly remember: (chat: ChatIdentity) => Effect.Effect<void, RegistryError>
+  /** Moves each chat's progress forward (never back), and stamps when it was last seen. */
+  readonly saveProgress: (progress: ReadonlyArray<ReadProgress>) => Effect.Effect<void, RegistryError>
+}>()("telegram-gateway/ChannelRegistry") {}

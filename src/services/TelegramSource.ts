@@ -1,0 +1,118 @@
+/**
+ * The Telegram source: every new message, edit and deletion of the configured
+ * chats, as domain events. The MTProto client behind it (GramJS in
+ * src/layers/GramJsTelegramSource.ts) never shows through: callers see Effect
+ * types and the typed errors below, so another library could replace it.
+ */
+import { Context, type Effect, Runtime, Schema, type Stream } from "effect"
+import type { MessageEvent } from "../domain/Message.ts"
+
+/** Errors after which Telegram will not serve the session again: retrying cannot help. */
+export const FatalReason = Schema.Literals([
+  "AUTH_KEY_UNREGISTERED",
+  "SESSION_REVOKED",
+  "USER_DEACTIVATED",
+  "AUTH_KEY_DUPLICATED"
+])
+export type FatalReason = typeof FatalReason.Type
+
+/**
+ * One exit code per fatal reason (README, "Exit codes"); the systemd unit
+ * lists them in `RestartPreventExitStatus=` so it stops restarting.
+ */
+export const fatalExitCodes: Record<FatalReason, number> = {
+  AUTH_KEY_UNREGISTERED: 80,
+  SESSION_REVOKED: 81,
+  USER_DEACTIVATED: 82,
+  AUTH_KEY_DUPLICATED: 83
+}
+
+const fatalAdvice: Record<FatalReason, string> = {
+  AUTH_KEY_UNREGISTERED:
+    "Telegram no longer knows this session (logged out or expired). Run 'telegram-gateway login' to create a new session, then start the gateway again.",
+  SESSION_REVOKED:
+    "the session was terminated (from another device or by Telegram). Run 'telegram-gateway login' to create a new session, then start the gateway again.",
+  USER_DEACTIVATED:
+    "the Telegram account is deleted or banned. Restarting will not help: use another account and run 'telegram-gateway login'.",
+  AUTH_KEY_DUPLICATED:
+    "the same session is being used by another process at the same time, and Telegram may revoke it. Stop every other instance using this session file, then run 'telegram-gateway login' and start a single instance."
+}
+
+export const isFatalReason = (value: string): value is FatalReason => Object.hasOwn(fatalExitCodes, value)
+
+/** The session is dead: the process exits with the reason's code, and must not loop. */
+export class TelegramFatal extends Schema.TaggedError<TelegramFatal>()("TelegramFatal", {
+  reason: FatalReason,
+  method: Schema.String
+}) {
+  override readonly [Runtime.errorExitCode] = fatalExitCodes[this.reason]
+  override get message(): string {
+    return `Telegram refused the session with ${this.reason} (on ${this.method}): ${fatalAdvice[this.reason]}`
+  }
+}
+
+export const SessionFileProblem = Schema.Literals(["missing", "unreadable", "corrupt", "unwritable"])
+export type SessionFileProblem = typeof SessionFileProblem.Type
+
+/** sysexits codes: EX_NOINPUT, EX_NOPERM, EX_DATAERR, EX_CANTCREAT. */
+export const sessionFileExitCodes: Record<SessionFileProblem, number> = {
+  missing: 66,
+  unreadable: 77,
+  corrupt: 65,
+  unwritable: 73
+}
+
+/** The session file cannot be used. `detail` never holds the session itself. */
+export class SessionFileError extends Schema.TaggedError<SessionFileError>()("SessionFileError", {
+  path: Schema.String,
+  problem: SessionFileProblem,
+  detail: Schema.String
+}) {
+  override readonly [Runtime.errorExitCode] = sessionFileExitCodes[this.problem]
+  override get message(): string {
+    switch (this.problem) {
+      case "missing":
+        return `session file not found at ${this.path}: first-time setup required, run 'telegram-gateway login'`
+      case "unreadable":
+        return `session file at ${this.path} cannot be read (${this.detail}): check that it belongs to the gateway's user with mode 0600`
+      case "corrupt":
+        return `session file at ${this.path} is corrupt (${this.detail}): run 'telegram-gateway login' to create a new one`
+      case "unwritable":
+        return `session file at ${this.path} cannot be written (${this.detail}): check the directory's owner and permissions`
+    }
+  }
+}
+
+/** A call to Telegram failed in a way that a later attempt may not (timeout, network, RPC error). */
+export class TelegramCallError extends Schema.TaggedError<TelegramCallError>()("TelegramCallError", {
+  method: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Telegram call ${this.method} failed: ${this.detail}`
+  }
+}
+
+/** Telegram asked to wait longer than the gateway sleeps through (`telegram.floodSleepThreshold`). */
+export class TelegramFloodWait extends Schema.TaggedError<TelegramFloodWait>()("TelegramFloodWait", {
+  method: Schema.String,
+  seconds: Schema.Int
+}) {
+  override get message(): string {
+    return `Telegram rate-limited ${this.method}: FLOOD_WAIT of ${this.seconds} s`
+  }
+}
+
+export type ConnectionState = "connecting" | "connected" | "disconnected" | "failed"
+
+export class TelegramSource extends Context.Service<TelegramSource, {
+  /**
+   * New, edited and deleted messages of the configured chats, in arrival
+   * order, each with `receivedAt` set at receipt. History caught up after a
+   * (re)connect is emitted too, so an event may come more than once: every
+   * tier dedupes on `eventKey`. Ends only with a fatal session error. One
+   * consumer: the connection is shared, the events are not copied.
+   */
+  readonly events: Stream.Stream<MessageEvent, TelegramFatal>
+  readonly connectionState: Effect.Effect<ConnectionState>
+}>()("telegram-gateway/TelegramSource") {}
