@@ -34,7 +34,15 @@ export const DatabaseConfig = Config.all({
   poolSize: positiveInt("poolSize", 8),
   connectTimeout: duration("connectTimeout", "5 seconds"),
   /** Upper bound on one batch write; a hung statement is retried rather than waited on forever. */
-  statementTimeout: duration("statementTimeout", "10 seconds")
+  statementTimeout: duration("statementTimeout", "10 seconds"),
+  /** TimescaleDB chunk width for new chunks (plain PostgreSQL partitions are always daily). */
+  chunkInterval: duration("chunkInterval", "1 day"),
+  /** TimescaleDB: compress chunks older than this; unset, nothing is compressed. */
+  compressAfter: Config.Duration("compressAfter").pipe(Config.option),
+  /** Drop messages older than this (chunks, or daily partitions); unset, everything is kept. */
+  retention: Config.Duration("retention").pipe(Config.option),
+  /** Plain PostgreSQL: how often the gateway refreshes the hourly and daily count views. */
+  aggregateRefreshInterval: duration("aggregateRefreshInterval", "5 minutes")
 }).pipe(Config.nested("database"))
 export type DatabaseConfig = Config.Success<typeof DatabaseConfig>
 
