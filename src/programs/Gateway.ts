@@ -1,12 +1,14 @@
 /**
  * The daemon, as layers: the three tiers, the ingestion program on top of
- * them, and the health/metrics endpoint. `run` launches it; tests and the
- * demo build the same layers with their own configuration.
+ * them, the health/metrics endpoint and the Telegram source. `run` launches
+ * it; tests and the demo build the same layers with their own configuration.
  */
-import { Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
+import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
 import * as PgMessageStore from "../layers/PgMessageStore.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
+import { TelegramSource } from "../services/TelegramSource.ts"
 import * as HealthServer from "./HealthServer.ts"
 import * as Ingestion from "./Ingestion.ts"
 
@@ -16,4 +18,20 @@ export const tiers = Layer.mergeAll(RedisMessageCache.layer, RabbitEventBus.laye
 /** The ingestion program with its tiers, which stay visible to callers. */
 export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))
 
+/** Ingestion, tiers and the health endpoint: everything but the source. */
 export const daemon = HealthServer.layer.pipe(Layer.provideMerge(ingestion))
+
+/** The Telegram source over MTProto, from `telegram.*`. */
+export const telegram = GramJsTelegramSource.layer
+
+/**
+ * Feeds every event of the source into ingestion. It ends only when the source
+ * fails with a fatal session error; the process then exits with its code, after
+ * the layers have committed everything accepted.
+ */
+export const receive = Effect.gen(function*() {
+  const source = yield* TelegramSource
+  const { ingest } = yield* Ingestion.Ingestion
+  yield* source.events.pipe(Stream.runForEach(ingest))
+  return yield* Effect.never
+})

@@ -104,12 +104,19 @@ export class World {
   }
 
   /** Usernames follow Telegram's rule (5-32 letters, digits, underscores, a letter first), or clients cannot resolve them. */
-  addChannel(input: { readonly username?: string; readonly title: string; readonly kind: ChannelKind }): ChannelRef {
+  addChannel(input: {
+    readonly username?: string
+    readonly title: string
+    readonly kind: ChannelKind
+    /** A specific id (e.g. to keep runs apart in a shared database); by default the next free one. */
+    readonly id?: number
+  }): ChannelRef {
     if (input.username !== undefined && !USERNAME.test(input.username)) {
       throw new InvalidUsernameError(input.username)
     }
+    if (input.id !== undefined && this.channels.has(input.id)) throw new Error(`channel ${input.id} already exists`)
     const ref: ChannelRef = {
-      id: this.nextChannelId++,
+      id: input.id ?? this.nextChannelId++,
       accessHash: randomAccessHash(),
       username: input.username,
       title: input.title,

@@ -1,5 +1,5 @@
 /** `telegram-gateway run`: the daemon, until SIGTERM. */
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { Command } from "effect/cli"
 import * as Gateway from "../Gateway.ts"
 import { validatedConfig, withRuntime } from "../Startup.ts"
@@ -30,7 +30,7 @@ export const run = Command.make("run", {}, () =>
     const flags = yield* root
     return yield* Effect.gen(function*() {
       yield* logStart
-      return yield* Layer.launch(Gateway.daemon)
+      return yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.provide(Gateway.daemon))
     }).pipe(withRuntime(configFile(flags)))
   })).pipe(
     Command.withDescription(

@@ -1,0 +1,48 @@
+/**
+ * A consumer of the gateway's exchange, as a downstream service runs one: a
+ * durable queue with its dead-letter queue (RabbitTopology), messages acked
+ * as they are read. The demo uses it to show what reaches a bound queue.
+ */
+import * as Amqp from "amqplib"
+import { Effect, Redacted } from "effect"
+import { BusUnavailable } from "../services/EventBus.ts"
+import { RabbitMqConfig } from "../services/GatewayConfig.ts"
+import { declareConsumerQueue } from "./RabbitTopology.ts"
+
+export interface CountingConsumer {
+  /** Messages received and acked so far. */
+  readonly received: Effect.Effect<number>
+}
+
+/** Scoped: the connection closes with the scope; `deleteOnClose` removes the queues too. */
+export const countingConsumer = Effect.fn("RabbitConsumer.countingConsumer")(function*(options: {
+  readonly queue: string
+  readonly bindingKeys: ReadonlyArray<string>
+  readonly deleteOnClose: boolean
+}) {
+  const config = yield* RabbitMqConfig
+  const attempt = <A>(operation: string, run: () => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: (cause) => new BusUnavailable({ operation, cause }) })
+  const connection = yield* Effect.acquireRelease(
+    attempt("connect consumer", () => Amqp.connect(Redacted.value(config.url))),
+    (connection) => Effect.promise(() => connection.close()).pipe(Effect.ignore)
+  )
+  const channel = yield* attempt("open consumer channel", () => connection.createChannel())
+  const declared = yield* declareConsumerQueue(channel, { exchange: config.exchange, ...options })
+  if (options.deleteOnClose) {
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        await channel.deleteQueue(declared.queue)
+        await channel.deleteQueue(declared.deadLetterQueue)
+      }).pipe(Effect.ignore)
+    )
+  }
+  let received = 0
+  yield* attempt("consume", () =>
+    channel.consume(declared.queue, (message) => {
+      if (message === null) return
+      received++
+      channel.ack(message)
+    }))
+  return { received: Effect.sync(() => received) } satisfies CountingConsumer
+})

@@ -1,0 +1,134 @@
+/**
+ * `telegram-gateway demo`: the gateway against the built-in Telegram
+ * simulator, for a first look without a Telegram account. A simulated signals
+ * channel posts messages (with edits and deletions) over real MTProto; the
+ * real gateway ingests them into the local Redis, RabbitMQ and PostgreSQL;
+ * a live view shows each tier. Ends on Ctrl-C, after `--duration`, or once
+ * `--messages` are posted and committed; prints a summary and exits 0.
+ */
+import { ConfigProvider, type Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Command, Flag } from "effect/cli"
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Migrations from "../../layers/Migrations.ts"
+import { countingConsumer } from "../../layers/RabbitConsumer.ts"
+import { TelegramSimulator } from "../../simulator/index.ts"
+import { runSignalChannel, type SignalCounts } from "../demo/SignalChannel.ts"
+import { collect, describe, emptyTally, render } from "../demo/LiveView.ts"
+import * as Gateway from "../Gateway.ts"
+import { Ingestion } from "../Ingestion.ts"
+import { withRuntime } from "../Startup.ts"
+import { configFile, root } from "./Root.ts"
+
+/** A session file for the simulator, in a private temporary directory removed afterwards. */
+const simulatorSessionFile = (sessionString: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const directory = await mkdtemp(join(tmpdir(), "telegram-gateway-demo-"))
+      await chmod(directory, 0o700)
+      const file = join(directory, "telegram.session")
+      await writeFile(file, sessionString, { mode: 0o600 })
+      return { directory, file }
+    }),
+    ({ directory }) => Effect.promise(() => rm(directory, { recursive: true, force: true }))
+  )
+
+const program = (options: {
+  readonly duration: Option.Option<Duration.Duration>
+  readonly messages: Option.Option<number>
+  readonly rate: number
+}) =>
+  Effect.gen(function*() {
+    yield* Migrations.migrate.pipe(Effect.tap((applied) =>
+      applied.length > 0 ? Effect.logInfo(`Applied ${applied.length} migrations`) : Effect.void
+    ))
+    const simulator = yield* TelegramSimulator.start()
+    // A channel id of its own per run, so a second demo is not deduplicated against the first.
+    const channel = simulator.world.addChannel({
+      id: 1_500_000_000 + (Math.floor(Date.now() / 1000) % 500_000_000),
+      username: `signals_${Date.now().toString(36)}`,
+      title: "Demo Signals",
+      kind: "channel"
+    })
+    const session = yield* simulatorSessionFile(simulator.sessionString)
+    const telegram = ConfigProvider.layerAdd(
+      ConfigProvider.fromUnknown({
+        telegram: {
+          apiId: 1,
+          apiHash: "demo",
+          sessionFile: session.file,
+          channels: [`@${channel.username}`],
+          dcId: simulator.dcId,
+          dcAddress: simulator.host,
+          dcPort: simulator.port
+        }
+      }),
+      { asPrimary: true }
+    )
+
+    yield* Effect.gen(function*() {
+      const ingestion = yield* Ingestion
+      const consumer = yield* countingConsumer({
+        queue: "telegram-gateway.demo",
+        bindingKeys: [`*.${channel.id}`],
+        deleteOnClose: true
+      })
+      const tally = emptyTally()
+      const posted: SignalCounts = { posted: 0, edited: 0, deleted: 0 }
+      const startedAt = Date.now()
+      yield* collect(ingestion, tally).pipe(Effect.forkScoped)
+      yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
+      const view = yield* render(tally, posted, startedAt).pipe(Effect.forkScoped)
+      const poster = yield* runSignalChannel({
+        world: simulator.world,
+        channel: channel.id,
+        rate: options.rate,
+        limit: Option.getOrUndefined(options.messages),
+        counts: posted
+      }).pipe(Effect.forkScoped)
+
+      const allCommitted = Effect.gen(function*() {
+        yield* Fiber.join(poster)
+        yield* Effect.sleep("1500 millis") // the last edits and deletions are posted after their message
+        while (tally.committed < posted.posted + posted.edited + posted.deleted) yield* Effect.sleep("100 millis")
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: "30 seconds",
+          orElse: () => Effect.logWarning("Not every posted message was committed within 30 s of the last post")
+        })
+      )
+      yield* Option.match(options.duration, {
+        onNone: () => Option.isSome(options.messages) ? allCommitted : Effect.never,
+        onSome: (duration) => Effect.sleep(duration)
+      })
+      yield* Fiber.interrupt(view)
+      yield* Effect.sleep("300 millis")
+      const delivered = yield* consumer.received
+      const seconds = (Date.now() - startedAt) / 1000
+      process.stdout.write(
+        `\nSummary\n${describe(tally, posted, seconds).map((line) => `  ${line}`).join("\n")}\n  consumer  queue telegram-gateway.demo received ${delivered}\n`
+      )
+    }).pipe(Effect.provide(Gateway.daemon), Effect.provide(telegram))
+  }).pipe(Effect.scoped)
+
+export const demo = Command.make("demo", {
+  duration: Flag.String("duration").pipe(
+    Flag.withDescription("Stop after this long, e.g. \"30 seconds\" or \"2 minutes\" (default: until Ctrl-C)"),
+    Flag.withSchema(Schema.DurationFromString),
+    Flag.optional
+  ),
+  messages: Flag.Int("messages").pipe(
+    Flag.withDescription("Post this many messages, then stop once all of them (and their edits and deletions) are committed"),
+    Flag.optional
+  ),
+  rate: Flag.Int("rate").pipe(Flag.withDescription("Messages the simulated channel posts per second"), Flag.withDefault(20))
+}, (options) =>
+  Effect.gen(function*() {
+    const flags = yield* root
+    return yield* program(options).pipe(withRuntime(configFile(flags)))
+  })).pipe(
+    Command.withDescription(
+      "Run the gateway against the built-in Telegram simulator (no account needed) with the local Redis, RabbitMQ and PostgreSQL, and show messages flowing into each tier"
+    )
+  )
