@@ -2,14 +2,15 @@
 # The gateway's local service stack on a Debian machine without systemd as PID 1.
 #
 #   stack.sh up      install what is missing, start PostgreSQL, Redis and RabbitMQ
-#                    when they are down, create the role and database, start the
+#                    when they are down, create the roles and database, start the
 #                    project's PgBouncer on 127.0.0.1:6434. Safe to run again.
 #   stack.sh status  one line per service; exits non-zero when one is down.
 #   stack.sh down    stops the project's PgBouncer only: PostgreSQL, Redis and
 #                    RabbitMQ are the machine's and shared, they are never stopped.
 #
-# Runs as root (apt-get, runuser). Environment: APP_DB_PASSWORD (development
-# default telegram_gateway).
+# Runs as root (apt-get, runuser). Environment: APP_DB_PASSWORD for the owner
+# role telegram_gateway and APP_ROLE_PASSWORD for the application role
+# telegram_gateway_app (development default telegram_gateway for both).
 set -euo pipefail
 
 readonly project_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,6 +21,7 @@ readonly pgbouncer_userlist="$runtime_dir/userlist.txt"
 readonly pgbouncer_pidfile="$runtime_dir/pgbouncer.pid"
 readonly pgbouncer_port=6434
 readonly app_db_password="${APP_DB_PASSWORD:-telegram_gateway}"
+readonly app_role_password="${APP_ROLE_PASSWORD:-telegram_gateway}"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -29,8 +31,9 @@ psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 apt_updated=false
 ensure_packages() {
   local missing=() entry command package
+  # promtool, systemd-analyze and curl: the checks of deploy/ (test/deploy) run them.
   for entry in pg_ctlcluster:postgresql pg_isready:postgresql-client redis-server:redis-server \
-    rabbitmq-server:rabbitmq-server pgbouncer:pgbouncer; do
+    rabbitmq-server:rabbitmq-server pgbouncer:pgbouncer promtool:prometheus systemd-analyze:systemd curl:curl; do
     command="${entry%%:*}" package="${entry#*:}"
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
       missing+=("$package")
@@ -97,6 +100,9 @@ start_rabbitmq() {
 # Fed on stdin: the postgres user may not be able to read a clone under /root.
 setup_database() {
   psql_admin -d postgres -v app_password="$app_db_password" <"$project_dir/deploy/postgresql/setup.sql" >/dev/null
+  # The least-privilege application role (telegram_gateway_app); its SCRAM
+  # secret reaches PgBouncer through write_userlist below.
+  psql_admin -d postgres -v app_password="$app_role_password" <"$project_dir/deploy/postgresql/roles.sql" >/dev/null
 }
 
 # Every role with a password, SCRAM secret as stored by PostgreSQL; the file is

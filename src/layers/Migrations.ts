@@ -9,7 +9,7 @@
  * left to do.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Schema } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
 import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
@@ -169,9 +169,9 @@ const runScript = (sql: SqlClient.SqlClient, file: string) =>
     for (const statement of statements) yield* sql.unsafe(statement)
   })
 
-/** Applies every pending migration in order; returns those it applied (none when up to date). */
-export const migrate: Effect.Effect<ReadonlyArray<Migration>, MigrationError> = Effect.gen(function*() {
-  const migrations = yield* loadMigrations
+/** Checks every applied file against its checksum, then applies the pending ones of `wanted`. */
+const applyPending = (migrations: ReadonlyArray<Migration>, wanted: ReadonlyArray<Migration>) =>
+  Effect.gen(function*() {
   return yield* withMigrationLock((sql) =>
     Effect.gen(function*() {
       const applied = yield* appliedMigrations(sql)
@@ -185,7 +185,7 @@ export const migrate: Effect.Effect<ReadonlyArray<Migration>, MigrationError> = 
           })
         }
       }
-      const pending = migrations.filter((migration) => !applied.has(migration.version))
+      const pending = wanted.filter((migration) => !applied.has(migration.version))
       for (const migration of pending) {
         yield* sql.withTransaction(Effect.gen(function*() {
           yield* runScript(sql, migration.upFile)
@@ -197,6 +197,32 @@ export const migrate: Effect.Effect<ReadonlyArray<Migration>, MigrationError> = 
       return pending
     })
   )
+})
+
+/**
+ * Applies the pending migrations up to version `to` (every one when absent),
+ * in order; returns those it applied (none when up to date). A target above
+ * the newest file is an error, not a silent "latest".
+ */
+export const migrateTo = Effect.fn("Migrations.migrateTo")(function*(options: { readonly to?: number | undefined }) {
+  const migrations = yield* loadMigrations
+  const target = options.to
+  if (target !== undefined && target !== 0 && !migrations.some((migration) => migration.version === target)) {
+    return yield* new MigrationFailed({
+      operation: `migrate to version ${target}`,
+      cause: `no migration ${String(target).padStart(4, "0")} in sql/`
+    })
+  }
+  return yield* applyPending(
+    migrations,
+    target === undefined ? migrations : migrations.filter((migration) => migration.version <= target)
+  )
+})
+
+/** Applies every pending migration in order; returns those it applied (none when up to date). */
+export const migrate: Effect.Effect<ReadonlyArray<Migration>, MigrationError> = Effect.gen(function*() {
+  const migrations = yield* loadMigrations
+  return yield* applyPending(migrations, migrations)
 }).pipe(Effect.withSpan("Migrations.migrate"))
 
 /** Every migration in sql/ with whether it is applied, pending, or changed since. */
@@ -250,3 +276,29 @@ export const rollback = Effect.fn("Migrations.rollback")(
     )
   }
 )
+
+/**
+ * Applies the configured storage policies (`database.chunkInterval`,
+ * `compressAfter`, `retention`) with `apply_storage_policies()` from 0004:
+ * migration files are static SQL, so `telegram-gateway migrate` runs this
+ * after them. Returns one line per policy applied; nothing when 0004 is not
+ * applied yet.
+ */
+export const applyStoragePolicies = Effect.gen(function*() {
+  const config = yield* DatabaseConfig.pipe(sqlStep("read database configuration"))
+  const interval = (duration: Duration.Duration) => `${Duration.toMillis(duration)} milliseconds`
+  return yield* withMigrationLock((sql) =>
+    Effect.gen(function*() {
+      const [installed] = yield* sql<{ present: boolean }>`
+        SELECT to_regprocedure('apply_storage_policies(interval, interval, interval)') IS NOT NULL AS present`
+      if (installed?.present !== true) return [] as ReadonlyArray<string>
+      const rows = yield* sql<{ policy: string }>`
+        SELECT apply_storage_policies(
+          ${interval(config.chunkInterval)}::interval,
+          ${Option.getOrNull(Option.map(config.compressAfter, interval))}::interval,
+          ${Option.getOrNull(Option.map(config.retention, interval))}::interval
+        ) AS policy`
+      return rows.map((row) => row.policy)
+    }).pipe(sqlStep("apply storage policies"))
+  )
+}).pipe(Effect.withSpan("Migrations.applyStoragePolicies"))

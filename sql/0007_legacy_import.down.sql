@@ -1,0 +1,2 @@
+-- Rollback of 0007.
+DROP TABLE IF EXISTS legacy_import_progress;

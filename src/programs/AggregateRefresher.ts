@@ -1,0 +1,37 @@
+/**
+ * Plain PostgreSQL has no continuous aggregates: the hourly and daily count
+ * views (migration 0004) are materialized views the gateway refreshes on a
+ * schedule (`database.aggregateRefreshInterval`), and the configured
+ * `database.retention` is enforced on the same beat by dropping expired daily
+ * partitions. On TimescaleDB both calls are no-ops: its own policies do this.
+ *
+ * Several gateways may run it: the SQL functions take a transaction lock and
+ * a second refresher skips its round. A failed round is logged and the next
+ * one tries again; it never stops the daemon.
+ */
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
+import { DatabaseConfig } from "../services/GatewayConfig.ts"
+
+export const refreshOnce = Effect.fn("AggregateRefresher.refreshOnce")(function*(retention: Option.Option<Duration.Duration>) {
+  const sql = yield* SqlClient.SqlClient
+  const [result] = yield* sql<{ refreshed: boolean }>`SELECT refresh_message_aggregates() AS refreshed`
+  const dropped = Option.isSome(retention)
+    ? yield* sql<{ action: string }>`
+        SELECT drop_expired_message_partitions(${`${Duration.toMillis(retention.value)} milliseconds`}::interval) AS action`
+    : []
+  for (const { action } of dropped) yield* Effect.logInfo(`Retention: ${action}`)
+  return { refreshed: result?.refreshed === true, retention: dropped.map((row) => row.action) }
+})
+
+/** Forked with the daemon's scope: refreshes at start, then every interval. */
+export const layer = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* DatabaseConfig
+    yield* refreshOnce(config.retention).pipe(
+      Effect.catch((error) => Effect.logWarning("Refreshing the message count views failed; next round retries", error)),
+      Effect.repeat(Schedule.spaced(config.aggregateRefreshInterval)),
+      Effect.forkScoped
+    )
+  })
+)

@@ -1,0 +1,29 @@
+/** `telegram-gateway rollback --to N`: undo the migrations above version N, newest first. */
+import { Console, Effect } from "effect"
+import { Command, Flag } from "effect/cli"
+import * as Migrations from "../../layers/Migrations.ts"
+import { withRuntime } from "../Startup.ts"
+import { configFile, root } from "./Root.ts"
+
+export const rollback = Command.make(
+  "rollback",
+  {
+    to: Flag.Int("to").pipe(Flag.withDescription("Keep the migrations up to this version; 0 rolls back everything"))
+  },
+  ({ to }) =>
+    Effect.gen(function*() {
+      const flags = yield* root
+      return yield* Effect.gen(function*() {
+        const rolledBack = yield* Migrations.rollback({ to })
+        yield* Console.log(
+          rolledBack.length === 0
+            ? `Nothing above version ${to} is applied`
+            : `Rolled back ${rolledBack.map((migration) => migration.downFile ?? migration.upFile).join(", ")}`
+        )
+      }).pipe(withRuntime(configFile(flags)))
+    })
+).pipe(
+  Command.withDescription(
+    "Roll back every applied migration above --to N with its down file, newest first, one transaction each, under the migration lock"
+  )
+)

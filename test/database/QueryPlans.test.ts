@@ -1,0 +1,122 @@
+/**
+ * Each query the code runs uses the index made for it, on a million generated
+ * rows (ANALYZEd), on plain PostgreSQL. Plans name the partitions' own
+ * indexes; each is mapped back to the index it was created from on messages.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
+import { generateMessages } from "./Generate.ts"
+
+class Million extends Context.Service<Million, TestDatabase>()("test/database/Million") {
+  static readonly layer = Layer.effect(
+    Million,
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("query_plans")
+      yield* query(database, generateMessages(1, 1_000_000))
+      yield* query(database, "INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at) SELECT (g % 100) + 1, g, now(), now() FROM generate_series(1, 20000) g")
+      yield* query(database, "VACUUM ANALYZE messages")
+      yield* query(database, "VACUUM ANALYZE message_deletions")
+      return database
+    })
+  )
+}
+
+/** The indexes of messages (and message_deletions) a plan uses, by the parent index's name. */
+const indexesUsed = (database: TestDatabase, statement: string) =>
+  Effect.gen(function*() {
+    const plan = (yield* query<{ "QUERY PLAN": string }>(database, `EXPLAIN ${statement}`))
+      .map((row) => row["QUERY PLAN"]).join("\n")
+    const named = [...plan.matchAll(/(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\S+)/g)]
+      .map((match) => match[1]!)
+    const parents = yield* query<{ name: string; parent: string }>(
+      database,
+      `SELECT c.relname AS name, coalesce(p.relname, c.relname) AS parent
+       FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
+       WHERE c.relkind = 'i'`
+    )
+    const parentOf = new Map(parents.map((row) => [row.name, row.parent]))
+    return { plan, used: new Set(named.map((name) => parentOf.get(name) ?? name)) }
+  })
+
+const cursor = 990_000
+const codeQueries: ReadonlyArray<readonly [string, string, string]> = [
+  [
+    "polling one channel after a cursor (PgMessageQuery.events, messages_after_cursor)",
+    "messages_channel_event_idx",
+    `SELECT m.* FROM messages m WHERE m.event_seq > ${cursor} AND m.channel_id = 42 ORDER BY m.event_seq LIMIT 100`
+  ],
+  [
+    "polling every channel after a cursor (PgMessageQuery.events without a channel)",
+    "messages_event_seq_idx",
+    `SELECT m.* FROM messages m WHERE m.event_seq > ${cursor} ORDER BY m.event_seq LIMIT 100`
+  ],
+  [
+    "deletions after a cursor (PgMessageQuery.events)",
+    "message_deletions_event_seq_idx",
+    `SELECT d.* FROM message_deletions d WHERE d.event_seq > 19000 ORDER BY d.event_seq LIMIT 100`
+  ],
+  [
+    "the unprocessed backlog, oldest first",
+    "messages_unprocessed_idx",
+    "SELECT event_seq, channel_id FROM messages WHERE processed_at IS NULL ORDER BY event_seq LIMIT 100"
+  ],
+  [
+    "ranked full-text search (PgMessageQuery.search, search_messages)",
+    "messages_text_search_idx",
+    `SELECT m.channel_id, m.message_id, ts_rank(to_tsvector('simple', m.text), q) AS rank
+     FROM messages m, websearch_to_tsquery('simple', 'ticker4242') q
+     WHERE to_tsvector('simple', m.text) @@ q AND m.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM messages n
+                       WHERE n.channel_id = m.channel_id AND n.message_id = m.message_id AND n.version > m.version)
+     ORDER BY rank DESC, m.date DESC LIMIT 50`
+  ],
+  [
+    "messages with a URL entity",
+    "messages_entities_idx",
+    `SELECT channel_id, message_id FROM messages WHERE entities @> '[{"type": "url"}]' LIMIT 50`
+  ],
+  [
+    "messages with a photo",
+    "messages_media_idx",
+    `SELECT channel_id, message_id FROM messages WHERE media @> '{"type": "photo"}' LIMIT 50`
+  ],
+  [
+    "one channel's counts over a window (PgMessageQuery.counts, channel_statistics)",
+    "messages_channel_date_idx",
+    `SELECT date_trunc('minute', m.date), count(*) FROM messages m
+     WHERE m.version = 0 AND m.date >= date_trunc('day', now()) + interval '1 day'
+       AND m.date < date_trunc('day', now()) + interval '1 day 2 hours' AND m.channel_id = 42
+     GROUP BY 1`
+  ],
+  [
+    "a sender's messages, newest first",
+    "messages_sender_idx",
+    "SELECT channel_id, message_id, date FROM messages WHERE sender_id = 4242 ORDER BY date DESC LIMIT 50"
+  ],
+  // The helpers are SQL functions PostgreSQL inlines, so their plans show too.
+  [
+    "messages_after_cursor() for one channel",
+    "messages_channel_event_idx",
+    `SELECT * FROM messages_after_cursor('desk', 100, channel => 42, after => ${cursor})`
+  ],
+  ["search_messages()", "messages_text_search_idx", "SELECT * FROM search_messages('ticker4242', 50)"],
+  [
+    "channel_statistics()",
+    "messages_channel_date_idx",
+    "SELECT * FROM channel_statistics(42, date_trunc('day', now()), date_trunc('day', now()) + interval '2 hours')"
+  ]
+]
+
+describe("query plans on a million rows", () => {
+  layer(Million.layer, { timeout: "300 seconds" })((it) => {
+    for (const [name, index, statement] of codeQueries) {
+      it.effect(`${name} uses ${index}`, () =>
+        Effect.gen(function*() {
+          const database = yield* Million
+          const { plan, used } = yield* indexesUsed(database, statement)
+          assert.isTrue(used.has(index), `expected ${index} in:\n${plan}`)
+        }))
+    }
+  })
+})
