@@ -5,10 +5,12 @@
  */
 import { Effect, Layer, Stream } from "effect"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
+import * as PgClient from "../layers/PgClient.ts"
 import * as PgMessageStore from "../layers/PgMessageStore.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
 import { TelegramSource } from "../services/TelegramSource.ts"
+import * as AggregateRefresher from "./AggregateRefresher.ts"
 import * as HealthServer from "./HealthServer.ts"
 import * as Ingestion from "./Ingestion.ts"
 
@@ -18,8 +20,10 @@ export const tiers = Layer.mergeAll(RedisMessageCache.layer, RabbitEventBus.laye
 /** The ingestion program with its tiers, which stay visible to callers. */
 export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))
 
-/** Ingestion, tiers and the health endpoint: everything but the source. */
-export const daemon = HealthServer.layer.pipe(Layer.provideMerge(ingestion))
+/** Ingestion, tiers, the health endpoint and the aggregate refresher: everything but the source. */
+export const daemon = Layer.mergeAll(HealthServer.layer, AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer))).pipe(
+  Layer.provideMerge(ingestion)
+)
 
 /** The Telegram source over MTProto, from `telegram.*`. */
 export const telegram = GramJsTelegramSource.layer

@@ -122,7 +122,7 @@ export const demo = Command.make("demo", {
     Flag.withDescription("Post this many messages, then stop once all of them (and their edits and deletions) are committed"),
     Flag.optional
   ),
-  rate: Flag.Int("rate").pipe(Flag.withDescription("Messages the simulated channel posts per second"), Flag.withDefault(20))
+  rate: Flag.Int("rate").pipe(Flag.withDescription("Messages the simulated channel posts per second (default: 20)"), Flag.withDefault(20))
 }, (options) =>
   Effect.gen(function*() {
     const flags = yield* root
