@@ -14,14 +14,20 @@ import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import { createHash } from "node:crypto"
+import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { describeCause } from "../services/MessageCache.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import { splitStatements } from "./SqlScript.ts"
 
-/** Beside src/ and dist/ alike: both are one level below the project root. */
-const sqlDirectory = new URL("../../sql/", import.meta.url)
+/**
+ * The project's sql/ directory: the nearest one above this module, so it is
+ * found from src/ (tsx), dist/ (the build) and a benchmark build alike.
+ */
+const sqlDirectory = [1, 2, 3, 4]
+  .map((levels) => new URL(`${"../".repeat(levels)}sql/`, import.meta.url))
+  .find((candidate) => existsSync(new URL("0001_messages.up.sql", candidate))) ?? new URL("../../sql/", import.meta.url)
 
 const migrationFileName = /^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$/
 

@@ -10,7 +10,7 @@
  * messages for consumers.
  */
 import * as Amqp from "amqplib"
-import { Deferred, Duration, Effect, Layer, Redacted, Ref, Schedule, Semaphore } from "effect"
+import { Array as Arr, Deferred, Duration, Effect, Layer, Redacted, Ref, Schedule, Semaphore } from "effect"
 import type { ConfigError } from "effect/Config"
 import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { BusUnavailable, EventBus, routingKey } from "../services/EventBus.ts"
@@ -129,6 +129,16 @@ const reconnectSchedule = (maxDelay: Duration.Duration) =>
 
 const unavailable = (operation: string, cause: string) => new BusUnavailable({ operation, cause })
 
+/** Persistent JSON whose `message_id` is the event's stable key (docs/rabbitmq.md). */
+const messageProperties = (event: MessageEvent): Amqp.Options.Publish => ({
+  persistent: true,
+  contentType: "application/json",
+  messageId: eventKey(event),
+  type: eventKind(event),
+  timestamp: Math.floor(Date.now() / 1000),
+  appId: "telegram-gateway"
+})
+
 const make = Effect.gen(function*() {
   const config = yield* RabbitMqConfig
   const current = yield* Ref.make<Session | undefined>(undefined)
@@ -192,47 +202,121 @@ const make = Effect.gen(function*() {
     )
   )
 
-  const send = (session: Session, event: MessageEvent) =>
+  const publishTimeoutMs = Duration.toMillis(config.publishTimeout)
+  const notConfirmed = () => unavailable("publish", `not confirmed within ${Duration.format(config.publishTimeout)}`)
+
+  /**
+   * Publishes and waits for the broker's confirm until `deadline` (epoch ms).
+   * The deadline is a plain timer cleared by the confirm: an Effect timeout
+   * would race two fibers per message, and this runs for every event.
+   */
+  const send = (session: Session, event: MessageEvent, deadline: number) =>
     Effect.callback<void, BusUnavailable>((resume) => {
-      const failed = (cause: unknown) => resume(Effect.fail(new BusUnavailable({ operation: "publish", cause })))
+      const timer = setTimeout(() => resume(Effect.fail(notConfirmed())), Math.max(0, deadline - Date.now()))
+      const failed = (cause: unknown) => {
+        clearTimeout(timer)
+        resume(Effect.fail(new BusUnavailable({ operation: "publish", cause })))
+      }
+      const confirmed = () => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
       try {
         const writable = session.channel.publish(
           config.exchange,
           routingKey(event),
           Buffer.from(encodeMessageEventJson(event)),
-          {
-            persistent: true,
-            contentType: "application/json",
-            messageId: eventKey(event),
-            type: eventKind(event),
-            timestamp: Math.floor(Date.now() / 1000),
-            appId: "telegram-gateway"
-          },
-          (error) => (error ? failed(error) : resume(Effect.void))
+          messageProperties(event),
+          (error) => (error ? failed(error) : confirmed())
         )
         if (!writable) session.markFull()
       } catch (cause) {
         // amqplib throws when the channel closed between our check and the write.
         failed(cause)
       }
+      return Effect.sync(() => clearTimeout(timer))
     })
 
-  const publish = Effect.fn("EventBus.publish")(function*(event: MessageEvent) {
-    // Checked before taking a slot too, so that a down bus never makes a caller wait.
-    yield* usableSession("publish")
-    yield* Semaphore.withPermits(slots, 1)(Effect.gen(function*() {
-      const session = yield* usableSession("publish")
-      if (session.drained !== undefined) yield* Deferred.await(session.drained)
-      yield* send(session, event)
-    })).pipe(
-      Effect.timeoutOrElse({
-        duration: config.publishTimeout,
-        orElse: () => Effect.fail(unavailable("publish", `not confirmed within ${Duration.format(config.publishTimeout)}`))
+  /**
+   * Publishes a batch and waits for every confirm until `deadline`: one
+   * callback and one timer for the whole batch. Each event gets its own
+   * outcome: `undefined` when confirmed, the error otherwise.
+   */
+  const sendAll = (session: Session, events: ReadonlyArray<MessageEvent>, deadline: number) =>
+    Effect.callback<ReadonlyArray<BusUnavailable | undefined>>((resume) => {
+      const outcomes: Array<BusUnavailable | undefined | null> = events.map(() => null)
+      let pending = events.length
+      const settle = (index: number, outcome: BusUnavailable | undefined) => {
+        if (outcomes[index] !== null) return
+        outcomes[index] = outcome
+        if (--pending === 0) {
+          clearTimeout(timer)
+          resume(Effect.succeed(outcomes as ReadonlyArray<BusUnavailable | undefined>))
+        }
+      }
+      const timer = setTimeout(() => {
+        for (let index = 0; index < events.length; index++) settle(index, notConfirmed())
+      }, Math.max(0, deadline - Date.now()))
+      events.forEach((event, index) => {
+        try {
+          const writable = session.channel.publish(
+            config.exchange,
+            routingKey(event),
+            Buffer.from(encodeMessageEventJson(event)),
+            messageProperties(event),
+            (error) => settle(index, error ? new BusUnavailable({ operation: "publish", cause: error }) : undefined)
+          )
+          if (!writable) session.markFull()
+        } catch (cause) {
+          // amqplib throws when the channel closed between our check and the write.
+          settle(index, new BusUnavailable({ operation: "publish", cause }))
+        }
       })
-    )
+      return Effect.sync(() => clearTimeout(timer))
+    })
+
+  const publishAll = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
+    const deadline = Date.now() + publishTimeoutMs
+    // A batch takes one slot per event, so the bound on confirms in flight holds.
+    const batches = Arr.chunksOf(events, config.maxInFlight)
+    const outcomes: Array<BusUnavailable | undefined> = []
+    for (const batch of batches) {
+      const sent = yield* usableSession("publish").pipe(
+        Effect.andThen(Semaphore.withPermits(slots, batch.length)(Effect.gen(function*() {
+          const session = yield* usableSession("publish")
+          if (session.drained !== undefined) {
+            yield* Deferred.await(session.drained).pipe(
+              Effect.timeoutOrElse({ duration: Math.max(0, deadline - Date.now()), orElse: () => Effect.fail(notConfirmed()) })
+            )
+          }
+          return yield* sendAll(session, batch, deadline)
+        }))),
+        Effect.catch((error) => Effect.succeed(batch.map(() => error)))
+      )
+      outcomes.push(...sent)
+    }
+    return outcomes as ReadonlyArray<BusUnavailable | undefined>
   })
 
-  return EventBus.of({ publish, ping: Effect.asVoid(usableSession("ping")) })
+  // Runs for every event, thousands of times a second: untraced, since a span and
+  // a captured stack per call cost more than the call (the batch write carries the trace).
+  const publish = Effect.fnUntraced(function*(event: MessageEvent) {
+    // Checked before taking a slot too, so that a down bus never makes a caller wait.
+    yield* usableSession("publish")
+    const deadline = Date.now() + publishTimeoutMs
+    // Waiting for a slot is bounded too: every slot holder gives it back by its own deadline.
+    yield* Semaphore.withPermits(slots, 1)(Effect.gen(function*() {
+      const session = yield* usableSession("publish")
+      if (session.drained !== undefined) {
+        yield* Deferred.await(session.drained).pipe(
+          Effect.timeoutOrElse({ duration: Math.max(0, deadline - Date.now()), orElse: () => Effect.fail(notConfirmed()) })
+        )
+      }
+      yield* send(session, event, deadline)
+    }))
+  })
+
+  return EventBus.of({ publish, publishAll, ping: Effect.asVoid(usableSession("ping")) })
 })
 
 export const layer: Layer.Layer<EventBus, ConfigError> = Layer.effect(EventBus, make)

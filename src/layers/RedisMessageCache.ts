@@ -5,7 +5,7 @@
  * failure or timeout is a `CacheUnavailable`. The key schema and the scripts'
  * steps are documented in docs/redis-keys.md.
  */
-import { Cause, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { type Array as Arr, Cause, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { Redis } from "ioredis"
 import {
   type ChannelId,
@@ -120,6 +120,7 @@ const connect = (config: RedisConfig): ScriptedRedis =>
     connectTimeout: connectTimeoutMs,
     socketTimeout: socketTimeoutMs,
     connectionName: "telegram-gateway",
+    commandTimeout: Duration.toMillis(config.timeout),
     // Commands issued in the same tick share one socket write: at thousands of
     // events per second this removes most of the per-command syscall cost.
     enableAutoPipelining: true,
@@ -182,44 +183,59 @@ export const make = Effect.gen(function*() {
         { cause }
       )
 
-  /** One command, bounded by `redis.timeout`; every failure is a `CacheUnavailable`. */
+  /**
+   * One command, bounded by `redis.timeout` through ioredis's own
+   * `commandTimeout` (a timer per command, where an Effect timeout would race
+   * two fibers per command); every failure is a `CacheUnavailable`.
+   */
   const run = <A>(operation: string, command: () => Promise<A>) =>
     Effect.tryPromise({
       try: command,
-      catch: (cause) => new CacheUnavailable({ operation, cause: explain(cause) })
-    }).pipe(
-      Effect.timeout(timeout),
-      Effect.catchIf(Cause.isTimeoutError, () => {
-        const cause = explain(new Error(`no reply within ${Duration.format(timeout)}`))
-        return Effect.fail(new CacheUnavailable({ operation, cause }))
-      })
-    )
+      catch: (cause) =>
+        new CacheUnavailable({
+          operation,
+          cause: explain(
+            cause instanceof Error && cause.message === "Command timed out"
+              ? new Error(`no reply within ${Duration.format(timeout)}`)
+              : cause
+          )
+        })
+    })
 
-  const remember = Effect.fn("MessageCache.remember")(function*(event: MessageEvent) {
+  /** The remember script for one event; issued in the same tick, several share one write. */
+  const rememberScript = (event: MessageEvent) => {
     const key = eventKey(event)
     const channelId = eventChannelId(event)
     const messageId = eventMessageId(event)
     const version = event._tag === "MessageDeleted" ? -1 : messageVersion(event.message)
-    const json = yield* Effect.try({
-      try: () => encodeMessageEventJson(event),
-      catch: (cause) => new CacheUnavailable({ operation: "remember", cause })
-    })
-    const verdict = yield* run("remember", () =>
-      client.gatewayRemember(
-        `${prefix}dedup:${key}`,
-        `${msgPrefix}${key}`,
-        `${prefix}recent:${channelId}`,
-        `${prefix}last:${channelId}`,
-        `${msgPrefix}${deletionKey(channelId, messageId)}`,
-        dedupTtlMs,
-        maxAgeMs,
-        config.recentLimit,
-        messageId,
-        version,
-        json,
-        key
-      ))
-    return (verdict === 1 ? "new" : "duplicate") satisfies DedupVerdict
+    return client.gatewayRemember(
+      `${prefix}dedup:${key}`,
+      `${msgPrefix}${key}`,
+      `${prefix}recent:${channelId}`,
+      `${prefix}last:${channelId}`,
+      `${msgPrefix}${deletionKey(channelId, messageId)}`,
+      dedupTtlMs,
+      maxAgeMs,
+      config.recentLimit,
+      messageId,
+      version,
+      encodeMessageEventJson(event),
+      key
+    )
+  }
+
+  const verdictOf = (reply: number): DedupVerdict => (reply === 1 ? "new" : "duplicate")
+
+  // These run for every event, thousands of times a second: untraced, since a
+  // span and a captured stack per call cost more than the call.
+  const remember = Effect.fnUntraced(function*(event: MessageEvent) {
+    return verdictOf(yield* run("remember", () => rememberScript(event)))
+  })
+
+  /** Many events in one round trip (ioredis pipelines commands issued together). */
+  const rememberAll = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
+    const replies = yield* run("remember", () => Promise.all(events.map(rememberScript)))
+    return replies.map(verdictOf)
   })
 
   const recent = Effect.fn("MessageCache.recent")(function*(channelId: ChannelId, limit: number) {
@@ -263,7 +279,7 @@ export const make = Effect.gen(function*() {
 
   const ping = run("ping", () => client.ping()).pipe(Effect.asVoid, Effect.withSpan("MessageCache.ping"))
 
-  return MessageCache.of({ remember, recent, get, lastSeenMessageId, ping })
+  return MessageCache.of({ remember, rememberAll, recent, get, lastSeenMessageId, ping })
 })
 
 export const layer = Layer.effect(MessageCache, make)

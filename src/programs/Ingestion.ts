@@ -3,24 +3,23 @@
  *
  * - PostgreSQL first, through the batch writer's bounded queue (the receiver
  *   waits when it is full; nothing is dropped).
- * - Then, on forked fibers supervised by this layer, the Redis dedup check and
- *   cache write, and the RabbitMQ publish, each with its own timeout and retry
- *   schedule. The publish waits for the dedup verdict (a fraction of a
- *   millisecond) so that a redelivered event is not published twice; when
- *   Redis cannot answer, it publishes anyway (consumers dedupe on message_id).
+ * - Then, handed to the hot path (HotPath.ts): supervised worker fibers that
+ *   run the Redis dedup check and cache write, then the RabbitMQ publish,
+ *   each with its tier's own timeout and a short retry schedule.
  *
  * Redis or RabbitMQ failing never blocks or fails the database write: each
- * outage is logged once, counted per attempt, and the tier is used again as
- * soon as it answers.
+ * outage is logged once, every event that missed a tier is counted, and the
+ * tier is used again as soon as it answers.
  */
-import { Context, Effect, FiberSet, Layer, Metric, PubSub, Schedule, Schema } from "effect"
+import { Context, Effect, Layer, Metric, PubSub, Schema } from "effect"
 import type * as Scope from "effect/Scope"
-import { decodeMessageEvent, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
+import { decodeMessageEvent, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { EventBus } from "../services/EventBus.ts"
 import { IngestConfig } from "../services/GatewayConfig.ts"
 import { type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { makeBatchWriter } from "./BatchWriter.ts"
+import { makeHotPath } from "./HotPath.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
 export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", {
@@ -55,9 +54,6 @@ export class Ingestion extends Context.Service<Ingestion, {
   /** Whether each optional tier answered its last attempt. */
   readonly tiers: Effect.Effect<{ readonly redis: boolean; readonly rabbitmq: boolean }>
 }>()("telegram-gateway/Ingestion") {}
-
-/** A short retry for one event: a blip is absorbed, an outage falls through fast. */
-const perEventRetry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
 
 const receivedByKind = {
   new: Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: "new" })),
@@ -97,57 +93,15 @@ export const make = Effect.gen(function*() {
       })
   })
 
-  const remember = (event: MessageEvent) =>
-    Effect.gen(function*() {
-      let attempts = 0
-      const verdict = yield* Effect.suspend(() => {
-        attempts++
-        return cache.remember(event).pipe(Effect.timeout(config.tierTimeout))
-      }).pipe(Effect.retry(perEventRetry))
-      // An attempt that timed out or lost its connection may still have run in
-      // Redis, so after a retry "duplicate" may be our own first attempt.
-      return attempts > 1 && verdict === "duplicate" ? "unknown" as const : verdict
-    }).pipe(
-      Effect.tap(() => redis.succeeded),
-      Effect.tapError((error) => redis.failed(error)),
-      Effect.option
-    )
-
-  const publish = (event: MessageEvent) =>
-    bus.publish(event).pipe(
-      Effect.timeout(config.tierTimeout),
-      Effect.retry(perEventRetry),
-      Effect.tap(() => rabbitmq.succeeded),
-      Effect.tapError((error) => rabbitmq.failed(error)),
-      Effect.isSuccess
-    )
-
-  // One supervised fiber per event, forked off the receiver. The publish
-  // follows the dedup verdict (a fraction of a millisecond) rather than racing
-  // it, so a redelivered event is not published twice; forking the two apart
-  // would only race a publish that must wait for the verdict anyway.
-  const hotPath = Effect.fnUntraced(function*(event: MessageEvent) {
-    const outcome = yield* remember(event)
-    const seen = outcome._tag === "Some" ? outcome.value : "unknown"
-    const published = seen === "duplicate" ? false : yield* publish(event)
-    const cached = outcome._tag === "Some"
-    if (seen === "duplicate") yield* Metric.update(Metrics.eventsDuplicate, 1)
-    if (cached && seen === "new") yield* Metric.update(Metrics.eventsCached, 1)
-    if (published) yield* Metric.update(Metrics.eventsPublished, 1)
-    yield* Metric.update(Metrics.hotPathLatency, millisSince(event.receivedAt))
-    yield* PubSub.publish(progress, { _tag: "HotPathDone", event, verdict: seen, cached, published, at: Date.now() })
-  })
-
-  const hotPaths = yield* FiberSet.make<void>()
-  // Registered after the writer, so it runs first on shutdown: in-flight cache
-  // and bus work finishes (bounded) before Redis and RabbitMQ close.
-  yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(hotPaths).pipe(Effect.timeout(config.tierTimeout), Effect.ignore))
+  // Registered after the writer, so it runs first on shutdown: cache and bus
+  // work already queued finishes (bounded) before Redis and RabbitMQ close.
+  const hotPath = yield* makeHotPath({ cache, bus, redis, rabbitmq, progress, shutdownTimeout: config.tierTimeout })
 
   const ingest = (event: MessageEvent) =>
     Effect.gen(function*() {
       yield* Metric.update(receivedByKind[eventKind(event)], 1)
       yield* writer.offer(event)
-      yield* FiberSet.run(hotPaths, hotPath(event))
+      yield* hotPath.offer(event)
     })
 
   const ingestUnknown = (payload: unknown) =>

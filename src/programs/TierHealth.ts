@@ -13,12 +13,13 @@ export interface TierHealth {
   /** Whether the last attempt succeeded. */
   readonly isUp: Effect.Effect<boolean>
   readonly succeeded: Effect.Effect<void>
-  readonly failed: (error: { readonly message: string }) => Effect.Effect<void>
+  /** Counts `count` failures (events that missed the tier, or attempts), logging only when the tier goes down. */
+  readonly failed: (error: { readonly message: string }, count?: number) => Effect.Effect<void>
 }
 
 export interface TierHealthOptions {
   readonly tier: Tier
-  /** Counted on every failed attempt. */
+  /** Counted on every failure. */
   readonly failures: Metric.Counter<number>
   /** Logged as a warning when the tier goes down. */
   readonly downMessage: string
@@ -43,8 +44,8 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
       )
     )
 
-    const failed = (error: { readonly message: string }) =>
-      Metric.update(options.failures, 1).pipe(
+    const failed = (error: { readonly message: string }, count = 1) =>
+      Metric.update(options.failures, count).pipe(
         Effect.andThen(Ref.getAndSet(up, false)),
         Effect.flatMap((wasUp) =>
           wasUp

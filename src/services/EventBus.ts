@@ -2,7 +2,7 @@
  * The event bus for downstream consumers, on RabbitMQ. Optional: a failure is
  * a `BusUnavailable` the caller degrades on; it never holds up the database.
  */
-import { Context, type Effect, Schema } from "effect"
+import { type Array, Context, type Effect, Schema } from "effect"
 import { eventChannelId, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { describeCause } from "./MessageCache.ts"
 
@@ -21,6 +21,13 @@ export class EventBus extends Context.Service<EventBus, {
    * event's stable key; succeeds once the broker has confirmed it.
    */
   readonly publish: (event: MessageEvent) => Effect.Effect<void, BusUnavailable>
+  /**
+   * Publishes many at once, confirms awaited together: each event's outcome is
+   * `undefined` when confirmed, its error otherwise. It never fails as a whole.
+   */
+  readonly publishAll: (
+    events: Array.NonEmptyReadonlyArray<MessageEvent>
+  ) => Effect.Effect<ReadonlyArray<BusUnavailable | undefined>>
   readonly ping: Effect.Effect<void, BusUnavailable>
 }>()("telegram-gateway/EventBus") {}
 

@@ -81,7 +81,7 @@ export const IngestConfig = Config.all({
   writers: positiveInt("writers", 2),
   /** On SIGTERM, how long to keep committing what is queued before giving up. */
   shutdownTimeout: duration("shutdownTimeout", "30 seconds"),
-  /** Cache and bus work per event; past it the tier counts as failed for that event. */
+  /** On SIGTERM, how long cache and bus work already under way may take to finish. */
   tierTimeout: duration("tierTimeout", "2 seconds")
 }).pipe(Config.nested("ingest"))
 export type IngestConfig = Config.Success<typeof IngestConfig>

@@ -3,7 +3,7 @@
  * Optional by design: every failure is a `CacheUnavailable` that the caller
  * may degrade on, never a reason to stop the durable write.
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import { type Array, Context, type Effect, type Option, Schema } from "effect"
 import type { ChannelId, MessageEvent, MessageId } from "../domain/Message.ts"
 
 export class CacheUnavailable extends Schema.TaggedError<CacheUnavailable>()("CacheUnavailable", {
@@ -24,6 +24,10 @@ export class MessageCache extends Context.Service<MessageCache, {
    * and, for a new event, the cache write, in one round trip.
    */
   readonly remember: (event: MessageEvent) => Effect.Effect<DedupVerdict, CacheUnavailable>
+  /** `remember` for many events in one round trip; verdicts in the same order. */
+  readonly rememberAll: (
+    events: Array.NonEmptyReadonlyArray<MessageEvent>
+  ) => Effect.Effect<ReadonlyArray<DedupVerdict>, CacheUnavailable>
   /** Up to `limit` recent events of a channel, newest message first. */
   readonly recent: (channelId: ChannelId, limit: number) => Effect.Effect<ReadonlyArray<MessageEvent>, CacheUnavailable>
   /** One event by its stable key, while it is cached. */

@@ -1,0 +1,142 @@
+/**
+ * The optional tiers' path: the Redis dedup check and cache write, then the
+ * RabbitMQ publish, for every event, off the receiver and off the database
+ * path. Supervised worker fibers take whatever events are waiting (up to
+ * `maxBatch`) and handle them together: one Redis round trip for all of them,
+ * then one batch of publishes whose confirms are awaited together. Under light
+ * load a batch is a single event, so nothing waits to fill one; under heavy
+ * load, the per-event cost of fibers and round trips is shared.
+ *
+ * The publish follows the dedup verdict, so an event Telegram redelivers is
+ * not published twice; when Redis cannot answer, the event is published
+ * anyway (at-least-once: consumers dedupe on `message_id`). Each tier is
+ * bounded by its own timeout (`redis.timeout`, `rabbitmq.publishTimeout`) and
+ * retried on a short schedule; what still fails is counted per event.
+ */
+import { type Array as Arr, Cause, type Duration, Effect, Fiber, Metric, PubSub, Queue, Schedule } from "effect"
+import type { MessageEvent } from "../domain/Message.ts"
+import type { EventBus } from "../services/EventBus.ts"
+import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
+import * as Metrics from "../services/Metrics.ts"
+import type { IngestProgress } from "./Ingestion.ts"
+import type { TierHealth } from "./TierHealth.ts"
+
+export interface HotPathOptions {
+  readonly cache: MessageCache["Service"]
+  readonly bus: EventBus["Service"]
+  readonly redis: TierHealth
+  readonly rabbitmq: TierHealth
+  readonly progress: PubSub.PubSub<IngestProgress>
+  /** At shutdown, how long the work already queued may take. */
+  readonly shutdownTimeout: Duration.Duration
+}
+
+export interface HotPath {
+  /** Queues an event's cache and bus work; never waits. */
+  readonly offer: (event: MessageEvent) => Effect.Effect<void>
+}
+
+/** Events handled together by one worker, at most. */
+const maxBatch = 256
+/** Workers: a slow batch (a publish waiting on confirms) does not hold up the next. */
+const workers = 4
+
+/** A short retry: a blip is absorbed, an outage falls through fast. */
+const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
+
+const millisSince = (receivedAt: number) => Math.max(0, Date.now() - receivedAt) / 1000
+
+export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) {
+  const { bus, cache, progress, rabbitmq, redis } = options
+  // Unbounded on purpose: the receiver must never wait on the optional tiers.
+  // Each event leaves it within the tiers' timeouts, so it cannot grow for long.
+  const queue = yield* Queue.unbounded<MessageEvent, Cause.Done>()
+
+  /** The verdict per event, or "unknown" for all when Redis could not answer. */
+  const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const verdicts = yield* Effect.suspend(() => {
+        attempts++
+        return cache.rememberAll(events)
+      }).pipe(Effect.retry(retry))
+      yield* redis.succeeded
+      // An attempt that timed out or lost its connection may still have run in
+      // Redis, so after a retry "duplicate" may be our own first attempt.
+      return {
+        cached: true,
+        verdicts: attempts > 1
+          ? verdicts.map((verdict) => (verdict === "duplicate" ? "unknown" as const : verdict))
+          : verdicts as ReadonlyArray<DedupVerdict | "unknown">
+      }
+    }).pipe(
+      Effect.catch((error) =>
+        redis.failed(error, events.length).pipe(
+          Effect.as({ cached: false, verdicts: events.map(() => "unknown" as const) })
+        )
+      )
+    )
+
+  /** Whether each event was confirmed; failures are retried, then counted per event. */
+  const publishAll = (events: ReadonlyArray<MessageEvent>) =>
+    Effect.gen(function*() {
+      const confirmed = new Set<MessageEvent>()
+      let waiting = events
+      let lastError: { readonly message: string } | undefined
+      for (let attempt = 0; attempt < 3 && waiting.length > 0; attempt++) {
+        if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + Math.random()))
+        const outcomes = yield* bus.publishAll(waiting as Arr.NonEmptyReadonlyArray<MessageEvent>)
+        const failed: Array<MessageEvent> = []
+        outcomes.forEach((error, index) => {
+          if (error === undefined) confirmed.add(waiting[index]!)
+          else (failed.push(waiting[index]!), lastError = error)
+        })
+        waiting = failed
+      }
+      if (waiting.length > 0 && lastError !== undefined) yield* rabbitmq.failed(lastError, waiting.length)
+      else if (events.length > 0) yield* rabbitmq.succeeded
+      return confirmed
+    })
+
+  const handle = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
+    const { cached, verdicts } = yield* rememberAll(events)
+    const toPublish = events.filter((_, index) => verdicts[index] !== "duplicate")
+    const published = toPublish.length > 0 ? yield* publishAll(toPublish) : new Set<MessageEvent>()
+    const at = Date.now()
+    let duplicates = 0
+    let fresh = 0
+    const done: Array<IngestProgress> = []
+    events.forEach((event, index) => {
+      const verdict = verdicts[index]!
+      if (verdict === "duplicate") duplicates++
+      else if (cached && verdict === "new") fresh++
+      done.push({ _tag: "HotPathDone", event, verdict, cached, published: published.has(event), at })
+    })
+    yield* Metric.update(Metrics.eventsDuplicate, duplicates)
+    yield* Metric.update(Metrics.eventsCached, fresh)
+    yield* Metric.update(Metrics.eventsPublished, published.size)
+    for (const event of events) yield* Metric.update(Metrics.hotPathLatency, millisSince(event.receivedAt))
+    yield* PubSub.publishAll(progress, done)
+  }, (effect, events) => Effect.withSpan(effect, "HotPath.handle", { attributes: { "batch.size": events.length } }))
+
+  const worker = Queue.takeBetween(queue, 1, maxBatch).pipe(
+    Effect.flatMap((events) => handle(events as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>)),
+    Effect.forever,
+    Effect.catchIf(Cause.isDone, () => Effect.void)
+  )
+  const running = yield* Effect.forEach(Array.from({ length: workers }), () => Effect.forkScoped(worker))
+
+  // Runs before the workers are interrupted (finalizers run in reverse): the
+  // queue ends, the workers finish what is in it, bounded by the timeout.
+  yield* Effect.addFinalizer(() =>
+    Queue.end(queue).pipe(
+      Effect.andThen(Effect.forEach(running, (fiber) => Fiber.await(fiber), { discard: true })),
+      Effect.timeout(options.shutdownTimeout),
+      Effect.ignore
+    )
+  )
+
+  return {
+    offer: (event: MessageEvent) => Queue.offer(queue, event).pipe(Effect.asVoid)
+  } satisfies HotPath
+})
