@@ -178,6 +178,26 @@ describe("RabbitEventBus", () => {
       assert.strictEqual(reply.messageCount, 2_000)
     }))
 
+  it.live("publishes a batch with its confirms awaited together, and reports each event's failure while down", () =>
+    Effect.gen(function*() {
+      const { exchange, queue } = names("batch")
+      const channel = yield* openChannel
+      yield* consumerQueue(channel, { exchange, queue, bindingKeys: ["#"] })
+      const proxy = yield* makeTcpProxy({ host: "127.0.0.1", port: 5672 })
+      const bus = yield* makeBus({ port: proxy.port, exchange })
+      yield* connected(bus)
+
+      const batch = Array.from({ length: 300 }, (_, index) => created(2102, index + 1))
+      const outcomes = yield* bus.publishAll(batch as [MessageEvent, ...Array<MessageEvent>])
+      assert.deepStrictEqual(outcomes.filter((outcome) => outcome !== undefined), [])
+      assert.strictEqual((yield* Effect.promise(() => channel.checkQueue(queue))).messageCount, 300)
+
+      yield* proxy.cut
+      yield* disconnected(bus)
+      const down = yield* bus.publishAll([created(2102, 1000), created(2102, 1001)])
+      assert.deepStrictEqual(down.map((outcome) => outcome?._tag), ["BusUnavailable", "BusUnavailable"])
+    }))
+
   it.live("starts without RabbitMQ, fails fast, and connects once the broker is reachable", () =>
     Effect.gen(function*() {
       const { exchange, queue } = names("late-start")

@@ -91,6 +91,16 @@ layer(cacheLayer(), { timeout: "30 seconds", excludeTestServices: true })("Redis
       assert.strictEqual(yield* cache.remember(deleted(channel, 1)), "duplicate")
     }))
 
+  it.effect("answers a batch in one call, verdicts in the order of the events", () =>
+    Effect.gen(function*() {
+      const cache = yield* MessageCache
+      const channel = newChannel()
+      yield* cache.remember(created(channel, 2))
+      const verdicts = yield* cache.rememberAll([created(channel, 1), created(channel, 2), created(channel, 3), created(channel, 1)])
+      assert.deepStrictEqual(verdicts, ["new", "duplicate", "new", "duplicate"])
+      assert.deepStrictEqual(keysOf(yield* cache.recent(channel, 10)), keysOf([created(channel, 3), created(channel, 2), created(channel, 1)]))
+    }))
+
   it.effect("keeps exactly one entry per key when the same batch arrives twice", () =>
     Effect.gen(function*() {
       const cache = yield* MessageCache
