@@ -79,6 +79,15 @@ const program = (options: {
       const startedAt = Date.now()
       yield* collect(ingestion, tally).pipe(Effect.forkScoped)
       yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
+      // A chat the gateway has never read starts from its newest message, so
+      // the channel starts posting once the gateway has looked at it.
+      yield* Effect.sleep("50 millis").pipe(
+        Effect.repeat({ until: () => simulator.callCount("messages.GetHistory") > 0 }),
+        Effect.timeoutOrElse({
+          duration: "20 seconds",
+          orElse: () => Effect.logWarning("The gateway has not read the simulated channel yet; posting anyway")
+        })
+      )
       const view = yield* render(tally, posted, startedAt).pipe(Effect.forkScoped)
       const poster = yield* runSignalChannel({
         world: simulator.world,
