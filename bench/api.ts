@@ -2,82 +2,234 @@
  * Benchmark of the consumer API (not a test): `npx tsx bench/api.ts`.
  *
  * A fresh database with 1,000,000 messages over 100 channels (one INSERT ...
- * SELECT generate_series), the API server in this process on a free port,
- * and 100 consumers, each polling its own channel with its own cursor over
- * keep-alive connections at a fixed total arrival rate (200, then 1,000
- * requests/s; open loop, so a slow answer does not slow the offered load).
- * The load loop is node:http: wrk is not installed here and cannot hold a
- * fixed rate anyway. Beside it, in the same run: the same poll as a direct
- * SQL query (MessageQuery through PgBouncer, no HTTP), and the processed-mark
- * latency. Prints a table, then one JSON line.
+ * SELECT generate_series), then the real `telegram-gateway-api` program in its
+ * own process (`node --import tsx src/bin/telegram-gateway-api.ts`, configured
+ * through the environment), driven by autocannon from this process: 100
+ * consumers, one keep-alive connection each, each polling its own channel and
+ * following the `nextCursor` of its previous page, at a fixed total rate.
+ *
+ * autocannon's rate limit releases each connection's quota for the second
+ * when the connection's own one-second timer fires, and the timers of one
+ * instance's connections all start together: the server then sees the whole
+ * second's requests as one burst of 100 concurrent requests. Both shapes are
+ * measured: "synchronised" (one instance, 100 connections, `overallRate`) and
+ * "staggered" (100 one-connection instances started 10 ms apart, so arrivals
+ * spread over the second as independent consumers' would). Latencies are
+ * recorded per response from autocannon's `response` event (hrtime, in ms).
+ * Its own histogram is not used: at a fixed rate it adds coordinated-omission
+ * corrections with an expected interval of `Math.ceil(1 / rate)`, 1 ms at
+ * these per-connection rates, not the real spacing.
+ *
+ * In the same run and in the staggered shape: the same poll as direct SQL
+ * (MessageQuery.events through PgBouncer, no HTTP) from this process, and
+ * the processed mark. Every measurement is repeated `BENCH_ROUNDS` times
+ * (default 3) and reported as the median of the rounds; the load average is
+ * printed per round. Prints a table, then one JSON line.
+ *
+ * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
+ * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
+ * server and the direct SQL reach PgBouncer through its Unix socket instead of
+ * TCP on 127.0.0.1:6434.
  */
-import { NodeHttpServer } from "@effect/platform-node"
 import * as Amqp from "amqplib"
 import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
-import { HttpRouter } from "effect/http"
+import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import * as Http from "node:http"
-import { createServer } from "node:http"
+import { createRequire } from "node:module"
+import * as Os from "node:os"
 import { ChannelId } from "../src/domain/Message.ts"
 import * as PgClient from "../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
 import { encodeCursor } from "../src/programs/api/Cursor.ts"
-import * as Server from "../src/programs/api/Server.ts"
 import { MessageQuery } from "../src/services/MessageQuery.ts"
 import { makeTestDatabase, query } from "../test/support/Database.ts"
+
+/** The part of autocannon's programmatic API used here (the package ships no types). */
+interface AutocannonRequest {
+  readonly method: "GET" | "POST"
+  readonly headers: Record<string, string>
+  readonly setupRequest: (request: Record<string, unknown>) => Record<string, unknown>
+  readonly onResponse: (status: number, body: string) => void
+}
+interface AutocannonClient {
+  readonly setRequests: (requests: ReadonlyArray<AutocannonRequest>) => void
+}
+interface AutocannonInstance {
+  readonly on: {
+    (event: "response", listener: (client: AutocannonClient, status: number, bytes: number, ms: number) => void): void
+    (event: "done", listener: (result: { readonly errors: number; readonly timeouts: number }) => void): void
+  }
+}
+type Autocannon = (options: {
+  readonly url: string
+  readonly connections: number
+  readonly overallRate: number
+  readonly duration: number
+  readonly setupClient: (client: AutocannonClient) => void
+}) => AutocannonInstance
+const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
 
 const channels = 100
 const messages = Number(process.env.BENCH_MESSAGES ?? 1_000_000)
 const key = "bench-key-0123456789"
 const port = 4810 + Math.floor(Math.random() * 100)
 const phaseSeconds = Number(process.env.BENCH_SECONDS ?? 10)
-/** Events per poll: a caught-up consumer sees a few; BENCH_PAGE=100 measures a catching-up one. */
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+/** Events per poll: a consumer behind by more than a page gets full pages. */
 const pageSize = Number(process.env.BENCH_PAGE ?? 10)
+const cpuProfileDir = process.env.BENCH_CPU_PROF
+const pgbouncerSocket = process.env.BENCH_PGBOUNCER_SOCKET
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
-const summary = (latencies: Array<number>) => {
-  const sorted = latencies.sort((a, b) => a - b)
-  const round = (n: number) => Math.round(n * 1000) / 1000
-  return { n: sorted.length, p50: round(percentile(sorted, 0.5)), p95: round(percentile(sorted, 0.95)), p99: round(percentile(sorted, 0.99)) }
+/** The database's PgBouncer URL, through the Unix socket when BENCH_PGBOUNCER_SOCKET names its directory. */
+const applicationUrl = (url: string) => {
+  if (pgbouncerSocket === undefined) return url
+  const viaSocket = new URL(url)
+  viaSocket.hostname = "localhost"
+  viaSocket.searchParams.set("host", pgbouncerSocket)
+  return viaSocket.toString()
 }
 
-const agent = new Http.Agent({ keepAlive: true, maxSockets: 100 })
+interface Summary {
+  readonly n: number
+  readonly failed: number
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+}
 
-const request = (method: string, path: string, body?: string) =>
-  new Promise<number>((resolve, reject) => {
-    const started = performance.now()
-    const req = Http.request({
-      host: "127.0.0.1",
-      port,
-      method,
-      path,
-      agent,
-      headers: { "x-api-key": key, ...(body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }) }
-    }, (res) => {
-      res.resume()
-      res.on("end", () => res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`${method} ${path}: ${res.statusCode}`)))
-    })
-    req.on("error", reject)
-    req.end(body)
+const round3 = (n: number) => Math.round(n * 1000) / 1000
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
+const summarize = (latencies: Array<number>, failed: number): Summary => {
+  const sorted = latencies.sort((a, b) => a - b)
+  return {
+    n: sorted.length,
+    failed,
+    p50: round3(percentile(sorted, 0.5)),
+    p95: round3(percentile(sorted, 0.95)),
+    p99: round3(percentile(sorted, 0.99))
+  }
+}
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN
+}
+const medianSummary = (runs: ReadonlyArray<Summary>): Summary => ({
+  n: median(runs.map((run) => run.n)),
+  failed: median(runs.map((run) => run.failed)),
+  p50: median(runs.map((run) => run.p50)),
+  p95: median(runs.map((run) => run.p95)),
+  p99: median(runs.map((run) => run.p99))
+})
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
+
+/** Each consumer's cursor, carried across phases and rounds: every poll asks for events it has not seen. */
+const startSeq = (consumer: number) => BigInt(Math.floor(messages / 10) + consumer)
+const httpCursors = Array.from({ length: channels }, (_, consumer) => encodeCursor(startSeq(consumer)))
+const sqlCursors = Array.from({ length: channels }, (_, consumer) => startSeq(consumer))
+let markCounter = 0
+
+const headers = { "x-api-key": key }
+const pollRequest = (consumer: number): AutocannonRequest => ({
+  method: "GET",
+  headers,
+  setupRequest: (request) => ({
+    ...request,
+    path: `/api/v1/messages?channelId=${1000 + consumer}&limit=${pageSize}&after=${httpCursors[consumer]}`
+  }),
+  onResponse: (status, body) => {
+    if (status === 200) httpCursors[consumer] = (JSON.parse(body) as { nextCursor: string }).nextCursor
+  }
+})
+/** Ten keys never marked before, as a consumer marks what it has just processed. */
+const markRequest = (consumer: number): AutocannonRequest => ({
+  method: "POST",
+  headers: { ...headers, "content-type": "application/json" },
+  setupRequest: (request) => {
+    const base = markCounter++ * 10
+    const keys = Array.from({ length: 10 }, (_, i) => `${1000 + consumer}:${base + i + 1}:0`)
+    return { ...request, path: `/api/v1/consumers/bench-${consumer}/processed`, body: JSON.stringify({ keys }) }
+  },
+  onResponse: () => undefined
+})
+
+type Shape = "staggered" | "synchronised"
+
+/** One autocannon phase at `rate` requests/s in total; latencies of 2xx responses. */
+const httpPhase = (shape: Shape, rate: number, makeRequest: (consumer: number) => AutocannonRequest) =>
+  new Promise<Summary>((resolve) => {
+    const latencies: Array<number> = []
+    let failed = 0
+    const instances = shape === "synchronised" ? 1 : channels
+    const connections = channels / instances
+    let nextConsumer = 0
+    let done = 0
+    const start = () => {
+      const instance = autocannon({
+        url: `http://127.0.0.1:${port}`,
+        connections,
+        overallRate: rate / instances,
+        duration: phaseSeconds,
+        setupClient: (client) => client.setRequests([makeRequest(nextConsumer++)])
+      })
+      instance.on("response", (_client, status, _bytes, ms) => {
+        if (status >= 200 && status < 300) latencies.push(ms)
+        else failed++
+      })
+      instance.on("done", (result) => {
+        failed += result.errors + result.timeouts
+        if (++done === instances) resolve(summarize(latencies, failed))
+      })
+    }
+    for (let i = 0; i < instances; i++) setTimeout(start, (i * 1000) / instances)
   })
 
-/** Fires `rate` requests per second for `seconds`, spread over the consumers; returns latencies in ms. */
-let failures = 0
-
-const openLoop = async (rate: number, seconds: number, next: (consumer: number) => Promise<number>) => {
+/** The staggered shape, for direct SQL: consumer i sends its share of each second at i * 10 ms, one after another. */
+const directPhase = async (rate: number, poll: (consumer: number) => Promise<void>) => {
   const latencies: Array<number> = []
-  const pending: Array<Promise<void>> = []
-  const total = rate * seconds
-  const start = performance.now()
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate
-    const wait = due - performance.now()
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
-    pending.push(next(i % channels).then((ms) => void latencies.push(ms), () => void failures++))
-  }
-  await Promise.all(pending)
-  return latencies
+  let failed = 0
+  const perConsumer = rate / channels
+  const began = performance.now()
+  await Promise.all(Array.from({ length: channels }, async (_, consumer) => {
+    for (let second = 0; second < phaseSeconds; second++) {
+      const due = began + second * 1000 + (consumer * 1000) / channels
+      await sleep(Math.max(0, due - performance.now()))
+      for (let i = 0; i < perConsumer; i++) {
+        const t = performance.now()
+        await poll(consumer).then(() => void latencies.push(performance.now() - t), () => void failed++)
+      }
+    }
+  }))
+  return summarize(latencies, failed)
 }
+
+/** Starts the API program in its own process and waits until it answers. */
+const startServer = (env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const profile = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`]
+      const child = spawn(process.execPath, [...profile, "--import", "tsx", "src/bin/telegram-gateway-api.ts"], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "ignore", "inherit"]
+      })
+      for (let attempt = 0; attempt < 300; attempt++) {
+        if (child.exitCode !== null) throw new Error(`telegram-gateway-api exited with ${child.exitCode}`)
+        const live = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)
+        if (live) return child
+        await sleep(100)
+      }
+      throw new Error("telegram-gateway-api did not answer /health/live within 30 s")
+    }),
+    (child: ChildProcess) =>
+      Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          child.once("exit", () => resolve())
+          child.kill("SIGTERM")
+        })
+      )
+  )
 
 const program = Effect.gen(function*() {
   const database = yield* makeTestDatabase("bench_api")
@@ -93,83 +245,93 @@ const program = Effect.gen(function*() {
   yield* query(database, "VACUUM ANALYZE")
   const loadSeconds = (performance.now() - started) / 1000
 
-  const config = ConfigProvider.layer(ConfigProvider.fromUnknown({
-    database: { url: Redacted.value(database.url), poolSize: 16 },
-    redis: { keyPrefix: `bench_api_${port}:` },
-    rabbitmq: { exchange: `bench_api_${port}` },
-    api: {
-      port,
-      keys: [{ name: "bench", sha256: createHash("sha256").update(key).digest("hex"), scopes: ["read", "ack"] }],
-      rateLimit: { perSecond: 100_000, burst: 100_000 }
-    }
-  }))
+  const exchange = `bench_api_${port}`
   // RabbitEventBus declares the exchange it is pinged through; it is this run's alone.
   yield* Effect.addFinalizer(() =>
     Effect.promise(async () => {
       const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
-      await (await connection.createChannel()).deleteExchange(`bench_api_${port}`)
+      await (await connection.createChannel()).deleteExchange(exchange)
       await connection.close()
     }).pipe(Effect.ignore)
   )
-  const serverLayer = HttpRouter.serve(Server.Routes, { disableLogger: true, disableListenLog: true }).pipe(
-    // Keep idle keep-alive sockets open across phases, so no request races the server closing one.
-    Layer.provide(NodeHttpServer.layer(() => {
-      const server = createServer()
-      server.keepAliveTimeout = 120_000
-      return server
-    }, { port, host: "127.0.0.1" })),
-    Layer.provide(Server.layerTiers),
-    Layer.provide(config)
-  )
-  yield* Layer.build(serverLayer)
-  const directQuery = yield* Layer.build(PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(config)))
-  const messageQuery = Context.get(directQuery, MessageQuery)
-
-  // Each consumer starts mid-channel, so every poll returns a full page of real rows.
-  const cursors = Array.from({ length: channels }, (_, i) => encodeCursor(BigInt(messages / 2 + i)))
-  const poll = (consumer: number) =>
-    request("GET", `/api/v1/messages?channelId=${1000 + consumer}&limit=${pageSize}&after=${cursors[consumer]}`)
-  const directPoll = (consumer: number) =>
-    Effect.runPromise(Effect.gen(function*() {
-      const t = performance.now()
-      yield* messageQuery.events({ after: BigInt(messages / 2 + consumer), channelId: ChannelId.make(1000 + consumer), limit: pageSize })
-      return performance.now() - t
-    }))
-  let markCounter = 0
-  const mark = (consumer: number) => {
-    const base = markCounter++ * 10
-    const keys = Array.from({ length: 10 }, (_, i) => `${1000 + consumer}:${base + i + 1}:0`)
-    return request("POST", `/api/v1/consumers/bench-${consumer}/processed`, JSON.stringify({ keys }))
-  }
-
-  const results = yield* Effect.promise(async () => {
-    await openLoop(200, 2, poll) // warm-up: connections, plans, JIT
-    const poll200 = summary(await openLoop(200, phaseSeconds, poll))
-    const direct200 = summary(await openLoop(200, phaseSeconds, directPoll))
-    const poll1000 = summary(await openLoop(1000, phaseSeconds, poll))
-    const direct1000 = summary(await openLoop(1000, phaseSeconds, directPoll))
-    const mark200 = summary(await openLoop(200, phaseSeconds, mark))
-    return { poll200, direct200, poll1000, direct1000, mark200 }
+  yield* startServer({
+    DATABASE_URL: applicationUrl(Redacted.value(database.url)),
+    REDIS_KEY_PREFIX: `${exchange}:`,
+    RABBITMQ_EXCHANGE: exchange,
+    API_PORT: String(port),
+    API_KEYS: `bench:${createHash("sha256").update(key).digest("hex")}:read+ack`,
+    API_RATE_LIMIT_PER_SECOND: "100000",
+    API_RATE_LIMIT_BURST: "100000",
+    LOG_LEVEL: "Warn"
   })
 
-  const rows = [
-    [`HTTP poll (${pageSize} events/page)`, 200, results.poll200],
-    [`direct SQL poll (${pageSize} events)`, 200, results.direct200],
-    [`HTTP poll (${pageSize} events/page)`, 1000, results.poll1000],
-    [`direct SQL poll (${pageSize} events)`, 1000, results.direct1000],
-    ["HTTP mark processed (10 keys)", 200, results.mark200]
-  ] as const
-  console.log(`\n${messages.toLocaleString("en")} messages over ${channels} channels, loaded in ${loadSeconds.toFixed(1)} s; ${phaseSeconds} s per phase; latencies in ms`)
-  console.log(`failed requests: ${failures}`)
-  console.log("| what | offered req/s | n | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- |")
-  for (const [what, rate, s] of rows) console.log(`| ${what} | ${rate} | ${s.n} | ${s.p50} | ${s.p95} | ${s.p99} |`)
-  console.log(JSON.stringify({ bench: "api", messages, channels, consumers: channels, phaseSeconds, pageSize, loadTool: "node:http open loop", failures, ...results }))
+  const config = ConfigProvider.layer(ConfigProvider.fromUnknown({ database: { url: applicationUrl(Redacted.value(database.url)) } }))
+  const direct = yield* Layer.build(PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(config)))
+  const messageQuery = Context.get(direct, MessageQuery)
+  const directPoll = (consumer: number) =>
+    Effect.runPromise(
+      messageQuery.events({ after: sqlCursors[consumer]!, channelId: ChannelId.make(1000 + consumer), limit: pageSize })
+    ).then((events) => {
+      const last = events.at(-1)
+      if (last !== undefined) sqlCursors[consumer] = last.seq
+    })
+
+  const phases = {
+    "HTTP poll, staggered @200": () => httpPhase("staggered", 200, pollRequest),
+    "direct SQL poll, staggered @200": () => directPhase(200, directPoll),
+    "HTTP poll, staggered @1000": () => httpPhase("staggered", 1000, pollRequest),
+    "direct SQL poll, staggered @1000": () => directPhase(1000, directPoll),
+    "HTTP mark processed (10 keys), staggered @200": () => httpPhase("staggered", 200, markRequest),
+    "HTTP poll, synchronised @200": () => httpPhase("synchronised", 200, pollRequest),
+    "HTTP poll, synchronised @1000": () => httpPhase("synchronised", 1000, pollRequest)
+  } as const
+  type Phase = keyof typeof phases
+
+  const { perRound, loads } = yield* Effect.promise(async () => {
+    await httpPhase("staggered", 200, pollRequest) // warm-up: connections, plans, JIT
+    const perRound: Record<string, Array<Summary>> = {}
+    const loads: Array<string> = []
+    for (let round = 0; round < rounds; round++) {
+      loads.push(loadAverage())
+      for (const [name, run] of Object.entries(phases)) {
+        const summary = await run()
+        ;(perRound[name] ??= []).push(summary)
+        console.error(`round ${round + 1} (load ${loads[round]}): ${name}: ${JSON.stringify(summary)}`)
+      }
+    }
+    return { perRound, loads }
+  })
+
+  const results = Object.fromEntries(
+    Object.keys(phases).map((name) => [name, medianSummary(perRound[name as Phase] ?? [])])
+  ) as Record<Phase, Summary>
+  console.log(
+    `\n${messages.toLocaleString("en")} messages over ${channels} channels, loaded in ${loadSeconds.toFixed(1)} s; ` +
+      `${rounds} rounds of ${phaseSeconds} s per phase, ${pageSize} events per poll; medians of the rounds; latencies in ms`
+  )
+  console.log(`load average (1/5/15 min) at the start of each round: ${loads.join(" | ")}; ${Os.cpus().length} CPUs`)
+  console.log(`PgBouncer reached through ${pgbouncerSocket === undefined ? "TCP 127.0.0.1:6434" : `its Unix socket in ${pgbouncerSocket}`}`)
+  console.log("| what | n | failed | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- |")
+  for (const [name, s] of Object.entries(results)) console.log(`| ${name} | ${s.n} | ${s.failed} | ${s.p50} | ${s.p95} | ${s.p99} |`)
+  // Evidence that the consumers followed their cursors rather than re-reading one page.
+  const advanced = httpCursors.filter((cursor, consumer) => cursor !== encodeCursor(startSeq(consumer))).length
+  console.log(JSON.stringify({
+    bench: "api",
+    messages,
+    channels,
+    consumers: channels,
+    rounds,
+    phaseSeconds,
+    pageSize,
+    loadTool: "autocannon 9, server in its own process",
+    pgbouncer: pgbouncerSocket === undefined ? "tcp 127.0.0.1:6434" : `unix ${pgbouncerSocket}`,
+    loadAverages: loads,
+    consumersAdvanced: advanced,
+    ...results
+  }))
 })
 
-Effect.runPromise(Effect.scoped(program)).then(() => {
-  agent.destroy()
-  process.exit(0)
-}, (error) => {
+Effect.runPromise(Effect.scoped(program)).then(() => process.exit(0), (error) => {
   console.error(error)
   process.exit(1)
 })

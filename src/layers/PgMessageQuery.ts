@@ -12,11 +12,12 @@
  * Comparing ages (`age(xmin)`) rather than raw xids survives wraparound, and a
  * frozen row is the oldest of all. So that one stuck session elsewhere cannot
  * stall every consumer, a row older than `api.eventSettleLimit` (30 s, three
- * times the store's statement timeout) is released anyway.
+ * times the store's statement timeout) is released anyway. The poll itself is
+ * the SQL function `api_event_pages` (sql/0009), for its cached plan.
  */
-import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { ChannelId, MessageId, TelegramMessage } from "../domain/Message.ts"
+import { ChannelId, MessageId, type SenderKind, TelegramMessage } from "../domain/Message.ts"
 import { ApiConfig } from "../services/ApiConfig.ts"
 import {
   ChannelFreshness,
@@ -29,7 +30,8 @@ import {
   MessageVersion,
   QueryError,
   SearchHit,
-  type StoredEvent
+  type StoredEvent,
+  type TelegramMessageJson
 } from "../services/MessageQuery.ts"
 
 interface MessageRow {
@@ -63,6 +65,26 @@ interface EventRow extends Omit<MessageRow, "version" | "date" | "text" | "text_
   readonly settled: boolean
 }
 
+interface EventsOptions {
+  readonly after: bigint
+  readonly channelId: ChannelId | undefined
+  readonly limit: number
+}
+
+interface PendingPoll {
+  readonly options: EventsOptions
+  readonly answer: Deferred.Deferred<ReadonlyArray<StoredEvent>, unknown>
+}
+
+/**
+ * Statements polling at once; each answers every poll waiting when it starts.
+ * The rest of the pool (`database.poolSize`, 8 by default) stays free for the
+ * other endpoints, marks and checkpoints first.
+ */
+const pollWorkers = 4
+/** Keeps one statement's result to a few hundred rows at the default page size. */
+const maxPollsPerStatement = 32
+
 const unixSeconds = (date: Date) => Math.floor(date.getTime() / 1000)
 
 /** The store escapes NUL and lone surrogates as JSON string escapes; this undoes it. */
@@ -70,24 +92,31 @@ export const unescapeText = (text: string, escaped: boolean): string => escaped 
 
 const decodeMessage = Schema.decodeUnknownEffect(TelegramMessage)
 
-const toMessage = (row: MessageRow) =>
-  decodeMessage({
-    channelId: Number(row.channel_id),
-    messageId: row.message_id,
-    date: unixSeconds(row.date),
-    editDate: row.edit_date === null ? null : unixSeconds(row.edit_date),
-    sender: row.sender_kind === null
-      ? null
-      : { id: row.sender_id === null ? null : Number(row.sender_id), kind: row.sender_kind, name: row.sender_name },
-    text: unescapeText(row.text, row.text_escaped),
-    entities: row.entities ?? [],
-    media: row.media,
-    replyToMessageId: row.reply_to_message_id,
-    groupedId: row.grouped_id,
-    views: row.views,
-    forwards: row.forwards,
-    raw: row.raw
-  })
+/**
+ * The row as TelegramMessage's encoded (JSON) form; `toMessage` decodes it
+ * into the class. The casts are sound because the store writes only messages
+ * it decoded (PgMessageStore), and PostgreSQL keeps the columns' types.
+ */
+const messageJson = (row: MessageRow): TelegramMessageJson => ({
+  channelId: Number(row.channel_id),
+  messageId: row.message_id,
+  date: unixSeconds(row.date),
+  editDate: row.edit_date === null ? null : unixSeconds(row.edit_date),
+  sender: row.sender_kind === null
+    ? null
+    : { id: row.sender_id === null ? null : Number(row.sender_id), kind: row.sender_kind as SenderKind, name: row.sender_name },
+  text: unescapeText(row.text, row.text_escaped),
+  entities: (row.entities ?? []) as TelegramMessageJson["entities"],
+  media: row.media as TelegramMessageJson["media"],
+  replyToMessageId: row.reply_to_message_id,
+  groupedId: row.grouped_id,
+  views: row.views,
+  forwards: row.forwards,
+  raw: row.raw
+})
+
+/** Validates the row as it builds the class: for the reads that are not on the polling path. */
+const toMessage = (row: MessageRow) => decodeMessage(messageJson(row))
 
 const iso = (date: Date | null) => date === null ? null : date.toISOString()
 
@@ -101,8 +130,9 @@ export const layer = Layer.effect(
     const settleSeconds = Duration.toSeconds(config.eventSettleLimit)
 
     const failed = (operation: string) => Effect.mapError((cause: unknown) => new QueryError({ operation, cause }))
+    // The call site is always this helper, so a captured stack would say nothing, at a cost on every poll.
     const orFail = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(failed(operation), Effect.withSpan(`MessageQuery.${operation}`))
+      effect.pipe(failed(operation), Effect.withSpan(`MessageQuery.${operation}`, undefined, { captureStackTrace: false }))
     const onChannel = (column: string, channelId: ChannelId | undefined) =>
       channelId === undefined ? sql.literal("") : sql`AND ${sql(column)} = ${channelId}`
 
@@ -151,11 +181,14 @@ export const layer = Layer.effect(
               OR EXISTS (SELECT 1 FROM message_deletions WHERE channel_id = ${channelId}) AS known`
       ).pipe(Effect.map((rows) => rows[0]?.known === true))
 
-    const toEvent = (row: EventRow): Effect.Effect<StoredEvent, unknown> => {
-      const channelId = ChannelId.make(Number(row.channel_id))
-      const messageId = MessageId.make(row.message_id)
+    const toEvent = (row: EventRow): StoredEvent => {
+      // Ids the store wrote after decoding them; the brands hold without re-checking.
+      const channelId = Number(row.channel_id) as ChannelId
+      const messageId = row.message_id as MessageId
+      const deletedAt = iso(row.deleted_at)
+      const receivedAt = row.received_at.toISOString()
       if (row.version === null || row.date === null || row.text === null) {
-        return Effect.succeed({
+        return {
           seq: row.event_seq,
           kind: "deleted",
           key: `${channelId}:${messageId}:deleted`,
@@ -163,58 +196,77 @@ export const layer = Layer.effect(
           messageId,
           version: null,
           message: null,
-          deletedAt: iso(row.deleted_at),
-          receivedAt: row.received_at.toISOString()
-        })
+          deletedAt,
+          receivedAt
+        }
       }
       const version = row.version
-      return toMessage({ ...row, version, date: row.date, text: row.text, text_escaped: row.text_escaped === true }).pipe(
-        Effect.map((message): StoredEvent => ({
-          seq: row.event_seq,
-          kind: version === 0 ? "new" : "edited",
-          key: `${channelId}:${messageId}:${version}`,
-          channelId,
-          messageId,
-          version,
-          message,
-          deletedAt: iso(row.deleted_at),
-          receivedAt: row.received_at.toISOString()
-        }))
-      )
+      return {
+        seq: row.event_seq,
+        kind: version === 0 ? "new" : "edited",
+        key: `${channelId}:${messageId}:${version}`,
+        channelId,
+        messageId,
+        version,
+        message: messageJson({ ...row, version, date: row.date, text: row.text, text_escaped: row.text_escaped === true }),
+        deletedAt,
+        receivedAt
+      }
     }
 
-    const events = (options: { after: bigint; channelId: ChannelId | undefined; limit: number }) =>
+    /** Up to the first event a transaction still in flight could precede (see the top of this file). */
+    const settledEvents = (rows: ReadonlyArray<EventRow>) => {
+      const firstUnsettled = rows.findIndex((row) => !row.settled)
+      return (firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)).map(toEvent)
+    }
+
+    /**
+     * Every poll waiting for a worker, answered by one call of
+     * `api_event_pages` (sql/0009): a PL/pgSQL function keeps its plan per
+     * server connection, where a plain statement through PgBouncer (no
+     * prepared statements) would be planned again on every poll, at several
+     * times the cost of running it. An idle worker takes a poll at once:
+     * batching adds no wait, it forms only while statements are in flight.
+     */
+    const pollsFor = (batch: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
+      sql<EventRow & { readonly request: number }>`
+        SELECT * FROM api_event_pages(
+          ${batch.map((poll) => String(poll.options.after))}::bigint[],
+          ${withChannel ? batch.map((poll) => poll.options.channelId ?? 0) : null}::bigint[],
+          ${batch.map((poll) => poll.options.limit)}::int[],
+          ${settleSeconds}::float8)`
+
+    /** Runs one batch (a statement per kind of poll) and answers each poll with its own settled events. */
+    const answer = (batch: ReadonlyArray<PendingPoll>) =>
+      Effect.forEach([true, false], (withChannel) => {
+        const polls = batch.filter((poll) => (poll.options.channelId !== undefined) === withChannel)
+        if (polls.length === 0) return Effect.void
+        return pollsFor(polls, withChannel).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Effect.forEach(
+              polls,
+              (poll, index) =>
+                Deferred.done(poll.answer, Exit.map(exit, (rows) => settledEvents(rows.filter((row) => row.request === index + 1)))),
+              { discard: true }
+            )
+          )
+        )
+      }, { concurrency: "unbounded", discard: true })
+
+    const pending = yield* Queue.unbounded<PendingPoll>()
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.flatMap(Queue.takeBetween(pending, 1, maxPollsPerStatement), answer)),
+      { startImmediately: true }
+    ).pipe(Effect.replicateEffect(pollWorkers))
+
+    const events = (options: EventsOptions) =>
       orFail(
         "events",
         Effect.gen(function*() {
-          const rows = yield* sql<EventRow>`
-            WITH horizon AS (
-              SELECT age((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text::xid) AS xid_age,
-                     now() - make_interval(secs => ${settleSeconds}) AS settled_before
-            )
-            SELECT e.*, (e.row_xid_age > h.xid_age OR e.written_at < h.settled_before) AS settled
-            FROM (
-              (SELECT m.event_seq, age(m.xmin) AS row_xid_age, m.ingested_at AS written_at,
-                      m.channel_id, m.message_id, m.version, m.date, m.edit_date, m.sender_id, m.sender_kind,
-                      m.sender_name, m.text, m.text_escaped, m.entities, m.media, m.reply_to_message_id,
-                      m.grouped_id, m.views, m.forwards, m.raw, m.received_at, m.deleted_at
-               FROM messages m
-               WHERE m.event_seq > ${options.after} ${onChannel("m.channel_id", options.channelId)}
-               ORDER BY m.event_seq LIMIT ${options.limit})
-              UNION ALL
-              (SELECT d.event_seq, age(d.xmin), d.received_at,
-                      d.channel_id, d.message_id, NULL::integer, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
-                      NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb, NULL::integer,
-                      NULL::text, NULL::integer, NULL::integer, NULL::jsonb, d.received_at, d.deleted_at
-               FROM message_deletions d
-               WHERE d.event_seq > ${options.after} ${onChannel("d.channel_id", options.channelId)}
-               ORDER BY d.event_seq LIMIT ${options.limit})
-            ) e, horizon h
-            ORDER BY e.event_seq
-            LIMIT ${options.limit}`
-          const firstUnsettled = rows.findIndex((row) => !row.settled)
-          const settled = firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)
-          return yield* Effect.forEach(settled, toEvent)
+          const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
+          yield* Queue.offer(pending, { options, answer })
+          return yield* Deferred.await(answer)
         })
       )
 

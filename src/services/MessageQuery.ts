@@ -50,6 +50,14 @@ export class ChannelFreshness extends Schema.Class<ChannelFreshness>("ChannelFre
   lagSeconds: Schema.NullOr(Schema.Number)
 }) {}
 
+/**
+ * A message as JSON: TelegramMessage's encoded form, which is also its type
+ * (every field encodes to itself, as domain/Message.ts `encodeMessageEventJson`
+ * relies on). Events carry this form so the poll can answer with
+ * `JSON.stringify` instead of building and encoding a class per row.
+ */
+export type TelegramMessageJson = typeof TelegramMessage.Encoded
+
 /** One event in the global order: a new message, an edit (a new version), or a deletion. */
 export interface StoredEvent {
   readonly seq: bigint
@@ -60,7 +68,8 @@ export interface StoredEvent {
   readonly messageId: MessageId
   /** Null for a deletion. */
   readonly version: number | null
-  readonly message: TelegramMessage | null
+  /** Built from a row the store wrote after decoding it as a TelegramMessage: not decoded again. */
+  readonly message: TelegramMessageJson | null
   readonly deletedAt: string | null
   readonly receivedAt: string
 }

@@ -1,5 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Effect } from "effect"
+import { ConfigProvider, Effect, Schema } from "effect"
+import { HttpClient } from "effect/http"
 import {
   ChannelId,
   MessageCreated,
@@ -10,6 +11,7 @@ import {
   TelegramMessage
 } from "../../src/domain/Message.ts"
 import * as RedisMessageCache from "../../src/layers/RedisMessageCache.ts"
+import { EventPage } from "../../src/programs/api/Api.ts"
 import { encodeCursor } from "../../src/programs/api/Cursor.ts"
 import { client, insertChannel, insertDeletion, insertMessage, Keys, layerTestApi, TestApi } from "./TestApi.ts"
 
@@ -50,6 +52,41 @@ describe("Gateway API", () => {
         const empty = yield* reader.read.events({ query: { after: rest.nextCursor } })
         assert.deepStrictEqual(empty.events, [])
         assert.strictEqual(empty.nextCursor, rest.nextCursor)
+      }))
+
+    it.effect("answers a poll with exactly the JSON that encoding its EventPage gives", () =>
+      Effect.gen(function*() {
+        const response = yield* HttpClient.get(`/api/v1/messages?channelId=${channel}`, {
+          headers: { "x-api-key": Keys.reader }
+        })
+        assert.strictEqual(response.status, 200)
+        assert.include(response.headers["content-type"], "application/json")
+        const body = yield* response.text
+        const page = yield* Schema.decodeUnknownEffect(EventPage)(JSON.parse(body))
+        assert.deepStrictEqual(page.events.map((event) => event.kind), ["new", "new", "edited", "new", "deleted"])
+        assert.strictEqual(body, JSON.stringify(yield* Schema.encodeEffect(EventPage)(page)))
+      }))
+
+    it.effect("answers polls that arrive together each with its own page", () =>
+      Effect.gen(function*() {
+        const reader = yield* client(Keys.reader)
+        const all = yield* reader.read.events({ query: {} })
+        const cursors = [undefined, ...all.events.map((event) => event.cursor)]
+        const polls = cursors.flatMap((after) =>
+          [channel, other, undefined].flatMap((channelId) =>
+            [1, 2, 100].map((limit) => ({
+              ...(after === undefined ? {} : { after }),
+              ...(channelId === undefined ? {} : { channelId }),
+              limit
+            }))
+          )
+        )
+        const keys = (page: { readonly events: ReadonlyArray<{ readonly key: string }> }) => page.events.map((event) => event.key)
+        const oneByOne = yield* Effect.forEach(polls, (query) => reader.read.events({ query }))
+        const together = yield* Effect.forEach(polls, (query) => reader.read.events({ query }), { concurrency: "unbounded" })
+        assert.deepStrictEqual(together.map(keys), oneByOne.map(keys))
+        assert.deepStrictEqual(together.map((page) => page.nextCursor), oneByOne.map((page) => page.nextCursor))
+        assert.isAbove(oneByOne.filter((page) => page.events.length > 0).length, polls.length / 3)
       }))
 
     it.effect("returns a message with all its versions", () =>
