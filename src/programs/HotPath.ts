@@ -38,8 +38,12 @@ export interface HotPath {
 
 /** Events handled together by one worker, at most. */
 const maxBatch = 256
-/** Workers: a slow batch (a publish waiting on confirms) does not hold up the next. */
-const workers = 4
+/**
+ * Workers: while one waits for its batch's confirms (a few milliseconds for
+ * persistent messages), the others take the next events, so the confirm wait
+ * is overlapped rather than queued behind.
+ */
+const workers = 16
 
 /** A short retry: a blip is absorbed, an outage falls through fast. */
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
