@@ -18,12 +18,26 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
   return cells.map((row) => row.map((value, column) => (value ?? "").padStart(widths[column]!)).join("  ")).join("\n")
 }
 
-/** Samples the process's resident set every 100 ms for as long as the scope lives. */
+/**
+ * Samples the process's resident set every 100 ms for as long as the scope
+ * lives: the peak overall, and the peak since the last `startPhase()`.
+ */
 export const RssSampler = Effect.acquireRelease(
   Effect.sync(() => {
     let peak = process.memoryUsage().rss
-    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 100)
-    return { timer, peakMb: () => Math.max(peak, process.memoryUsage().rss) / 1024 / 1024 }
+    let phasePeak = peak
+    const timer = setInterval(() => {
+      const rss = process.memoryUsage().rss
+      peak = Math.max(peak, rss)
+      phasePeak = Math.max(phasePeak, rss)
+    }, 100)
+    const toMb = (bytes: number) => bytes / 1024 / 1024
+    return {
+      timer,
+      peakMb: () => toMb(Math.max(peak, process.memoryUsage().rss)),
+      startPhase: () => void (phasePeak = process.memoryUsage().rss),
+      phasePeakMb: () => toMb(Math.max(phasePeak, process.memoryUsage().rss))
+    }
   }),
   ({ timer }) => Effect.sync(() => clearInterval(timer))
 )

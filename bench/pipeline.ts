@@ -85,7 +85,7 @@ const drive = (count: number, rate: number | undefined) =>
     const elapsedSeconds = (performance.now() - started) / 1000
     const cpu = process.cpuUsage(cpuBefore)
     return { timings, throughput: count / elapsedSeconds, cpuMicrosPerEvent: (cpu.user + cpu.system) / count }
-  })
+  }).pipe(Effect.scoped) // the progress subscription ends with the phase
 
 const summarize = (samples: ReadonlyArray<number>) => ({
   p50: percentile(samples, 50),
@@ -131,19 +131,30 @@ const main = Effect.gen(function*() {
 
   const results = yield* Effect.gen(function*() {
     yield* drive(2_000, undefined) // warm-up: connections, JIT
+    rss.startPhase()
     const sustained = yield* drive(totalMessages, undefined)
-    const paced: Array<{ rate: number; throughput: number; hotPath: ReturnType<typeof summarize>; committed: ReturnType<typeof summarize> }> = []
+    const sustainedRssMb = rss.phasePeakMb()
+    const paced: Array<{
+      rate: number
+      throughput: number
+      hotPath: ReturnType<typeof summarize>
+      committed: ReturnType<typeof summarize>
+      peakRssMb: number
+    }> = []
     for (const rate of rates) {
+      rss.startPhase()
       const run = yield* drive(rate * secondsPerRate, rate)
       paced.push({
         rate,
         throughput: run.throughput,
         hotPath: summarize(run.timings.hotPathMs),
-        committed: summarize(run.timings.committedMs)
+        committed: summarize(run.timings.committedMs),
+        peakRssMb: Math.round(rss.phasePeakMb())
       })
     }
     return {
       sustained: {
+        peakRssMb: Math.round(sustainedRssMb),
         throughput: sustained.throughput,
         cpuMicrosPerEvent: sustained.cpuMicrosPerEvent,
         hotPath: summarize(sustained.timings.hotPathMs),
@@ -159,14 +170,26 @@ const main = Effect.gen(function*() {
 
   console.log(`\nPipeline: ${totalMessages} messages as fast as accepted, then ${rates.join(" and ")} msg/s for ${secondsPerRate} s each`)
   console.log(table(
-    ["run", "msg/s", "hot p50", "hot p95", "hot p99", "commit p50", "commit p95", "commit p99"],
+    ["run", "msg/s", "hot p50", "hot p95", "hot p99", "commit p50", "commit p95", "commit p99", "peak RSS MB"],
     [
-      ["max", results.sustained.throughput, ...Object.values(results.sustained.hotPath), ...Object.values(results.sustained.committed)],
-      ...results.paced.map((run) => [`${run.rate}/s`, run.throughput, ...Object.values(run.hotPath), ...Object.values(run.committed)]),
-      ["naive INSERT", naive.throughput, "-", "-", "-", ...Object.values(naive.latency)]
+      [
+        "max",
+        results.sustained.throughput,
+        ...Object.values(results.sustained.hotPath),
+        ...Object.values(results.sustained.committed),
+        results.sustained.peakRssMb
+      ],
+      ...results.paced.map((run) => [
+        `${run.rate}/s`,
+        run.throughput,
+        ...Object.values(run.hotPath),
+        ...Object.values(run.committed),
+        run.peakRssMb
+      ]),
+      ["naive INSERT", naive.throughput, "-", "-", "-", ...Object.values(naive.latency), "-"]
     ]
   ))
-  console.log(`latencies in ms; peak RSS ${peakRssMb.toFixed(0)} MB; messages on the bound queue: ${onQueue}`)
+  console.log(`latencies in ms from offer; peak RSS over the whole run ${peakRssMb.toFixed(0)} MB (process holds the harness too); messages on the bound queue: ${onQueue}`)
   console.log(`gateway process CPU per event at full speed: ${results.sustained.cpuMicrosPerEvent.toFixed(0)} µs`)
   console.log(`batched pipeline vs naive INSERT: ${(results.sustained.throughput / naive.throughput).toFixed(1)}x the throughput`)
   console.log(JSON.stringify({
@@ -175,6 +198,7 @@ const main = Effect.gen(function*() {
     sustainedMsgPerSec: Math.round(results.sustained.throughput),
     sustainedHotPathMs: results.sustained.hotPath,
     sustainedCommittedMs: results.sustained.committed,
+    sustainedPeakRssMb: results.sustained.peakRssMb,
     cpuMicrosPerEvent: Math.round(results.sustained.cpuMicrosPerEvent),
     paced: results.paced.map((run) => ({ ...run, throughput: Math.round(run.throughput) })),
     peakRssMb: Math.round(peakRssMb),

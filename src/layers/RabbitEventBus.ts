@@ -206,38 +206,6 @@ const make = Effect.gen(function*() {
   const notConfirmed = () => unavailable("publish", `not confirmed within ${Duration.format(config.publishTimeout)}`)
 
   /**
-   * Publishes and waits for the broker's confirm until `deadline` (epoch ms).
-   * The deadline is a plain timer cleared by the confirm: an Effect timeout
-   * would race two fibers per message, and this runs for every event.
-   */
-  const send = (session: Session, event: MessageEvent, deadline: number) =>
-    Effect.callback<void, BusUnavailable>((resume) => {
-      const timer = setTimeout(() => resume(Effect.fail(notConfirmed())), Math.max(0, deadline - Date.now()))
-      const failed = (cause: unknown) => {
-        clearTimeout(timer)
-        resume(Effect.fail(new BusUnavailable({ operation: "publish", cause })))
-      }
-      const confirmed = () => {
-        clearTimeout(timer)
-        resume(Effect.void)
-      }
-      try {
-        const writable = session.channel.publish(
-          config.exchange,
-          routingKey(event),
-          Buffer.from(encodeMessageEventJson(event)),
-          messageProperties(event),
-          (error) => (error ? failed(error) : confirmed())
-        )
-        if (!writable) session.markFull()
-      } catch (cause) {
-        // amqplib throws when the channel closed between our check and the write.
-        failed(cause)
-      }
-      return Effect.sync(() => clearTimeout(timer))
-    })
-
-  /**
    * Publishes a batch and waits for every confirm until `deadline`: one
    * callback and one timer for the whole batch. Each event gets its own
    * outcome: `undefined` when confirmed, the error otherwise.
@@ -275,6 +243,8 @@ const make = Effect.gen(function*() {
       return Effect.sync(() => clearTimeout(timer))
     })
 
+  // Runs for every batch of events, thousands of times a second: untraced,
+  // since a span and a captured stack per call would cost more than the call.
   const publishAll = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
     const deadline = Date.now() + publishTimeoutMs
     // A batch takes one slot per event, so the bound on confirms in flight holds.
@@ -298,23 +268,8 @@ const make = Effect.gen(function*() {
     return outcomes as ReadonlyArray<BusUnavailable | undefined>
   })
 
-  // Runs for every event, thousands of times a second: untraced, since a span and
-  // a captured stack per call cost more than the call (the batch write carries the trace).
-  const publish = Effect.fnUntraced(function*(event: MessageEvent) {
-    // Checked before taking a slot too, so that a down bus never makes a caller wait.
-    yield* usableSession("publish")
-    const deadline = Date.now() + publishTimeoutMs
-    // Waiting for a slot is bounded too: every slot holder gives it back by its own deadline.
-    yield* Semaphore.withPermits(slots, 1)(Effect.gen(function*() {
-      const session = yield* usableSession("publish")
-      if (session.drained !== undefined) {
-        yield* Deferred.await(session.drained).pipe(
-          Effect.timeoutOrElse({ duration: Math.max(0, deadline - Date.now()), orElse: () => Effect.fail(notConfirmed()) })
-        )
-      }
-      yield* send(session, event, deadline)
-    }))
-  })
+  const publish = (event: MessageEvent) =>
+    publishAll([event]).pipe(Effect.flatMap(([failure]) => (failure === undefined ? Effect.void : Effect.fail(failure))))
 
   return EventBus.of({ publish, publishAll, ping: Effect.asVoid(usableSession("ping")) })
 })

@@ -31,13 +31,23 @@ const check = <E extends { readonly message: string }>(ping: Effect.Effect<void,
       : { up: false, latencyMs, error: outcome.failure.message }
   })
 
+type Ping = Effect.Effect<void, { readonly message: string }>
+
+/** Pings the three tiers at once, each with a deadline, and says what it means. */
+export const checkTiers = (pings: { readonly postgres: Ping; readonly redis: Ping; readonly rabbitmq: Ping }) =>
+  Effect.gen(function*() {
+    const tiers = yield* Effect.all(
+      { postgres: check(pings.postgres), redis: check(pings.redis), rabbitmq: check(pings.rabbitmq) },
+      { concurrency: "unbounded" }
+    )
+    const status = !tiers.postgres.up ? "down" : tiers.redis.up && tiers.rabbitmq.up ? "ok" : "degraded"
+    return { status, tiers } satisfies ReadinessReport
+  })
+
+/** The daemon's readiness: PostgreSQL through the writer's store. */
 export const checkReadiness = Effect.gen(function*() {
   const store = yield* MessageStore
   const cache = yield* MessageCache
   const bus = yield* EventBus
-  const tiers = yield* Effect.all({ postgres: check(store.ping), redis: check(cache.ping), rabbitmq: check(bus.ping) }, {
-    concurrency: "unbounded"
-  })
-  const status = !tiers.postgres.up ? "down" : tiers.redis.up && tiers.rabbitmq.up ? "ok" : "degraded"
-  return { status, tiers } satisfies ReadinessReport
+  return yield* checkTiers({ postgres: store.ping, redis: cache.ping, rabbitmq: bus.ping })
 })
