@@ -215,9 +215,12 @@ export const make = Effect.gen(function*() {
       const versions = events.filter((event): event is VersionEvent => event._tag !== "MessageDeleted")
       const deletions = events.filter((event): event is MessageDeleted => event._tag === "MessageDeleted")
       const inserted = yield* sql.withTransaction(Effect.gen(function*() {
+        // pg_current_xact_id() takes the transaction id before any event_seq is
+        // drawn, so an API poller's watermark (the oldest transaction in flight)
+        // always covers this batch's rows (src/layers/PgMessageQuery.ts).
         yield* deletions.length > 0
-          ? sql`SELECT pg_advisory_xact_lock(hashtext('telegram-gateway/message-deletions'))`
-          : sql`SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions'))`
+          ? sql`SELECT pg_advisory_xact_lock(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text`
+          : sql`SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text`
         const versionsInserted = versions.length > 0 ? yield* insertVersions(versions) : 0
         const deletionsInserted = deletions.length > 0 ? yield* recordDeletions(deletions) : 0
         return versionsInserted + deletionsInserted
