@@ -4,10 +4,10 @@
  * tests cut and restore, so the machine's shared services keep running.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Metric, Option, Redacted } from "effect"
+import { Effect, Layer, Logger, Metric, Option, type PubSub, Redacted } from "effect"
 import type * as Scope from "effect/Scope"
-import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
-import { Ingestion } from "../../src/programs/Ingestion.ts"
+import { type ChannelId, eventKey, type MessageEvent } from "../../src/domain/Message.ts"
+import { type IngestProgress, Ingestion } from "../../src/programs/Ingestion.ts"
 import { MessageCache } from "../../src/services/MessageCache.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
@@ -22,10 +22,18 @@ import {
   uniqueName
 } from "../support/TestGateway.ts"
 
+interface GatewayUnderTest {
+  readonly ingestion: Ingestion["Service"]
+  /** Subscribed before the test ingests anything. */
+  readonly progress: PubSub.Subscription<IngestProgress>
+  /** A channel no other test uses. */
+  readonly channelId: ChannelId
+}
+
 /** Builds the ingestion program for one test and runs `body` with it. */
 const withGateway = <A, E>(
   options: Partial<TestGatewayOptions> & { readonly databaseUrl: string },
-  body: Effect.Effect<A, E, Ingestion | MessageStore | MessageCache | Scope.Scope>
+  body: (gateway: GatewayUnderTest) => Effect.Effect<A, E, Ingestion | MessageStore | MessageCache | Scope.Scope>
 ) =>
   Effect.gen(function*() {
     const exchange = options.exchange ?? uniqueName("test.messages")
@@ -34,7 +42,11 @@ const withGateway = <A, E>(
       keyPrefix: options.keyPrefix ?? `${uniqueName("tgtest")}:`,
       ...options
     }))
-    return yield* body.pipe(Effect.provide(context))
+    return yield* Effect.gen(function*() {
+      const ingestion = yield* Ingestion
+      const progress = yield* ingestion.progress
+      return yield* body({ ingestion, progress, channelId: freshChannelId() })
+    }).pipe(Effect.provide(context))
   })
 
 /** A logger that keeps every message, beside the default one. */
@@ -68,10 +80,8 @@ describe("Ingestion", () => {
       const consumer = yield* makeTestConsumer(exchange)
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url), exchange },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const event = created(makeMessage(channelId, 1))
           yield* ingestion.ingest(event)
           const [hot] = yield* awaitSettled(progress, [event])
@@ -103,10 +113,8 @@ describe("Ingestion", () => {
       const consumer = yield* makeTestConsumer(exchange)
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url), exchange },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const batch = [1, 2, 3, 4, 5].map((id) => created(makeMessage(channelId, id)))
           const duplicatesBefore = yield* counter(Metrics.eventsDuplicate)
 
@@ -132,10 +140,8 @@ describe("Ingestion", () => {
       const database = yield* makeTestDatabase("ingest_versions")
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url) },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const original = makeMessage(channelId, 7)
           const events = [created(original), edited(original, original.date + 60, "EDIT: TP 63000"), deleted(channelId, 7)]
           yield* ingestAll(events)
@@ -152,10 +158,8 @@ describe("Ingestion", () => {
       const database = yield* makeTestDatabase("ingest_bad_input")
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url) },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const texts = ["NUL\u0000inside", "lone \ud800 high and \udfff low", "x".repeat(100 * 1024)]
           const events = texts.map((text, index) => created(makeMessage(channelId, index + 1, { text })))
           const malformedCount = Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "malformed" }))
@@ -188,10 +192,8 @@ describe("Ingestion", () => {
       const logs = capturingLogs()
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url), redisPort: redisProxy.port },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const failuresBefore = yield* counter(Metrics.redisFailures)
           yield* redisProxy.cut
 
@@ -230,10 +232,8 @@ describe("Ingestion", () => {
       const consumer = yield* makeTestConsumer(exchange)
       yield* withGateway(
         { databaseUrl: Redacted.value(database.url), rabbitPort: rabbitProxy.port, exchange },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const failuresBefore = yield* counter(Metrics.rabbitmqFailures)
           yield* rabbitProxy.cut
 
@@ -268,10 +268,8 @@ describe("Ingestion", () => {
       const pgProxy = yield* makeTcpProxy({ host: "127.0.0.1", port: 6434 })
       yield* withGateway(
         { databaseUrl: Redacted.value(urlVia(database, `127.0.0.1:${pgProxy.port}`)) },
-        Effect.gen(function*() {
-          const ingestion = yield* Ingestion
-          const progress = yield* ingestion.progress
-          const channelId = freshChannelId()
+        ({ channelId, ingestion, progress }) =>
+          Effect.gen(function*() {
           const failuresBefore = yield* counter(Metrics.databaseFailures)
           yield* pgProxy.cut
 
