@@ -51,8 +51,6 @@ export class Ingestion extends Context.Service<Ingestion, {
   readonly progress: Effect.Effect<PubSub.Subscription<IngestProgress>, never, Scope.Scope>
   /** Events waiting in the writer's queue. */
   readonly pending: Effect.Effect<number>
-  /** Whether each optional tier answered its last attempt. */
-  readonly tiers: Effect.Effect<{ readonly redis: boolean; readonly rabbitmq: boolean }>
 }>()("telegram-gateway/Ingestion") {}
 
 const receivedByKind = {
@@ -119,8 +117,7 @@ export const make = Effect.gen(function*() {
     ingest,
     ingestUnknown,
     progress: PubSub.subscribe(progress),
-    pending: writer.pending,
-    tiers: Effect.all({ redis: redis.isUp, rabbitmq: rabbitmq.isUp })
+    pending: writer.pending
   })
 })
 

@@ -10,8 +10,6 @@ export type Tier = "redis" | "rabbitmq" | "postgres"
 
 export interface TierHealth {
   readonly tier: Tier
-  /** Whether the last attempt succeeded. */
-  readonly isUp: Effect.Effect<boolean>
   readonly succeeded: Effect.Effect<void>
   /** Counts `count` failures (events that missed the tier, or attempts), logging only when the tier goes down. */
   readonly failed: (error: { readonly message: string }, count?: number) => Effect.Effect<void>
@@ -57,5 +55,5 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
         )
       )
 
-    return { tier: options.tier, isUp: Ref.get(up), succeeded, failed }
+    return { tier: options.tier, succeeded, failed }
   })
