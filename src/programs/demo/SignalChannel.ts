@@ -37,7 +37,8 @@ export interface SignalCounts {
 /**
  * Posts `rate` messages per second into `channel` until `limit` are posted
  * (forever when undefined); every 8th is edited a little later and every 13th
- * deleted. `counts` is updated as it goes.
+ * deleted. `counts` is updated as it goes. The edits and deletions run in the
+ * caller's scope, so those still due when the last post is made happen too.
  */
 export const runSignalChannel = (options: {
   readonly world: World
@@ -58,7 +59,7 @@ export const runSignalChannel = (options: {
         ? Effect.sync(() => {
           world.edit(channel, id, `${signalText(id)}\nUPDATE: targets moved, trail stop to entry`)
           counts.edited++
-        }).pipe(Effect.delay("400 millis"), Effect.forkChild)
+        }).pipe(Effect.delay("400 millis"), Effect.forkScoped)
         : Effect.void
     ),
     Effect.tap((id) =>
@@ -66,7 +67,7 @@ export const runSignalChannel = (options: {
         ? Effect.sync(() => {
           world.delete(channel, [id])
           counts.deleted++
-        }).pipe(Effect.delay("900 millis"), Effect.forkChild)
+        }).pipe(Effect.delay("900 millis"), Effect.forkScoped)
         : Effect.void
     )
   )
