@@ -85,6 +85,25 @@ describe("SQL functions", () => {
       assert.deepStrictEqual(backlog, [{ channel_id: 1, versions: 3 }, { channel_id: 2, versions: 1 }])
     }))
 
+  it.effect("a processed mark sets processed_at on the version it names, edits and 19-digit channels included", () =>
+    Effect.gen(function*() {
+      const database = yield* seeded
+      // As the store writes them: an edit is versioned by its edit date in unix seconds.
+      const wide = "1000000000000000001"
+      yield* query(database, `SELECT upsert_message_version(1, 2, 1767607300, ${hour} + interval '1 min', 'Vale VALE3 venda (editado)',
+        '{"id": 2}', now(), edited => to_timestamp(1767607300))`)
+      yield* query(database, `SELECT upsert_message_version(${wide}, 4000000, 1767607301, ${hour}, 'wide channel, edited', '{}', now(),
+        edited => to_timestamp(1767607301))`)
+      yield* query(database, `INSERT INTO consumer_processed (consumer, event_key) VALUES
+        ('desk', '1:2:1767607300'), ('desk', '${wide}:4000000:1767607301'), ('desk', '9999999999999999999:1:1'),
+        ('desk', '1:4294967295:0'), ('desk', '1:3:deleted')`)
+      const processed = yield* query<{ key: string }>(
+        database,
+        "SELECT channel_id || ':' || message_id || ':' || version AS key FROM messages WHERE processed_at IS NOT NULL ORDER BY 1"
+      )
+      assert.deepStrictEqual(processed.map((row) => row.key), [`${wide}:4000000:1767607301`, "1:2:1767607300"])
+    }))
+
   it.effect("channel_statistics counts one channel's window", () =>
     Effect.gen(function*() {
       const database = yield* seeded

@@ -59,6 +59,29 @@ describe("Migrations, one at a time", () => {
       assert.isTrue(states.every((entry) => entry.state === "applied"))
     }), { timeout: 120_000 })
 
+  it.effect("0019 repairs processed_at for the edits marked before it", () =>
+    Effect.gen(function*() {
+      yield* ensureRoles
+      const database = yield* makeTestDatabase("processed_repair", { migrate: false })
+      const inDatabase = Effect.provide(configLayer(database))
+      yield* Migrations.migrateTo({ to: 9 }).pipe(inDatabase)
+      yield* query(database, "SELECT upsert_message_version(5, 1, 0, now(), 'original', '{}', now())")
+      yield* query(database, `SELECT upsert_message_version(5, 1, 1767607300, now(), 'edited', '{}', now(),
+        edited => to_timestamp(1767607300))`)
+      yield* query(database, `INSERT INTO consumer_processed (consumer, event_key, processed_at)
+        VALUES ('desk', '5:1:1767607300', '2026-01-05T10:00:00Z')`)
+      const versions = query<{ version: number; processed_at: Date | null }>(
+        database,
+        "SELECT version, processed_at FROM messages WHERE channel_id = 5 ORDER BY version"
+      )
+      assert.deepStrictEqual((yield* versions).map((row) => row.processed_at), [null, null], "the 0003 trigger misses the edit")
+      yield* Migrations.migrate.pipe(inDatabase)
+      assert.deepStrictEqual((yield* versions).map((row) => row.processed_at?.toISOString() ?? null), [
+        null,
+        "2026-01-05T10:00:00.000Z"
+      ])
+    }))
+
   it.effect("refuses a target version that has no migration file", () =>
     Effect.gen(function*() {
       const database = yield* makeTestDatabase("migration_target", { migrate: false })
