@@ -20,6 +20,7 @@ import { Cause, Duration, Effect, Layer, Metric, Queue, Random, Ref, Stream } fr
 import { Api, helpers } from "telegram"
 import { Raw } from "telegram/events/Raw.js"
 import { MessageCreated, MessageDeleted, MessageEdited, type MessageEvent } from "../domain/Message.ts"
+import type { SourceBatch } from "../domain/SourceBatch.ts"
 import { ChannelRegistry, type KnownChat, type ReadProgress } from "../services/ChannelRegistry.ts"
 import { TelegramConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
@@ -58,7 +59,7 @@ export const make = Effect.gen(function*() {
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
 
-  const queue = yield* Queue.unbounded<MessageEvent, TelegramFatal | Cause.Done>()
+  const queue = yield* Queue.unbounded<SourceBatch, TelegramFatal | Cause.Done>()
   const state = yield* Ref.make<ConnectionState>("connecting")
   const chats = new Map<number, ChatState>()
   const groupMessageChats = new Map<number, number>()
@@ -70,7 +71,9 @@ export const make = Effect.gen(function*() {
   const setState = (next: ConnectionState) =>
     Ref.set(state, next).pipe(Effect.andThen(Metric.update(Metrics.telegramConnected, next === "connected" ? 1 : 0)))
 
-  const emit = (event: MessageEvent) => Queue.offerUnsafe(queue, event)
+  /** Queues an event; the chat's read progress moves only once it is committed. */
+  const emit = (event: MessageEvent, chat: ChatState, messageId: number | undefined, pts: number | undefined) =>
+    Queue.offerUnsafe(queue, { events: [event], onCommitted: Effect.sync(() => advance(chat, messageId, pts)) })
 
   const advance = (chat: ChatState, messageId: number | undefined, pts: number | undefined) => {
     if (messageId !== undefined && messageId > (chat.lastMessageId ?? 0)) {
@@ -115,9 +118,13 @@ export const make = Effect.gen(function*() {
         if (chat === undefined) return
         const entities = (update as { _entities?: Map<string, unknown> })._entities
         const known = entities === undefined ? [] : [...entities.values()]
-        emit(messageEvent(incoming.message, incoming.chatId, incoming.edited, makeDirectory(known, known)))
+        emit(
+          messageEvent(incoming.message, incoming.chatId, incoming.edited, makeDirectory(known, known)),
+          chat,
+          incoming.edited ? undefined : incoming.message.id,
+          incoming.pts
+        )
         if (chat.chat.kind === "group") rememberGroupMessage(incoming.message.id, incoming.chatId)
-        advance(chat, incoming.edited ? undefined : incoming.message.id, incoming.pts)
       } else if (incoming._tag === "Deleted") {
         const receivedAt = Date.now()
         for (const messageId of incoming.messageIds) {
@@ -130,9 +137,11 @@ export const make = Effect.gen(function*() {
               messageId: messageId as MessageDeleted["messageId"],
               deletedAt: receivedAt,
               receivedAt
-            })
+            }),
+            chat,
+            undefined,
+            incoming.pts
           )
-          advance(chat, undefined, incoming.pts)
         }
       }
     } catch (cause) {
@@ -206,8 +215,7 @@ export const make = Effect.gen(function*() {
       const missed = yield* historySince(gram, chat, minId)
       for (const { directory, message } of missed) {
         try {
-          emit(messageEvent(message, chat.chat.channelId, false, directory))
-          advance(chat, message.id, undefined)
+          emit(messageEvent(message, chat.chat.channelId, false, directory), chat, message.id, undefined)
         } catch (cause) {
           malformed("message from history", cause)
         }

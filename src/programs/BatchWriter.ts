@@ -1,18 +1,34 @@
 /**
- * The durable path: a bounded queue in front of a supervised writer fiber that
+ * The durable path: a bounded queue in front of a supervised writer that
  * commits events to the `MessageStore` in batches (flushed at `batchSize` rows
  * or `flushInterval` after a batch's first row, whichever comes first).
  *
- * Nothing accepted is dropped: a full queue makes the receiver wait; a failed
- * write is retried with capped exponential backoff for as long as it takes;
- * a row PostgreSQL refuses outright is isolated by bisecting its batch and
- * logged whole; and closing the writer (SIGTERM) commits what is queued first.
+ * Nothing accepted is dropped, and the writer cannot die or stall silently:
+ * - a full queue makes the receiver wait;
+ * - every failure of a write (a typed error, a defect such as a failed
+ *   ROLLBACK inside the SQL client, a socket that never answers) is retried
+ *   with capped exponential backoff for as long as it takes, and each attempt
+ *   has a hard client-side deadline that does not wait for the driver;
+ * - a row PostgreSQL refuses outright (while it answers pings) is isolated by
+ *   bisecting its batch and logged whole;
+ * - should the writer fiber end anyway while the gateway runs, it is
+ *   restarted, the batches it held are written again, and that is logged at
+ *   error level and counted (`ingest_writer_restarts_total`);
+ * - closing the writer (SIGTERM) commits what is queued first, within
+ *   `shutdownTimeout`, and reports how many events it could not commit.
  */
-import { Array, type Cause, type Duration, Effect, Fiber, Metric, Queue, Schedule, Stream } from "effect"
+import { Array, Cause, Duration, Effect, Fiber, Metric, Queue, Runtime, Schedule, Stream } from "effect"
 import { encodeMessageEventJson, eventKey, type MessageEvent } from "../domain/Message.ts"
-import { MessageStore, type StoreError, type WriteSummary } from "../services/MessageStore.ts"
+import { MessageStore, StoreError, type WriteSummary } from "../services/MessageStore.ts"
 import * as Metrics from "../services/Metrics.ts"
+import { ExitCode } from "./ExitCodes.ts"
 import { makeTierHealth } from "./TierHealth.ts"
+
+/** An accepted event and the source batch it belongs to (CommitTracker.ts). */
+export interface Accepted {
+  readonly event: MessageEvent
+  readonly batch: number
+}
 
 export interface BatchWriterOptions {
   readonly batchSize: number
@@ -22,23 +38,73 @@ export interface BatchWriterOptions {
   readonly writers: number
   /** How long closing may take to commit what is still queued. */
   readonly shutdownTimeout: Duration.Duration
+  /** The most one write attempt may take, whatever the driver does. */
+  readonly writeDeadline: Duration.Duration
   /** Called after each batch commits, with its events. */
-  readonly onCommitted: (events: Array.NonEmptyReadonlyArray<MessageEvent>) => Effect.Effect<void>
+  readonly onCommitted: (entries: Array.NonEmptyReadonlyArray<Accepted>) => Effect.Effect<void>
+  /** Events accepted and not yet committed, for the shutdown report. */
+  readonly uncommitted: () => number
 }
 
 export interface BatchWriter {
   /** Queues an event for the database; waits while the queue is full. */
-  readonly offer: (event: MessageEvent) => Effect.Effect<void>
-  /** Events accepted and not yet committed. */
-  readonly pending: Effect.Effect<number>
+  readonly offer: (entry: Accepted) => Effect.Effect<void>
+  /** Events waiting in the queue (not yet taken by a writer). */
+  readonly queued: Effect.Effect<number>
 }
 
-/** Capped at 5 s so a recovered database is used again within seconds. */
+/** Closing left accepted events uncommitted: the process must not exit 0. */
+export class UncommittedAtShutdown extends Error {
+  override readonly name = "UncommittedAtShutdown"
+  override readonly [Runtime.errorExitCode] = ExitCode.uncommittedAtShutdown
+  readonly uncommitted: number
+  constructor(uncommitted: number) {
+    super(`${uncommitted} accepted event(s) were not committed before ingest.shutdownTimeout`)
+    this.uncommitted = uncommitted
+  }
+}
+
+/** Capped at 5 s so a recovered database is used again within seconds; never gives up. */
 const retryTransient = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")]).pipe(
   Schedule.jittered,
   Schedule.setInputType<StoreError>(),
   Schedule.while(({ input }) => input.retryable)
 )
+
+/** Restarts of a writer that ended: quick, but not a hot loop. */
+const restartDelay = Duration.millis(500)
+
+/**
+ * Runs `effect` on its own fiber and stops waiting for it after `duration`:
+ * the attempt is interrupted in the background, so a driver that does not
+ * honour interruption cannot hold the writer.
+ */
+const withHardDeadline = <A>(effect: Effect.Effect<A, StoreError>, duration: Duration.Duration, operation: string) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkDetach(effect)
+    return yield* Fiber.join(fiber).pipe(
+      Effect.timeoutOrElse({
+        duration,
+        orElse: () =>
+          Effect.forkDetach(Fiber.interrupt(fiber)).pipe(
+            Effect.andThen(Effect.fail(
+              new StoreError({ operation, retryable: true, cause: `no answer within ${Duration.format(duration)}` })
+            ))
+          )
+      }),
+      Effect.onInterrupt(() => Effect.forkDetach(Fiber.interrupt(fiber)))
+    )
+  })
+
+/** A defect (an exception inside the client, a failed rollback) is a failure like any other: retried. */
+const defectsAsRetryable = (operation: string) => <A>(effect: Effect.Effect<A, StoreError>) =>
+  Effect.catchCause(effect, (cause) => {
+    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+    const squashed = Cause.squash(cause)
+    return Effect.fail(
+      squashed instanceof StoreError ? squashed : new StoreError({ operation, retryable: true, cause: squashed })
+    )
+  })
 
 export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterOptions) {
   const store = yield* MessageStore
@@ -48,24 +114,33 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
     downMessage: "PostgreSQL unavailable, holding accepted events in memory and retrying",
     upMessage: "PostgreSQL available again, committing held events"
   })
-  const queue = yield* Queue.bounded<MessageEvent, Cause.Done>(options.queueCapacity)
+  const queue = yield* Queue.bounded<Accepted, Cause.Done>(options.queueCapacity)
+  /** Batches taken from the queue and not yet committed: written again if the writer restarts. */
+  const inFlight = new Set<Array.NonEmptyReadonlyArray<Accepted>>()
+  let closing = false
 
-  const write = (batch: Array.NonEmptyReadonlyArray<MessageEvent>): Effect.Effect<WriteSummary> =>
-    store.writeBatch(batch).pipe(
+  const attempt = (events: Array.NonEmptyReadonlyArray<MessageEvent>) =>
+    withHardDeadline(store.writeBatch(events), options.writeDeadline, "writeBatch").pipe(
+      defectsAsRetryable("writeBatch")
+    )
+
+  const write = (events: Array.NonEmptyReadonlyArray<MessageEvent>): Effect.Effect<WriteSummary> =>
+    attempt(events).pipe(
       Effect.tapError((error) => (error.retryable ? health.failed(error) : Effect.void)),
       Effect.retry(retryTransient),
       Effect.tap(() => health.succeeded),
-      Effect.catchTag("StoreError", (error) => onRefused(batch, error))
+      Effect.catch((error) => onRefused(events, error))
     )
 
   // An error that looks final is only believed while the database answers:
   // if it does not, this is an outage after all, and the batch waits for it.
-  const onRefused = (batch: Array.NonEmptyReadonlyArray<MessageEvent>, error: StoreError) =>
-    store.ping.pipe(
-      Effect.timeout("2 seconds"),
+  const onRefused = (events: Array.NonEmptyReadonlyArray<MessageEvent>, error: StoreError) =>
+    withHardDeadline(store.ping, Duration.seconds(2), "ping").pipe(
+      defectsAsRetryable("ping"),
       Effect.matchEffect({
-        onSuccess: () => isolateRefused(batch, error),
-        onFailure: () => health.failed(error).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.andThen(write(batch)))
+        onSuccess: () => isolateRefused(events, error),
+        onFailure: () =>
+          health.failed(error).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.andThen(write(events)))
       })
     )
 
@@ -73,64 +148,94 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
   // alone; the rest commits. The refused one is logged whole, so it can be
   // replayed once the cause is fixed.
   const isolateRefused = (
-    batch: Array.NonEmptyReadonlyArray<MessageEvent>,
+    events: Array.NonEmptyReadonlyArray<MessageEvent>,
     error: StoreError
   ): Effect.Effect<WriteSummary> => {
-    if (batch.length === 1) {
+    if (events.length === 1) {
       return Effect.logError("PostgreSQL refused an event; it is kept in this log line").pipe(
-        Effect.annotateLogs({ key: eventKey(batch[0]), error: error.message, event: encodeMessageEventJson(batch[0]) }),
+        Effect.annotateLogs({ key: eventKey(events[0]), error: error.message, event: encodeMessageEventJson(events[0]) }),
         Effect.andThen(Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "database" })), 1)),
         Effect.as({ inserted: 0, duplicates: 0 })
       )
     }
-    const middle = Math.ceil(batch.length / 2)
-    const left = batch.slice(0, middle) as unknown as Array.NonEmptyReadonlyArray<MessageEvent>
-    const right = batch.slice(middle) as unknown as Array.NonEmptyReadonlyArray<MessageEvent>
+    const middle = Math.ceil(events.length / 2)
+    const left = events.slice(0, middle) as unknown as Array.NonEmptyReadonlyArray<MessageEvent>
+    const right = events.slice(middle) as unknown as Array.NonEmptyReadonlyArray<MessageEvent>
     return Effect.zipWith(write(left), write(right), (a, b) => ({
       inserted: a.inserted + b.inserted,
       duplicates: a.duplicates + b.duplicates
     }))
   }
 
-  const commit = (batch: Array.NonEmptyReadonlyArray<MessageEvent>) =>
-    write(batch).pipe(
+  const commit = (batch: Array.NonEmptyReadonlyArray<Accepted>) =>
+    Effect.suspend(() => {
+      inFlight.add(batch)
+      return write(Array.map(batch, (entry) => entry.event))
+    }).pipe(
+      Effect.andThen(Effect.sync(() => inFlight.delete(batch))),
       Effect.andThen(Metric.update(Metrics.eventsCommitted, batch.length)),
       Effect.andThen(Metric.update(Metrics.writeBatchSize, batch.length)),
-      Effect.andThen(Metric.update(Metrics.writeQueueDepth, Queue.sizeUnsafe(queue))),
       Effect.andThen(options.onCommitted(batch)),
       Effect.withSpan("BatchWriter.commit", { attributes: { "batch.size": batch.length } })
     )
 
-  const writer = yield* Stream.fromQueue(queue).pipe(
+  const drainQueue = Stream.fromQueue(queue).pipe(
     Stream.groupedWithin(options.batchSize, options.flushInterval),
-    Stream.mapEffect((batch) => (Array.isArrayNonEmpty(batch) ? commit(batch) : Effect.void), { concurrency: options.writers, unordered: true }),
-    Stream.runDrain,
-    Effect.forkScoped
+    Stream.mapEffect((batch) => (Array.isArrayNonEmpty(batch) ? commit(batch) : Effect.void), {
+      concurrency: options.writers,
+      unordered: true
+    }),
+    Stream.runDrain
   )
+
+  /** The writer, restarted whenever it ends before the queue is closed. */
+  const supervised: Effect.Effect<void> = Effect.gen(function*() {
+    while (true) {
+      const exit = yield* Effect.exit(drainQueue)
+      if (closing && exit._tag === "Success") return
+      const held = [...inFlight]
+      inFlight.clear()
+      yield* Metric.update(Metrics.writerRestarts, 1)
+      yield* Effect.logError("Database writer ended unexpectedly; restarting it and writing its batches again").pipe(
+        Effect.annotateLogs({
+          cause: exit._tag === "Failure" ? Cause.pretty(exit.cause) : "ended without error",
+          batchesRewritten: held.length
+        })
+      )
+      yield* Effect.sleep(restartDelay)
+      yield* Effect.forEach(held, commit, { concurrency: options.writers, discard: true })
+      if (closing && Queue.sizeUnsafe(queue) === 0) return
+    }
+  })
+
+  const writer = yield* Effect.forkScoped(supervised)
 
   // Runs before the writer fiber is interrupted (finalizers run in reverse):
   // ending the queue lets the stream flush everything already accepted.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
-      const left = Queue.sizeUnsafe(queue)
-      yield* Effect.logInfo("Shutting down: committing queued events").pipe(Effect.annotateLogs({ queued: left }))
-      yield* Queue.end(queue)
-      yield* Fiber.await(writer).pipe(
-        Effect.timeout(options.shutdownTimeout),
-        Effect.catchTag("TimeoutError", () =>
-          Effect.logError("Shutdown timed out before every queued event was committed").pipe(
-            Effect.annotateLogs({ uncommitted: Queue.sizeUnsafe(queue) })
-          ))
+      closing = true
+      yield* Effect.logInfo("Shutting down: committing accepted events").pipe(
+        Effect.annotateLogs({ uncommitted: options.uncommitted() })
       )
+      yield* Queue.end(queue)
+      const finished = yield* Fiber.await(writer).pipe(Effect.timeoutOption(options.shutdownTimeout))
+      const left = options.uncommitted()
+      if (finished._tag === "None" || left > 0) {
+        yield* Effect.logError(
+          "Shutdown timed out before every accepted event was committed; they were not acknowledged to the source and will be read again at the next start"
+        ).pipe(Effect.annotateLogs({ uncommitted: left }))
+        return yield* Effect.die(new UncommittedAtShutdown(left))
+      }
+      yield* Effect.logInfo("Every accepted event is committed")
     })
   )
 
   return {
-    offer: (event: MessageEvent) =>
-      Queue.offer(queue, event).pipe(
-        Effect.tap((accepted) => accepted ? Effect.void : Effect.die(new Error("BatchWriter is closed"))),
-        Effect.asVoid
+    offer: (entry: Accepted) =>
+      Queue.offer(queue, entry).pipe(
+        Effect.flatMap((accepted) => accepted ? Effect.void : Effect.die(new Error("BatchWriter is closed")))
       ),
-    pending: Queue.size(queue)
+    queued: Queue.size(queue)
   } satisfies BatchWriter
 })

@@ -16,6 +16,12 @@ export const ExitCode = {
   sessionUnwritable: sessionFileExitCodes.unwritable,
   /** The session file cannot be read (sysexits EX_NOPERM). */
   sessionUnreadable: sessionFileExitCodes.unreadable,
+  /**
+   * Stopped with accepted events still uncommitted after `ingest.shutdownTimeout`
+   * (sysexits EX_TEMPFAIL): nothing is lost, they are read again from Telegram at
+   * the next start, but the stop was not clean.
+   */
+  uncommittedAtShutdown: 75,
   /** A configuration key is missing or invalid (sysexits EX_CONFIG). */
   config: 78,
   /** Telegram no longer knows the session's key (AUTH_KEY_UNREGISTERED): log in again. */

@@ -29,13 +29,21 @@ export const daemon = Layer.mergeAll(HealthServer.layer, AggregateRefresher.laye
 export const telegram = GramJsTelegramSource.layer
 
 /**
- * Feeds every event of the source into ingestion. It ends only when the source
+ * Feeds every batch of the source into ingestion. It ends only when the source
  * fails with a fatal session error; the process then exits with its code, after
  * the layers have committed everything accepted.
  */
 export const receive = Effect.gen(function*() {
   const source = yield* TelegramSource
-  const { ingest } = yield* Ingestion.Ingestion
-  yield* source.events.pipe(Stream.runForEach(ingest))
+  const { ingestBatch } = yield* Ingestion.Ingestion
+  yield* source.events.pipe(Stream.runForEach(ingestBatch))
   return yield* Effect.never
 })
+
+/**
+ * `receive` with the daemon and the Telegram source. The daemon is provided
+ * inside the source, so on shutdown ingestion drains first (running the
+ * `onCommitted` of what it commits) while the source is still there to record
+ * that progress, and the source closes last.
+ */
+export const runDaemon = receive.pipe(Effect.provide(daemon), Effect.provide(telegram))

@@ -2,7 +2,9 @@
  * The ingestion program: every event a source receives goes to the three tiers.
  *
  * - PostgreSQL first, through the batch writer's bounded queue (the receiver
- *   waits when it is full; nothing is dropped).
+ *   waits when it is full; nothing is dropped). A source's read progress
+ *   follows commits: each source batch's `onCommitted` runs once it and every
+ *   batch before it are committed (src/domain/SourceBatch.ts).
  * - Then, handed to the hot path (HotPath.ts): supervised worker fibers that
  *   run the Redis dedup check and cache write, then the RabbitMQ publish,
  *   each with its tier's own timeout and a short retry schedule.
@@ -11,14 +13,16 @@
  * outage is logged once, every event that missed a tier is counted, and the
  * tier is used again as soon as it answers.
  */
-import { Context, Effect, Layer, Metric, PubSub, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, PubSub, Queue, Schedule, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import { decodeMessageEvent, eventKind, type MessageEvent } from "../domain/Message.ts"
+import type { SourceBatch } from "../domain/SourceBatch.ts"
 import { EventBus } from "../services/EventBus.ts"
-import { IngestConfig } from "../services/GatewayConfig.ts"
+import { DatabaseConfig, IngestConfig } from "../services/GatewayConfig.ts"
 import { type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { makeBatchWriter } from "./BatchWriter.ts"
+import { makeCommitTracker } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
@@ -42,15 +46,26 @@ export type IngestProgress =
   }
   | { readonly _tag: "Committed"; readonly events: ReadonlyArray<MessageEvent>; readonly at: number }
 
+export interface WriterStatus {
+  /** Events accepted and not yet committed. */
+  readonly uncommitted: number
+  /** Age of the oldest of them, if any. */
+  readonly oldestUncommittedSeconds: number
+}
+
 export class Ingestion extends Context.Service<Ingestion, {
-  /** Accepts an event; returns once it is queued for the database (waits while the queue is full). */
+  /** Accepts one event with no read progress to record; returns once it is queued (waits while the queue is full). */
   readonly ingest: (event: MessageEvent) => Effect.Effect<void>
+  /** Accepts a source batch; its `onCommitted` runs once it and every earlier batch are committed. */
+  readonly ingestBatch: (batch: SourceBatch) => Effect.Effect<void>
   /** Validates an untrusted payload first: a malformed one is rejected, counted, and nothing else changes. */
   readonly ingestUnknown: (payload: unknown) => Effect.Effect<void, MalformedEvent>
   /** A subscription to progress notifications; scoped. */
   readonly progress: Effect.Effect<PubSub.Subscription<IngestProgress>, never, Scope.Scope>
-  /** Events waiting in the writer's queue. */
+  /** Events accepted and not yet committed. */
   readonly pending: Effect.Effect<number>
+  /** The writer's backlog, also refreshed into `ingest_queue_depth` and `ingest_oldest_uncommitted_seconds`. */
+  readonly writerStatus: Effect.Effect<WriterStatus>
 }>()("telegram-gateway/Ingestion") {}
 
 const receivedByKind = {
@@ -59,13 +74,20 @@ const receivedByKind = {
   deleted: Metrics.eventsReceived.pipe(Metric.withAttributes({ kind: "deleted" }))
 }
 
-const millisSince = (receivedAt: number) => Math.max(0, Date.now() - receivedAt) / 1000
+/** How often the backlog gauges are refreshed between scrapes. */
+const gaugeRefreshInterval = "1 second"
 
 export const make = Effect.gen(function*() {
   const config = yield* IngestConfig
+  const database = yield* DatabaseConfig
   const cache = yield* MessageCache
   const bus = yield* EventBus
   const progress = yield* PubSub.sliding<IngestProgress>(65_536)
+  const tracker = makeCommitTracker()
+  // One fiber runs released callbacks, so they keep their order even when
+  // two writers commit at once.
+  const released = yield* Queue.unbounded<Effect.Effect<void>>()
+  yield* Queue.take(released).pipe(Effect.flatten, Effect.forever, Effect.forkScoped)
 
   const redis = yield* makeTierHealth({
     tier: "redis",
@@ -82,12 +104,19 @@ export const make = Effect.gen(function*() {
 
   const writer = yield* makeBatchWriter({
     ...config,
-    onCommitted: (events) =>
+    // The store bounds each statement by `database.statementTimeout`; this is
+    // the backstop for a driver that does not give up.
+    writeDeadline: Duration.sum(database.statementTimeout, Duration.seconds(5)),
+    uncommitted: tracker.uncommitted,
+    onCommitted: (entries) =>
       Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const events = entries.map((entry) => entry.event)
         for (const event of events) {
-          yield* Metric.update(Metrics.commitLatency, millisSince(event.receivedAt))
+          yield* Metric.update(Metrics.commitLatency, Math.max(0, now - event.receivedAt) / 1000)
         }
-        yield* PubSub.publish(progress, { _tag: "Committed", events, at: Date.now() })
+        yield* Queue.offerAll(released, tracker.committed(entries.map((entry) => entry.batch)))
+        yield* PubSub.publish(progress, { _tag: "Committed", events, at: now })
       })
   })
 
@@ -95,12 +124,36 @@ export const make = Effect.gen(function*() {
   // work already queued finishes (bounded) before Redis and RabbitMQ close.
   const hotPath = yield* makeHotPath({ cache, bus, redis, rabbitmq, progress, shutdownTimeout: config.tierTimeout })
 
-  const ingest = (event: MessageEvent) =>
+  const writerStatus = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const oldest = tracker.oldestUncommittedAt()
+    return {
+      uncommitted: tracker.uncommitted(),
+      oldestUncommittedSeconds: oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000
+    }
+  })
+  const refreshGauges = writerStatus.pipe(
+    Effect.tap((status) => Metric.update(Metrics.writeQueueDepth, status.uncommitted)),
+    Effect.tap((status) => Metric.update(Metrics.oldestUncommitted, status.oldestUncommittedSeconds))
+  )
+  yield* refreshGauges.pipe(Effect.repeat(Schedule.spaced(gaugeRefreshInterval)), Effect.forkScoped)
+
+  const ingestBatch = (batch: SourceBatch) =>
     Effect.gen(function*() {
-      yield* Metric.update(receivedByKind[eventKind(event)], 1)
-      yield* writer.offer(event)
-      yield* hotPath.offer(event)
+      const acceptedAt = yield* Clock.currentTimeMillis
+      const seq = tracker.register(batch.events.length, batch.onCommitted, acceptedAt)
+      if (batch.events.length === 0) {
+        yield* Queue.offerAll(released, tracker.committed([]))
+        return
+      }
+      for (const event of batch.events) {
+        yield* Metric.update(receivedByKind[eventKind(event)], 1)
+        yield* writer.offer({ event, batch: seq })
+        yield* hotPath.offer(event)
+      }
     })
+
+  const ingest = (event: MessageEvent) => ingestBatch({ events: [event], onCommitted: Effect.void })
 
   const ingestUnknown = (payload: unknown) =>
     decodeMessageEvent(payload).pipe(
@@ -115,9 +168,11 @@ export const make = Effect.gen(function*() {
 
   return Ingestion.of({
     ingest,
+    ingestBatch,
     ingestUnknown,
     progress: PubSub.subscribe(progress),
-    pending: writer.pending
+    pending: Effect.sync(tracker.uncommitted),
+    writerStatus: refreshGauges
   })
 })
 

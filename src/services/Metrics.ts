@@ -49,7 +49,14 @@ export const eventsPublished = Metric.counter("events_published_total", {
   incremental: true
 })
 export const writeQueueDepth = Metric.gauge("ingest_queue_depth", {
-  description: "Events accepted and waiting for the database writer"
+  description: "Events accepted and not yet committed to PostgreSQL (refreshed every second and on every scrape)"
+})
+export const oldestUncommitted = Metric.gauge("ingest_oldest_uncommitted_seconds", {
+  description: "Age of the oldest accepted event not yet committed to PostgreSQL; 0 when none is waiting"
+})
+export const writerRestarts = Metric.counter("ingest_writer_restarts_total", {
+  description: "Times the database writer ended unexpectedly and was restarted",
+  incremental: true
 })
 export const writeBatchSize = Metric.histogram("ingest_batch_size", {
   description: "Rows per batch written to PostgreSQL",

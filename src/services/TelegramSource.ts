@@ -5,7 +5,7 @@
  * types and the typed errors below, so another library could replace it.
  */
 import { Context, type Effect, Runtime, Schema, type Stream } from "effect"
-import type { MessageEvent } from "../domain/Message.ts"
+import type { SourceBatch } from "../domain/SourceBatch.ts"
 
 /** Errors after which Telegram will not serve the session again: retrying cannot help. */
 export const FatalReason = Schema.Literals([
@@ -108,11 +108,13 @@ export type ConnectionState = "connecting" | "connected" | "disconnected" | "fai
 export class TelegramSource extends Context.Service<TelegramSource, {
   /**
    * New, edited and deleted messages of the configured chats, in arrival
-   * order, each with `receivedAt` set at receipt. History caught up after a
-   * (re)connect is emitted too, so an event may come more than once: every
-   * tier dedupes on `eventKey`. Ends only with a fatal session error. One
-   * consumer: the connection is shared, the events are not copied.
+   * order, each with `receivedAt` set at receipt, in batches whose
+   * `onCommitted` moves the source's read progress: it must run only once the
+   * batch's events are committed (src/domain/SourceBatch.ts). History caught
+   * up after a (re)connect is emitted too, so an event may come more than
+   * once: every tier dedupes on `eventKey`. Ends only with a fatal session
+   * error. One consumer: the connection is shared, the events are not copied.
    */
-  readonly events: Stream.Stream<MessageEvent, TelegramFatal>
+  readonly events: Stream.Stream<SourceBatch, TelegramFatal>
   readonly connectionState: Effect.Effect<ConnectionState>
 }>()("telegram-gateway/TelegramSource") {}

@@ -80,14 +80,14 @@ export interface RunningSource {
   readonly ended: Fiber.Fiber<void, unknown>
 }
 
-/** Builds the source in the current scope and collects its events. */
+/** Builds the source in the current scope and collects its events, acknowledging each batch as if committed. */
 export const startSource = (setup: SourceSetup, telegram: Record<string, unknown> = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(sourceLayer(setup, telegram))
     const source = Context.get(context, TelegramSource)
     const events: Array<MessageEvent> = []
     const ended = yield* source.events.pipe(
-      Stream.runForEach((event) => Effect.sync(() => void events.push(event))),
+      Stream.runForEach((batch) => Effect.sync(() => void events.push(...batch.events)).pipe(Effect.andThen(batch.onCommitted))),
       Effect.forkScoped
     )
     return { source, events, ended } satisfies RunningSource

@@ -30,7 +30,7 @@ export const run = Command.make("run", {}, () =>
     const flags = yield* root
     return yield* Effect.gen(function*() {
       yield* logStart
-      return yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.provide(Gateway.daemon))
+      return yield* Gateway.runDaemon
     }).pipe(withRuntime(configFile(flags)))
   })).pipe(
     Command.withDescription(

@@ -1,0 +1,76 @@
+/**
+ * Which accepted source batches are fully committed, in acceptance order.
+ *
+ * Batches get increasing sequence numbers when accepted; the writer reports
+ * each committed event by its batch's number, in any order (several writers
+ * commit concurrently). A batch is released once all its events are committed
+ * and every batch before it has been released: its `onCommitted` then runs.
+ * Synchronous and allocation-light, because it sits on the hot path.
+ */
+import type { Effect } from "effect"
+
+interface Pending {
+  remaining: number
+  readonly onCommitted: Effect.Effect<void>
+  /** Epoch ms when the batch was accepted. */
+  readonly acceptedAt: number
+}
+
+export interface CommitTracker {
+  /** Registers a batch of `count` events; returns its sequence number. */
+  readonly register: (count: number, onCommitted: Effect.Effect<void>, acceptedAt: number) => number
+  /** Counts one committed event of batch `seq`; returns the callbacks now released, in order. */
+  readonly committed: (seqs: Iterable<number>) => ReadonlyArray<Effect.Effect<void>>
+  /** When the oldest batch with an uncommitted event was accepted, if any. */
+  readonly oldestUncommittedAt: () => number | undefined
+  /** Events accepted and not yet committed. */
+  readonly uncommitted: () => number
+}
+
+export const makeCommitTracker = (): CommitTracker => {
+  const pending = new Map<number, Pending>()
+  let next = 0
+  /** The lowest sequence number not yet released. */
+  let low = 0
+  let uncommitted = 0
+
+  const release = (): ReadonlyArray<Effect.Effect<void>> => {
+    const released: Array<Effect.Effect<void>> = []
+    while (low < next) {
+      const batch = pending.get(low)!
+      if (batch.remaining > 0) break
+      released.push(batch.onCommitted)
+      pending.delete(low)
+      low++
+    }
+    return released
+  }
+
+  return {
+    register: (count, onCommitted, acceptedAt) => {
+      const seq = next++
+      pending.set(seq, { remaining: count, onCommitted, acceptedAt })
+      uncommitted += count
+      return seq
+    },
+    committed: (seqs) => {
+      for (const seq of seqs) {
+        const batch = pending.get(seq)
+        if (batch === undefined || batch.remaining === 0) {
+          throw new Error(`CommitTracker: batch ${seq} reported committed more often than it has events`)
+        }
+        batch.remaining--
+        uncommitted--
+      }
+      return release()
+    },
+    oldestUncommittedAt: () => {
+      for (let seq = low; seq < next; seq++) {
+        const batch = pending.get(seq)!
+        if (batch.remaining > 0) return batch.acceptedAt
+      }
+      return undefined
+    },
+    uncommitted: () => uncommitted
+  }
+}
