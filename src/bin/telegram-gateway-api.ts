@@ -2,18 +2,29 @@
 /**
  * The `telegram-gateway-api` executable: the HTTP API for downstream
  * consumers (docs/api.md). Configuration as for the gateway: environment
- * first, then the JSON file named by TELEGRAM_GATEWAY_CONFIG.
+ * first, then the JSON file named by TELEGRAM_GATEWAY_CONFIG. Logs as the
+ * gateway does (src/layers/Logging.ts), its fatal error included; exits 0
+ * when stopped by SIGTERM or Ctrl-C, 78 on invalid configuration.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Effect, Layer, Runtime } from "effect"
 import * as ConfigSource from "../layers/ConfigSource.ts"
 import * as Logging from "../layers/Logging.ts"
 import * as Tracing from "../layers/Tracing.ts"
 import * as Server from "../programs/api/Server.ts"
+import { InvalidConfiguration } from "../programs/Startup.ts"
 
-const Main = Server.layer.pipe(
-  Layer.provide([Logging.layer, Tracing.layer]),
-  Layer.provide(ConfigSource.layer(undefined))
+/** A stop by SIGTERM or Ctrl-C is a success, not 130. */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Runtime.defaultTeardown(exit, (code) => onExit(code === 130 ? 0 : code))
+
+const Main = Layer.launch(Server.layer.pipe(Layer.provide(Tracing.layer))).pipe(
+  // A bad key exits 78, which the unit does not restart (deploy/systemd/).
+  Effect.catchTag("ConfigError", (error) =>
+    Effect.fail(new InvalidConfiguration({ detail: ConfigSource.formatConfigError(error) }))),
+  Logging.reportFailure,
+  Effect.provide(Logging.layer),
+  Effect.provide(ConfigSource.layer(undefined))
 )
 
-NodeRuntime.runMain(Layer.launch(Main))
+NodeRuntime.runMain(Main, { teardown })
