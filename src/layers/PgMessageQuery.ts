@@ -22,8 +22,10 @@ import { ApiConfig } from "../services/ApiConfig.ts"
 import {
   ChannelFreshness,
   Checkpoint,
+  CursorBeyondNewest,
   CountBucket,
   type CountBucketSize,
+  MarkLimitReached,
   MessageHistory,
   MessageNotFound,
   MessageQuery,
@@ -374,20 +376,62 @@ export const layer = Layer.effect(
         })
       )
 
-    const markProcessed = (consumer: string, keys: ReadonlyArray<string>) =>
-      orFail(
-        "markProcessed",
-        Effect.gen(function*() {
-          const unique = Array.from(new Set(keys))
-          if (unique.length === 0) return { marked: 0, alreadyMarked: 0 }
-          const inserted = yield* sql<{ event_key: string }>`
-            INSERT INTO consumer_processed (consumer, event_key)
-            SELECT ${consumer}, key FROM unnest(${unique}::text[]) AS key
-            ON CONFLICT DO NOTHING
-            RETURNING event_key`
-          return { marked: inserted.length, alreadyMarked: unique.length - inserted.length }
-        })
-      )
+    /**
+     * One statement: locks the consumer's mark count (so concurrent requests
+     * of one consumer take turns and the limit holds), keeps the keys that
+     * name a stored version or deletion, and inserts those not yet marked
+     * unless that would pass `limit`. The count is kept by a trigger
+     * (sql/0020_consumer_mark_counts).
+     */
+    const markProcessed = (consumer: string, keys: ReadonlyArray<string>, limit: number) =>
+      Effect.gen(function*() {
+        const unique = Array.from(new Set(keys))
+        if (unique.length === 0) return { marked: 0, alreadyMarked: 0, unknown: [] }
+        const rows = yield* orFail(
+          "markProcessed",
+          sql<{ stored: ReadonlyArray<string>; marked: number; fresh: number; allowed: boolean; marks: number }>`
+            WITH quota AS (
+              INSERT INTO consumer_mark_counts AS q (consumer, marks) VALUES (${consumer}, 0)
+              ON CONFLICT (consumer) DO UPDATE SET marks = q.marks
+              RETURNING q.marks
+            ),
+            requested AS (SELECT DISTINCT key FROM unnest(${unique}::text[]) AS key),
+            stored AS (
+              SELECT r.key FROM requested r
+              CROSS JOIN LATERAL parse_version_key(regexp_replace(r.key, ':deleted$', ':0')) v
+              WHERE CASE WHEN r.key LIKE '%:deleted'
+                THEN EXISTS (SELECT 1 FROM message_deletions d
+                             WHERE d.channel_id = v.channel_id AND d.message_id = v.message_id)
+                ELSE EXISTS (SELECT 1 FROM messages m
+                             WHERE m.channel_id = v.channel_id AND m.message_id = v.message_id AND m.version = v.version)
+              END
+            ),
+            fresh AS (
+              SELECT s.key FROM stored s
+              WHERE NOT EXISTS (SELECT 1 FROM consumer_processed p WHERE p.consumer = ${consumer} AND p.event_key = s.key)
+            ),
+            allowed AS (SELECT (SELECT marks FROM quota) + (SELECT count(*) FROM fresh) <= ${limit} AS ok),
+            inserted AS (
+              INSERT INTO consumer_processed (consumer, event_key)
+              SELECT ${consumer}, key FROM fresh WHERE (SELECT ok FROM allowed)
+              ON CONFLICT DO NOTHING
+              RETURNING 1
+            )
+            SELECT (SELECT coalesce(array_agg(key), '{}') FROM stored) AS stored,
+                   (SELECT count(*)::int FROM inserted) AS marked,
+                   (SELECT count(*)::int FROM fresh) AS fresh,
+                   (SELECT ok FROM allowed) AS allowed,
+                   (SELECT marks::float8 FROM quota) AS marks`
+        )
+        const row = rows[0]!
+        if (!row.allowed) return yield* new MarkLimitReached({ consumer, marks: row.marks, adding: row.fresh, limit })
+        const stored = new Set(row.stored)
+        return {
+          marked: row.marked,
+          alreadyMarked: stored.size - row.marked,
+          unknown: unique.filter((key) => !stored.has(key))
+        }
+      })
 
     const toCheckpoint = (row: { consumer: string; event_seq: bigint; updated_at: Date }) =>
       new Checkpoint({ consumer: row.consumer, seq: row.event_seq, updatedAt: row.updated_at.toISOString() })
@@ -399,14 +443,27 @@ export const layer = Layer.effect(
           SELECT consumer, event_seq, updated_at FROM consumer_checkpoints WHERE consumer = ${consumer}`
       ).pipe(Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toCheckpoint)))
 
+    /** Stored only when `seq` is at most the last value `event_seq` drew (0 before the first). */
     const setCheckpoint = (consumer: string, seq: bigint) =>
-      orFail(
-        "setCheckpoint",
-        sql<{ consumer: string; event_seq: bigint; updated_at: Date }>`
-          INSERT INTO consumer_checkpoints (consumer, event_seq, updated_at) VALUES (${consumer}, ${seq}, now())
-          ON CONFLICT (consumer) DO UPDATE SET event_seq = EXCLUDED.event_seq, updated_at = EXCLUDED.updated_at
-          RETURNING consumer, event_seq, updated_at`
-      ).pipe(Effect.map((rows) => toCheckpoint(rows[0]!)))
+      Effect.gen(function*() {
+        const rows = yield* orFail(
+          "setCheckpoint",
+          sql<{ consumer: string | null; event_seq: bigint | null; updated_at: Date | null; newest: bigint }>`
+            WITH newest AS (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM event_seq),
+            upserted AS (
+              INSERT INTO consumer_checkpoints (consumer, event_seq, updated_at)
+              SELECT ${consumer}, ${seq}::bigint, now() FROM newest WHERE ${seq}::bigint <= newest.seq
+              ON CONFLICT (consumer) DO UPDATE SET event_seq = EXCLUDED.event_seq, updated_at = EXCLUDED.updated_at
+              RETURNING consumer, event_seq, updated_at
+            )
+            SELECT u.consumer, u.event_seq, u.updated_at, n.seq AS newest FROM newest n LEFT JOIN upserted u ON true`
+        )
+        const row = rows[0]!
+        if (row.consumer === null || row.event_seq === null || row.updated_at === null) {
+          return yield* new CursorBeyondNewest({ seq, newest: BigInt(row.newest) })
+        }
+        return toCheckpoint({ consumer: row.consumer, event_seq: row.event_seq, updated_at: row.updated_at })
+      })
 
     const consumers = orFail(
       "consumers",

@@ -4,8 +4,8 @@
  * environment (`api.rateLimit.perSecond` = `API_RATE_LIMIT_PER_SECOND`).
  *
  * API keys are configured as SHA-256 hashes, never as the keys themselves:
- * `API_KEYS="reporting:<sha256hex>:read,worker:<sha256hex>:read+ack"`, or in
- * the JSON file a list of `{ "name", "sha256", "scopes" }`. Make a key with
+ * `API_KEYS="reporting:<sha256hex>:read,worker:<sha256hex>:read+ack:billing+audit"`,
+ * or in the JSON file a list of `{ "name", "sha256", "scopes", "consumers"? }`. Make a key with
  * `openssl rand -hex 32` and hash it with `printf %s "$KEY" | sha256sum`.
  */
 import { Config, ConfigProvider, Duration, Effect, Schema } from "effect"
@@ -13,33 +13,79 @@ import { Config, ConfigProvider, Duration, Effect, Schema } from "effect"
 export const ApiScope = Schema.Literals(["read", "ack", "admin"])
 export type ApiScope = typeof ApiScope.Type
 
-/** A configured key: who it is, the SHA-256 of its secret, what it may do. */
+const Name = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,64}$/))
+
+/**
+ * A configured key: who it is, the SHA-256 of its secret, what it may do, and
+ * which consumers' checkpoints and marks it may read and change (its own name
+ * when absent; an admin key may change any).
+ */
 export class ApiKeyEntry extends Schema.Class<ApiKeyEntry>("ApiKeyEntry")({
-  name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,64}$/)),
+  name: Name,
   sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
-  scopes: Schema.Array(ApiScope)
+  scopes: Schema.Array(ApiScope),
+  consumers: Schema.optional(Schema.Array(Name))
 }) {}
 
-const invalidKeys = (message: string) =>
-  Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message: `api.keys: ${message}` })))
+/** The consumers `entry` may act for, admin aside. */
+export const consumersOf = (entry: ApiKeyEntry): ReadonlyArray<string> => entry.consumers ?? [entry.name]
 
-/** `name:sha256hex:scope+scope` entries separated by commas. */
-export const parseApiKeys = (value: string): Effect.Effect<ReadonlyArray<ApiKeyEntry>, Config.ConfigError> =>
-  Effect.forEach(value.split(",").map((item) => item.trim()).filter((item) => item.length > 0), (item) => {
-    const [name, sha256, scopes, ...rest] = item.split(":")
-    if (name === undefined || sha256 === undefined || scopes === undefined || rest.length > 0) {
-      return invalidKeys(`"${name ?? ""}..." is not name:sha256hex:scope1+scope2`)
-    }
-    return Schema.decodeUnknownEffect(ApiKeyEntry)({ name, sha256: sha256.toLowerCase(), scopes: scopes.split("+") }).pipe(
-      Effect.catch(() =>
-        invalidKeys(`key "${name}" needs a name of [A-Za-z0-9_.-], a 64-digit hex SHA-256 and scopes among read, ack, admin`)
-      )
+/**
+ * Names the entry by position only: a value put in the wrong place may be a
+ * secret (a raw key instead of its hash), so no part of it is ever echoed.
+ */
+const invalidEntry = (position: number) =>
+  Effect.fail(
+    new Config.ConfigError(
+      new ConfigProvider.SourceError({
+        message: `api.keys: entry ${position} is not name:sha256hex:scope1+scope2[:consumer1+consumer2] ` +
+          `(a name and consumers of [A-Za-z0-9_.-], the 64-digit hex SHA-256 of the key, never the key itself, ` +
+          `and scopes among read, ack, admin); its content is not shown, it may hold a secret`
+      })
     )
-  })
+  )
 
-const keys = Config.Array(ApiKeyEntry, "keys").pipe(
-  Config.orElse(() => Config.String("keys").pipe(Config.mapEffect(parseApiKeys))),
-  Config.withDefault([] as ReadonlyArray<ApiKeyEntry>)
+const decodeEntry = (value: unknown, position: number) =>
+  Schema.decodeUnknownEffect(ApiKeyEntry)(value).pipe(Effect.catch(() => invalidEntry(position)))
+
+/** `name:sha256hex:scope+scope[:consumer+consumer]`, the string form of one entry. */
+const parseEntry = (item: string, position: number) => {
+  const [name, sha256, scopes, consumers, ...rest] = item.split(":")
+  if (name === undefined || sha256 === undefined || scopes === undefined || rest.length > 0) return invalidEntry(position)
+  return decodeEntry({
+    name,
+    sha256: sha256.toLowerCase(),
+    scopes: scopes.split("+"),
+    ...(consumers === undefined ? {} : { consumers: consumers.split("+") })
+  }, position)
+}
+
+/**
+ * Entries separated by commas, or a list of entries (objects, or strings in
+ * the string form), numbered from 1 in the order given.
+ */
+export const parseApiKeys = (values: string | ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<ApiKeyEntry>, Config.ConfigError> => {
+  const items = (typeof values === "string" ? [values] : values).flatMap((value) =>
+    typeof value === "string" ? value.split(",").map((item) => item.trim()).filter((item) => item.length > 0) : [value]
+  )
+  return Effect.forEach(items, (item, index) => typeof item === "string" ? parseEntry(item, index + 1) : decodeEntry(item, index + 1))
+}
+
+/**
+ * The JSON form, loosely: every field a string (or strings), so that a wrong
+ * value fails in decodeEntry, whose message shows no part of it.
+ */
+const LooseEntry = Schema.Struct({
+  name: Schema.optional(Schema.String),
+  sha256: Schema.optional(Schema.String),
+  scopes: Schema.optional(Schema.Array(Schema.String)),
+  consumers: Schema.optional(Schema.Array(Schema.String))
+})
+
+const keys = Config.schema(Schema.Array(LooseEntry), "keys").pipe(
+  Config.orElse(() => Config.String("keys")),
+  Config.withDefault([] as ReadonlyArray<typeof LooseEntry.Type>),
+  Config.mapEffect(parseApiKeys)
 )
 
 const positiveInt = (name: string, fallback: number) =>
@@ -65,6 +111,8 @@ export const ApiConfig = Config.all({
   /** Largest `limit` a request may ask for; `defaultLimit` when it asks none. */
   maxLimit: positiveInt("maxLimit", 1000),
   defaultLimit: positiveInt("defaultLimit", 100),
+  /** Processed marks one consumer may hold; a mark request past it is refused (409). */
+  maxMarksPerConsumer: positiveInt("maxMarksPerConsumer", 1_000_000),
   /** Request bodies above this are refused with 413 before they are read. */
   maxBodyBytes: positiveInt("maxBodyBytes", 65_536),
   /**

@@ -34,6 +34,30 @@ export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("Mess
   }
 }
 
+/** A mark request would take the consumer past `limit` marks (api.maxMarksPerConsumer). */
+export class MarkLimitReached extends Schema.TaggedError<MarkLimitReached>()("MarkLimitReached", {
+  consumer: Schema.String,
+  marks: Schema.Number,
+  adding: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `Consumer "${this.consumer}" holds ${this.marks} processed marks; ${this.adding} more would pass its limit of ` +
+      `${this.limit} (api.maxMarksPerConsumer): store a checkpoint and mark only what is processed out of order`
+  }
+}
+
+/** A checkpoint beyond every event sequence value drawn so far: the consumer would poll empty forever. */
+export class CursorBeyondNewest extends Schema.TaggedError<CursorBeyondNewest>()("CursorBeyondNewest", {
+  seq: Schema.BigInt,
+  newest: Schema.BigInt
+}) {
+  override get message(): string {
+    return `The cursor points past the newest event (sequence ${this.seq}, newest drawn ${this.newest}): ` +
+      `store the nextCursor of a page or an event's cursor`
+  }
+}
+
 const Timestamp = Schema.String.annotate({ description: "ISO 8601 time, UTC" })
 
 export class ChannelFreshness extends Schema.Class<ChannelFreshness>("ChannelFreshness")({
@@ -121,6 +145,8 @@ export interface MarkSummary {
   readonly marked: number
   /** Keys this consumer had marked before. */
   readonly alreadyMarked: number
+  /** Keys that name no stored event: not stored. */
+  readonly unknown: ReadonlyArray<string>
 }
 
 export interface ConsumerSummary {
@@ -160,10 +186,19 @@ export class MessageQuery extends Context.Service<MessageQuery, {
     readonly to: Date
     readonly bucket: CountBucketSize
   }) => Effect.Effect<ReadonlyArray<CountBucket>, QueryError>
-  /** Idempotent: marking a key twice counts it as already marked. */
-  readonly markProcessed: (consumer: string, keys: ReadonlyArray<string>) => Effect.Effect<MarkSummary, QueryError>
+  /**
+   * Idempotent: marking a key twice counts it as already marked. Only keys
+   * of stored events are stored (the others come back as `unknown`), and the
+   * consumer never holds more than `limit` marks.
+   */
+  readonly markProcessed: (
+    consumer: string,
+    keys: ReadonlyArray<string>,
+    limit: number
+  ) => Effect.Effect<MarkSummary, QueryError | MarkLimitReached>
   readonly checkpoint: (consumer: string) => Effect.Effect<Option.Option<Checkpoint>, QueryError>
-  readonly setCheckpoint: (consumer: string, seq: bigint) => Effect.Effect<Checkpoint, QueryError>
+  /** Refuses a sequence above every value `event_seq` has drawn. */
+  readonly setCheckpoint: (consumer: string, seq: bigint) => Effect.Effect<Checkpoint, QueryError | CursorBeyondNewest>
   readonly consumers: Effect.Effect<ReadonlyArray<ConsumerSummary>, QueryError>
   readonly ping: Effect.Effect<void, QueryError>
 }>()("telegram-gateway/MessageQuery") {}

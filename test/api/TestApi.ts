@@ -18,7 +18,10 @@ import { makeTcpProxy, type TcpProxy } from "../support/TcpProxy.ts"
 
 const hash = (key: string) => createHash("sha256").update(key).digest("hex")
 
-/** The secrets the tests present; the server is configured with their hashes only. */
+/**
+ * The secrets the tests present; the server is configured with their hashes
+ * only. The acker acts for consumers billing and c1.
+ */
 export const Keys = {
   reader: "reader-secret-0123456789",
   acker: "acker-secret-0123456789",
@@ -74,7 +77,7 @@ export const layerTestApi = (api: Record<string, unknown> = {}) =>
       api: {
         keys: [
           { name: "reader", sha256: hash(Keys.reader), scopes: ["read"] },
-          { name: "acker", sha256: hash(Keys.acker), scopes: ["ack"] },
+          { name: "acker", sha256: hash(Keys.acker), scopes: ["ack"], consumers: ["billing", "c1"] },
           { name: "admin", sha256: hash(Keys.admin), scopes: ["admin"] },
           { name: "nobody", sha256: hash(Keys.nobody), scopes: [] }
         ],

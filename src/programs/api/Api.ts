@@ -13,7 +13,7 @@ import {
   MessageHistory,
   SearchHit
 } from "../../services/MessageQuery.ts"
-import { InvalidRequest, NotFound, PayloadTooLarge, Unavailable, UnsupportedMediaType } from "./Errors.ts"
+import { Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unavailable, UnsupportedMediaType } from "./Errors.ts"
 import { AckAccess, AdminAccess, ReadAccess, Validation } from "./Security.ts"
 
 const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)).annotate({
@@ -55,7 +55,9 @@ export class CheckpointView extends Schema.Class<CheckpointView>("CheckpointView
 
 export class MarkResult extends Schema.Class<MarkResult>("MarkResult")({
   marked: Schema.Int,
-  alreadyMarked: Schema.Int
+  alreadyMarked: Schema.Int,
+  /** Keys that name no stored event: not stored. */
+  unknown: Schema.Array(EventKey)
 }) {}
 
 export class ConsumerView extends Schema.Class<ConsumerView>("ConsumerView")({
@@ -135,8 +137,12 @@ export class AckApi extends HttpApiGroup.make("ack")
       params: consumerParams,
       payload: Schema.Struct({ keys: Schema.Array(EventKey).check(Schema.isMinLength(1), Schema.isMaxLength(1000)) }),
       success: MarkResult,
-      error: bodyErrors
-    }).annotate(OpenApi.Description, "Marks events processed by this consumer; marking again is harmless"),
+      error: [...bodyErrors, Conflict]
+    }).annotate(
+      OpenApi.Description,
+      "Marks stored events processed by this consumer (keys of no stored event come back in unknown, unstored); " +
+        "marking again is harmless; at most api.maxMarksPerConsumer marks per consumer (409 past it)"
+    ),
     HttpApiEndpoint.get("checkpoint", "/consumers/:consumer/checkpoint", {
       params: consumerParams,
       success: CheckpointView,
@@ -147,7 +153,10 @@ export class AckApi extends HttpApiGroup.make("ack")
       payload: Schema.Struct({ cursor: Cursor }),
       success: CheckpointView,
       error: bodyErrors
-    }).annotate(OpenApi.Description, "Stores the cursor this consumer has consumed up to")
+    }).annotate(
+      OpenApi.Description,
+      "Stores the cursor this consumer has consumed up to; an empty cursor or one past the newest event is a 400"
+    )
   )
   .middleware(AckAccess)
   .prefix("/api/v1")

@@ -2,7 +2,7 @@
 import { Effect, Layer, type Redacted } from "effect"
 import type { ApiScope } from "../../services/ApiConfig.ts"
 import { ApiKeys } from "./ApiKeys.ts"
-import { AckAccess, AdminAccess, ReadAccess } from "./Security.ts"
+import { AckAccess, AdminAccess, Caller, ReadAccess } from "./Security.ts"
 
 const guard = (scope: ApiScope) =>
   Effect.gen(function*() {
@@ -10,7 +10,9 @@ const guard = (scope: ApiScope) =>
     return {
       apiKey: <A, E, R>(httpEffect: Effect.Effect<A, E, R>, options: { readonly credential: Redacted.Redacted<string> }) =>
         keys.authorize(options.credential, scope).pipe(
-          Effect.flatMap((entry) => httpEffect.pipe(Effect.annotateLogs({ apiKey: entry.name })))
+          Effect.flatMap((entry) =>
+            httpEffect.pipe(Effect.provideService(Caller, entry), Effect.annotateLogs({ apiKey: entry.name }))
+          )
         )
     }
   })

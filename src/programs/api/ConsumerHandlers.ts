@@ -1,10 +1,14 @@
 /** Handlers of the ack group (a consumer's marks and checkpoint) and the admin group. */
 import { Effect, Layer, Option } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { ApiConfig, consumersOf } from "../../services/ApiConfig.ts"
 import { type Checkpoint, MessageQuery } from "../../services/MessageQuery.ts"
+import { allows } from "./ApiKeys.ts"
 import { CheckpointView, ConsumerView, GatewayApi, MarkResult } from "./Api.ts"
-import { decodeCursor, encodeCursor } from "./Cursor.ts"
+import { encodeCursor, requireCursor } from "./Cursor.ts"
+import { Conflict, Forbidden, InvalidRequest } from "./Errors.ts"
 import { orUnavailable } from "./Requests.ts"
+import { Caller } from "./Security.ts"
 
 const toView = (consumer: string, checkpoint: Option.Option<Checkpoint>) =>
   Option.match(checkpoint, {
@@ -17,15 +21,43 @@ const AckHandlers = HttpApiBuilder.group(
   "ack",
   Effect.fn(function*(handlers) {
     const query = yield* MessageQuery
+    const config = yield* ApiConfig
+    /** A key acts for the consumers it is configured for (its own name by default); admin for any. */
+    const requireOwner = (consumer: string) =>
+      Effect.gen(function*() {
+        const caller = yield* Caller
+        if (allows(caller, "admin") || consumersOf(caller).includes(consumer)) return
+        return yield* new Forbidden({
+          message: `API key "${caller.name}" may not read or change consumer "${consumer}"; ` +
+            `it is configured for: ${consumersOf(caller).join(", ") || "none"} (api.keys consumers)`
+        })
+      })
     return handlers
       .handle("markProcessed", ({ params, payload }) =>
-        orUnavailable(query.markProcessed(params.consumer, payload.keys).pipe(Effect.map((summary) => new MarkResult(summary)))))
+        orUnavailable(Effect.gen(function*() {
+          yield* requireOwner(params.consumer)
+          const summary = yield* query.markProcessed(params.consumer, payload.keys, config.maxMarksPerConsumer).pipe(
+            Effect.catchTag("MarkLimitReached", (error) =>
+              Effect.logWarning("Mark limit reached").pipe(
+                Effect.annotateLogs({ consumer: error.consumer, marks: error.marks, limit: error.limit }),
+                Effect.andThen(Effect.fail(new Conflict({ message: error.message })))
+              ))
+          )
+          return new MarkResult(summary)
+        })))
       .handle("checkpoint", ({ params }) =>
-        orUnavailable(query.checkpoint(params.consumer).pipe(Effect.map((stored) => toView(params.consumer, stored)))))
+        orUnavailable(Effect.gen(function*() {
+          yield* requireOwner(params.consumer)
+          return toView(params.consumer, yield* query.checkpoint(params.consumer))
+        })))
       .handle("setCheckpoint", ({ params, payload }) =>
         orUnavailable(Effect.gen(function*() {
-          const seq = yield* decodeCursor(payload.cursor, "cursor")
-          const stored = yield* query.setCheckpoint(params.consumer, seq)
+          yield* requireOwner(params.consumer)
+          const seq = yield* requireCursor(payload.cursor, "cursor")
+          const stored = yield* query.setCheckpoint(params.consumer, seq).pipe(
+            Effect.catchTag("CursorBeyondNewest", (error) =>
+              Effect.fail(new InvalidRequest({ code: "cursor_beyond_newest", message: error.message })))
+          )
           return toView(params.consumer, Option.some(stored))
         })))
   })

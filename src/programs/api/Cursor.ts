@@ -19,6 +19,17 @@ export const parseCursor = (cursor: string): Option.Option<bigint> => {
   return seq <= maxSeq ? Option.some(seq) : Option.none()
 }
 
+const malformed = (parameter: string) =>
+  new InvalidRequest({
+    code: "malformed_cursor",
+    message:
+      `${parameter} is not a cursor issued by this API: pass the nextCursor of a previous page or the cursor of an event`
+  })
+
+/** A cursor that must be given (a checkpoint): empty or malformed is a 400. */
+export const requireCursor = (cursor: string, parameter: string) =>
+  Option.match(parseCursor(cursor), { onNone: () => Effect.fail(malformed(parameter)), onSome: Effect.succeed })
+
 /** The start of the stream when absent; a 400 that says what to do when malformed. */
 export const decodeCursor = (cursor: string | undefined, parameter: string) =>
   cursor === undefined || cursor === ""

@@ -7,7 +7,7 @@ import { HttpApiSchema } from "effect/http-api"
 
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
   status: Schema.tag(400),
-  code: Schema.Literals(["invalid_parameter", "malformed_cursor"]),
+  code: Schema.Literals(["invalid_parameter", "malformed_cursor", "cursor_beyond_newest"]),
   message: Schema.String
 }, { httpApiStatus: 400 }) {}
 
@@ -28,6 +28,12 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   code: Schema.Literals(["unknown_channel", "message_not_found", "not_found"]),
   message: Schema.String
 }, { httpApiStatus: 404 }) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
+  status: Schema.tag(409),
+  code: Schema.tag("mark_limit_reached"),
+  message: Schema.String
+}, { httpApiStatus: 409 }) {}
 
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   status: Schema.tag(413),
