@@ -13,6 +13,30 @@ export const FATAL_ERRORS = {
 } as const
 export type FatalError = keyof typeof FATAL_ERRORS
 
+/** A small seeded PRNG (mulberry32), so a run that drops pushes can be replayed. */
+const seeded = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
+
+/** How pushed update batches are mangled on their way to clients, as Telegram does (TELEGRAM.md). */
+export interface PushFaults {
+  /** Probability that a batch is never pushed (1 stops pushes entirely). */
+  readonly dropRatio?: number
+  /** Probability that a batch is pushed twice. */
+  readonly duplicateRatio?: number
+  /** Batches are held in groups of this many (or 20 ms) and pushed shuffled. */
+  readonly reorderWindow?: number
+  /** Seed of the random choices; the same seed gives the same choices. */
+  readonly seed?: number
+}
+
 /** What the server does with one call. */
 export type FaultDecision =
   | { readonly _tag: "Answer"; readonly delayMs: number }
@@ -25,6 +49,12 @@ export class Faults {
   private readonly floods = new Map<string, { readonly seconds: number; remaining: number }>()
   private fatalError: FatalError | undefined
   private updatesToSkip = 0
+  private push: Required<PushFaults> = { dropRatio: 0, duplicateRatio: 0, reorderWindow: 0, seed: 1 }
+  private random = seeded(1)
+  private held: Array<() => void> = []
+  private heldTimer: NodeJS.Timeout | undefined
+  /** Update batches that were not pushed because of `pushFaults` or `skipUpdates`. */
+  pushesDropped = 0
 
   private readonly closeAllConnections: () => void
 
@@ -62,6 +92,18 @@ export class Faults {
     this.updatesToSkip += count
   }
 
+  /** Drops, duplicates and reorders pushed update batches from now on; pts still advances, so clients see gaps. */
+  pushFaults(faults: PushFaults): void {
+    this.releaseHeld()
+    this.push = {
+      dropRatio: faults.dropRatio ?? 0,
+      duplicateRatio: faults.duplicateRatio ?? 0,
+      reorderWindow: faults.reorderWindow ?? 0,
+      seed: faults.seed ?? 1
+    }
+    this.random = seeded(this.push.seed)
+  }
+
   /** Removes every fault. */
   clear(): void {
     this.delays.clear()
@@ -69,6 +111,7 @@ export class Faults {
     this.floods.clear()
     this.fatalError = undefined
     this.updatesToSkip = 0
+    this.pushFaults({})
   }
 
   /** @internal Decides the fate of one call of `method`. */
@@ -86,10 +129,37 @@ export class Faults {
     return { _tag: "Answer", delayMs: this.delays.get(method) ?? 0 }
   }
 
-  /** @internal True when the next update must be swallowed. */
-  takeSkippedUpdate(): boolean {
-    if (this.updatesToSkip === 0) return false
-    this.updatesToSkip -= 1
-    return true
+  /** @internal Delivers one pushed update batch (`deliver`), or not, or twice, or later, as the faults say. */
+  routePush(deliver: () => void): void {
+    if (this.updatesToSkip > 0) {
+      this.updatesToSkip -= 1
+      this.pushesDropped += 1
+      return
+    }
+    if (this.push.dropRatio > 0 && this.random() < this.push.dropRatio) {
+      this.pushesDropped += 1
+      return
+    }
+    const copies = this.push.duplicateRatio > 0 && this.random() < this.push.duplicateRatio ? 2 : 1
+    if (this.push.reorderWindow <= 1) {
+      for (let i = 0; i < copies; i++) deliver()
+      return
+    }
+    for (let i = 0; i < copies; i++) this.held.push(deliver)
+    if (this.held.length >= this.push.reorderWindow) this.releaseHeld()
+    else this.heldTimer ??= setTimeout(() => this.releaseHeld(), 20)
+  }
+
+  private releaseHeld(): void {
+    if (this.heldTimer !== undefined) clearTimeout(this.heldTimer)
+    this.heldTimer = undefined
+    const held = this.held
+    this.held = []
+    // Fisher-Yates with the seeded generator.
+    for (let i = held.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1))
+      ;[held[i], held[j]] = [held[j]!, held[i]!]
+    }
+    for (const deliver of held) deliver()
   }
 }

@@ -26,8 +26,15 @@ export interface HandlerContext {
   readonly dcId: number
   readonly host: string
   readonly port: number
-  /** getChannelDifference answers channelDifferenceTooLong beyond this many pts. */
-  readonly differenceTooLongAfter: number
+  readonly settings: DifferenceSettings
+}
+
+/** How getChannelDifference answers; a test may change them while clients run. */
+export interface DifferenceSettings {
+  /** channelDifferenceTooLong when the client is further behind than this many pts. */
+  differenceTooLongAfter: number
+  /** The `timeout` (seconds) every answer carries: how long an open chat should wait before polling again. */
+  differenceTimeout: number
 }
 
 type Handler = (ctx: HandlerContext, request: never) => TlValue | Promise<TlValue>
@@ -50,7 +57,8 @@ export const methodName = (request: unknown): string =>
 
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 const HISTORY_PAGE_MAX = 100
-const DIFFERENCE_TIMEOUT_SECONDS = 30
+/** Telegram's cap on getChannelDifference's limit for user accounts. */
+const DIFFERENCE_LIMIT_MAX = 100
 
 const idOf = (value: { toString(): string }) => Number(value.toString())
 
@@ -62,6 +70,7 @@ const channelFromInput = (ctx: HandlerContext, input: unknown): ChannelState => 
   if (state === undefined || BigInt(input.accessHash.toString()) !== state.ref.accessHash) {
     throw new RpcFailure(400, "CHANNEL_INVALID")
   }
+  if (state.private) throw new RpcFailure(400, "CHANNEL_PRIVATE")
   return state
 }
 
@@ -142,7 +151,15 @@ const handlers: Record<string, Handler> = {
   "users.GetUsers": (ctx, request: Api.users.GetUsers) =>
     request.id.flatMap((input) => resolveUser(ctx, input) ?? []),
 
-  "updates.GetState": () => new Api.updates.State({ pts: 1, qts: 0, date: nowSeconds(), seq: 0, unreadCount: 0 }),
+  "updates.GetState": (ctx) =>
+    new Api.updates.State({ pts: ctx.world.commonPts, qts: 0, date: nowSeconds(), seq: 0, unreadCount: 0 }),
+
+  /** The common sequence (private chats, basic groups) has no updates in this world: always empty. */
+  "updates.GetDifference": (ctx, request: Api.updates.GetDifference) => {
+    if (request.pts <= 0) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_INVALID")
+    if (request.pts > ctx.world.commonPts) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_OUTDATED")
+    return new Api.updates.DifferenceEmpty({ date: nowSeconds(), seq: 0 })
+  },
 
   "contacts.ResolveUsername": (ctx, request: Api.contacts.ResolveUsername) => {
     const channel = ctx.world.allChannels().find((c) => c.ref.username?.toLowerCase() === request.username.toLowerCase())
@@ -214,16 +231,18 @@ const handlers: Record<string, Handler> = {
 
   "updates.GetChannelDifference": (ctx, request: Api.updates.GetChannelDifference) => {
     const state = channelFromInput(ctx, request.channel)
+    const timeout = ctx.settings.differenceTimeout
     if (request.pts <= 0) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_INVALID")
-    if (request.pts >= state.pts) {
-      return new Api.updates.ChannelDifferenceEmpty({ final: true, pts: state.pts, timeout: DIFFERENCE_TIMEOUT_SECONDS })
+    if (request.pts > state.pts) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_OUTDATED")
+    if (request.pts === state.pts) {
+      return new Api.updates.ChannelDifferenceEmpty({ final: true, pts: state.pts, timeout })
     }
-    const limit = Math.max(1, request.limit)
-    if (state.pts - request.pts > ctx.differenceTooLongAfter) {
+    const limit = Math.min(Math.max(1, request.limit), DIFFERENCE_LIMIT_MAX)
+    if (state.pts - request.pts > ctx.settings.differenceTooLongAfter) {
       const newest = descending(state)
       return new Api.updates.ChannelDifferenceTooLong({
         final: true,
-        timeout: DIFFERENCE_TIMEOUT_SECONDS,
+        timeout,
         dialog: dialogOf(state, newest[0]?.id ?? 0),
         messages: newest.slice(0, limit),
         chats: [ctx.world.toApiChannel(state)],
@@ -235,7 +254,7 @@ const handlers: Record<string, Handler> = {
     return new Api.updates.ChannelDifference({
       final: taken.length === pending.length,
       pts: taken[taken.length - 1]?.pts ?? request.pts,
-      timeout: DIFFERENCE_TIMEOUT_SECONDS,
+      timeout,
       newMessages: taken.flatMap((e) => e.update instanceof Api.UpdateNewChannelMessage ? [e.update.message] : []),
       otherUpdates: taken.flatMap((e) => e.update instanceof Api.UpdateNewChannelMessage ? [] : [e.update]),
       chats: [ctx.world.toApiChannel(state)],

@@ -9,7 +9,7 @@ import { Account } from "./Account.ts"
 import { MtprotoConnection } from "./Connection.ts"
 import { AuthKey } from "./Crypto.ts"
 import { Faults } from "./Faults.ts"
-import { handleRequest, type HandlerContext, methodName, RpcFailure, unwrapRequest } from "./Handlers.ts"
+import { type DifferenceSettings, handleRequest, type HandlerContext, methodName, RpcFailure, unwrapRequest } from "./Handlers.ts"
 import * as Tl from "./Tl.ts"
 import { World } from "./World.ts"
 
@@ -24,6 +24,8 @@ export interface SimulatorOptions {
   readonly password?: string
   /** getChannelDifference answers channelDifferenceTooLong when the client is further behind than this. */
   readonly differenceTooLongAfter?: number
+  /** The `timeout` (seconds) getChannelDifference answers carry; `settings` changes it later. */
+  readonly differenceTimeout?: number
   /** Where protocol warnings go (rejected transports, unknown methods); defaults to stderr. */
   readonly log?: (line: string) => void
 }
@@ -46,6 +48,9 @@ export class SimulatorServer {
   private readonly knownSessions = new Set<bigint>()
   private readonly serverSalt = randomBytes(8).readBigInt64LE(0)
   private readonly handlerContext: HandlerContext
+  get settings(): DifferenceSettings {
+    return this.handlerContext.settings
+  }
   private readonly unsubscribe: () => void
 
   readonly host: string
@@ -76,12 +81,16 @@ export class SimulatorServer {
       dcId,
       host,
       port,
-      differenceTooLongAfter: options.differenceTooLongAfter ?? 1000
+      settings: {
+        differenceTooLongAfter: options.differenceTooLongAfter ?? 1000,
+        differenceTimeout: options.differenceTimeout ?? 30
+      }
     }
     this.unsubscribe = this.world.subscribe((updates) => {
-      if (this.faults.takeSkippedUpdate()) return
       const bytes = updates.getBytes()
-      for (const connection of this.connections) connection.pushUpdates(bytes)
+      this.faults.routePush(() => {
+        for (const connection of this.connections) connection.pushUpdates(bytes)
+      })
     })
     server.on("connection", (socket) => this.accept(socket))
   }

@@ -68,6 +68,8 @@ export interface ChannelState {
   readonly log: Array<PtsEntry>
   pts: number
   lastMessageId: number
+  /** Calls naming it are answered CHANNEL_PRIVATE (the account was banned or the channel made private). */
+  private: boolean
 }
 
 export const long = (value: number | bigint) => helpers.returnBigInt(value)
@@ -85,6 +87,8 @@ export class World {
   private readonly channels = new Map<number, ChannelState>()
   private readonly listeners = new Set<(updates: Api.Updates) => void>()
   private nextChannelId = FIRST_CHANNEL_ID
+  /** The account's common pts (private chats and basic groups); this world has none, so it stays put. */
+  readonly commonPts = 1
 
   constructor(self: { readonly phone: string; readonly firstName: string; readonly username: string }) {
     this.selfUser = new Api.User({
@@ -123,7 +127,7 @@ export class World {
       kind: input.kind
     }
     // A new channel starts at pts 1, as on Telegram.
-    this.channels.set(ref.id, { ref, created: nowSeconds(), messages: new Map(), log: [], pts: 1, lastMessageId: 0 })
+    this.channels.set(ref.id, { ref, created: nowSeconds(), messages: new Map(), log: [], pts: 1, lastMessageId: 0, private: false })
     return ref
   }
 
@@ -166,13 +170,19 @@ export class World {
     return message
   }
 
+  /**
+   * Edits a message. Its edit_date is now, or one second after its previous
+   * edit when edits come faster than once a second: versions are told apart
+   * by edit_date, which Telegram gives in whole seconds.
+   */
   edit(selector: ChannelSelector, messageId: number, text: string): Api.Message {
     const state = this.channel(selector)
     const previous = state.messages.get(messageId)
     if (previous === undefined) throw new UnknownMessageError(state.ref.id, messageId)
     // originalArgs: the fields the message was built from (GramJS keeps them).
     const fields = previous.originalArgs as ConstructorParameters<typeof Api.Message>[0]
-    const message = new Api.Message({ ...fields, message: text, editDate: nowSeconds() })
+    const editDate = Math.max(nowSeconds(), (previous.editDate ?? 0) + 1)
+    const message = new Api.Message({ ...fields, message: text, editDate })
     state.messages.set(messageId, message)
     this.advance(state, 1, (pts, ptsCount) => new Api.UpdateEditChannelMessage({ message, pts, ptsCount }))
     return message
@@ -186,6 +196,24 @@ export class World {
     this.advance(state, deleted.length, (pts, ptsCount) =>
       new Api.UpdateDeleteChannelMessages({ channelId: long(state.ref.id), messages: deleted, pts, ptsCount }))
     return deleted
+  }
+
+  /** From now on every call naming the channel is answered CHANNEL_PRIVATE (false undoes it). */
+  setPrivate(selector: ChannelSelector, value = true): void {
+    this.channel(selector).private = value
+  }
+
+  /** Pushes `updateChannelTooLong`, as Telegram does when a client should fetch the channel's difference. */
+  announceTooLong(selector: ChannelSelector): void {
+    const state = this.channel(selector)
+    const updates = new Api.Updates({
+      updates: [new Api.UpdateChannelTooLong({ channelId: long(state.ref.id), pts: state.pts })],
+      users: [],
+      chats: [this.toApiChannel(state)],
+      date: nowSeconds(),
+      seq: 0
+    })
+    for (const listener of this.listeners) listener(updates)
   }
 
   /** The `Api.Channel` a client sees for this channel. */

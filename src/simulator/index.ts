@@ -9,13 +9,16 @@
  * const client = new TelegramClient(new StringSession(sim.sessionString), 1, "hash", sim.clientOptions)
  * sim.world.post(news, { text: "hello" })       // pushed as UpdateNewChannelMessage
  * sim.faults.floodWait("messages.GetHistory", 3)
+ * sim.faults.pushFaults({ dropRatio: 0.2, duplicateRatio: 0.1, reorderWindow: 5 })
+ * sim.settings.differenceTimeout = 300             // the `timeout` getChannelDifference answers carry
  * sim.callCount("contacts.ResolveUsername")
  * ```
  *
  * Deliberate simplifications, each where Telegram's behaviour does not matter to a client:
  * - no key exchange: the auth key travels in the session string;
- * - one account, one DC, one server salt; `updates.getState` reports a fixed common pts
- *   (channel pts, which gap recovery relies on, is exact);
+ * - one account, one DC, one server salt; there are no private chats or basic groups, so the
+ *   common pts that `updates.getState` reports never moves and `updates.getDifference` is
+ *   always empty (channel pts, which gap recovery relies on, is exact);
  * - `messages.getDialogs` returns every channel in one answer (no paging);
  * - `messages.getHistory` applies min_id/max_id before offset_id/add_offset/limit.
  */
@@ -23,12 +26,13 @@ import { Effect } from "effect"
 import type { ConnectionTCPFull } from "telegram/network/connection/TCPFull.js"
 import { connectionToPort } from "./ClientConnection.ts"
 import type { Faults } from "./Faults.ts"
+import type { DifferenceSettings } from "./Handlers.ts"
 import { type CallRecord, SimulatorServer, type SimulatorOptions } from "./Server.ts"
 import type { World } from "./World.ts"
 
 export { connectionToPort } from "./ClientConnection.ts"
-export { FATAL_ERRORS, type FatalError, Faults } from "./Faults.ts"
-export { pageHistory } from "./Handlers.ts"
+export { FATAL_ERRORS, type FatalError, Faults, type PushFaults } from "./Faults.ts"
+export { type DifferenceSettings, pageHistory } from "./Handlers.ts"
 export type { CallRecord, SimulatorOptions } from "./Server.ts"
 export {
   type ChannelKind,
@@ -52,6 +56,8 @@ export interface TelegramSimulator {
   readonly clientOptions: { readonly connection: typeof ConnectionTCPFull; readonly useWSS: false }
   readonly world: World
   readonly faults: Faults
+  /** How getChannelDifference answers (too-long threshold, `timeout`); mutable. */
+  readonly settings: DifferenceSettings
   /** Every call made, in order, by innermost method name (e.g. "messages.GetHistory"). */
   readonly calls: ReadonlyArray<CallRecord>
   callCount(method: string): number
@@ -69,6 +75,7 @@ const toPublic = (server: SimulatorServer): TelegramSimulator => ({
   clientOptions: { connection: connectionToPort(server.port), useWSS: false },
   world: server.world,
   faults: server.faults,
+  settings: server.settings,
   calls: server.calls,
   callCount: (method) => server.calls.filter((call) => call.method === method).length,
   connectionCount: () => server.connectionsAccepted,
