@@ -12,13 +12,18 @@ import * as ConfigSource from "../layers/ConfigSource.ts"
 import * as Logging from "../layers/Logging.ts"
 import * as Tracing from "../layers/Tracing.ts"
 import * as Server from "../programs/api/Server.ts"
+import * as MetricsAtStart from "../programs/MetricsAtStart.ts"
+import * as ProcessMetrics from "../programs/ProcessMetrics.ts"
+import * as ApiMetrics from "../services/ApiMetrics.ts"
 import { InvalidConfiguration } from "../programs/Startup.ts"
 
 /** A stop by SIGTERM or Ctrl-C is a success, not 130. */
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Runtime.defaultTeardown(exit, (code) => onExit(code === 130 ? 0 : code))
 
-const Main = Layer.launch(Server.layer.pipe(Layer.provide(Tracing.layer))).pipe(
+const Main = Layer.launch(
+  Layer.mergeAll(Server.layer, MetricsAtStart.layer([ApiMetrics]), ProcessMetrics.layer).pipe(Layer.provide(Tracing.layer))
+).pipe(
   // A bad key exits 78, which the unit does not restart (deploy/systemd/).
   Effect.catchTag("ConfigError", (error) =>
     Effect.fail(new InvalidConfiguration({ detail: ConfigSource.formatConfigError(error) }))),

@@ -8,7 +8,10 @@ import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import { HttpConfig } from "../services/GatewayConfig.ts"
+import * as Metrics from "../services/Metrics.ts"
 import { Ingestion } from "./Ingestion.ts"
+import * as MetricsAtStart from "./MetricsAtStart.ts"
+import * as ProcessMetrics from "./ProcessMetrics.ts"
 import { checkReadiness } from "./Readiness.ts"
 
 const ready = Effect.gen(function*() {
@@ -20,7 +23,10 @@ const ready = Effect.gen(function*() {
 const routes = Layer.mergeAll(
   HttpRouter.add("GET", "/health/live", HttpServerResponse.json({ status: "ok" })),
   HttpRouter.add("GET", "/health/ready", ready),
-  PrometheusMetrics.layerHttp({ path: "/metrics" })
+  PrometheusMetrics.layerHttp({ path: "/metrics" }),
+  // Every series from the first scrape, and the process's own health.
+  MetricsAtStart.layer([Metrics]),
+  ProcessMetrics.layer
 )
 
 export const layer = Layer.unwrap(

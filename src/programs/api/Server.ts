@@ -24,6 +24,7 @@ import * as DocsPage from "./DocsPage.ts"
 import * as Health from "./Health.ts"
 import * as ReadHandlers from "./ReadHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
+import * as RequestMetrics from "./RequestMetrics.ts"
 import * as Validation from "./Validation.ts"
 
 const ApiRoutes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json" }).pipe(
@@ -32,7 +33,7 @@ const ApiRoutes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json
   Layer.provide(ApiKeys.layer)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer)
+export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer, RequestMetrics.layer)
 
 /** PostgreSQL through PgBouncer, Redis, RabbitMQ (only pinged, for readiness). */
 export const layerTiers = Layer.mergeAll(
