@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the gateway daemon on a host, from a built checkout (`npm run build`).
+# Installs the gateway daemon and its consumer API on a host, from a built
+# checkout (`npm run build`).
 #
 #   install.sh [--dry-run] [--skip-npm] [--source DIR] [--root DIR]
 #
@@ -17,12 +18,14 @@
 #      path the unit lets the daemon write
 #   4. /etc/telegram-gateway/gateway.env (0640 root:telegram-gateway) from the
 #      project's .env.example, only if there is none yet
-#   5. /etc/systemd/system/telegram-gateway.service, then `systemctl daemon-reload`
-# It never starts, stops or enables the service; docs/operations.md does.
+#   5. /etc/systemd/system/telegram-gateway.service and
+#      telegram-gateway-api.service, then `systemctl daemon-reload`
+# It never starts, stops or enables a service; docs/operations.md does.
 set -euo pipefail
 
 readonly user=telegram-gateway
 readonly unit=telegram-gateway.service
+readonly units=(telegram-gateway.service telegram-gateway-api.service)
 
 dry_run=false
 skip_npm=false
@@ -160,7 +163,10 @@ install_env_file() {
 }
 
 install_unit() {
-  run install -m 0644 -o 0 -g 0 "$source_dir/deploy/systemd/$unit" "$unit_dir/$unit"
+  local each
+  for each in "${units[@]}"; do
+    run install -m 0644 -o 0 -g 0 "$source_dir/deploy/systemd/$each" "$unit_dir/$each"
+  done
   if [[ -n "$root" ]]; then
     log "installed under $root: systemd not reloaded"
   elif [[ -d /run/systemd/system ]]; then
@@ -180,6 +186,7 @@ main() {
   install_unit
   log "done. Next: edit $env_file, run 'telegram-gateway login' as $user, then"
   log "  systemctl enable --now telegram-gateway   (docs/operations.md, Install)"
+  log "  systemctl enable --now telegram-gateway-api   (once API_KEYS is set in /etc/telegram-gateway/api.env)"
 }
 
 main

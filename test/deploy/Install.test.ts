@@ -34,9 +34,9 @@ const builtCheckout = Effect.gen(function*() {
   yield* write(Path.join(source, "package.json"), "{}\n")
   yield* write(Path.join(source, "package-lock.json"), "{}\n")
   yield* write(Path.join(source, ".env.example"), "# DATABASE_URL=postgres://...\n")
-  yield* Effect.promise(() =>
-    Fs.cp(deployPath("systemd", "telegram-gateway.service"), Path.join(source, "deploy", "systemd", "telegram-gateway.service"))
-  )
+  for (const unit of ["telegram-gateway.service", "telegram-gateway-api.service"]) {
+    yield* Effect.promise(() => Fs.cp(deployPath("systemd", unit), Path.join(source, "deploy", "systemd", unit)))
+  }
   return source
 })
 
@@ -99,10 +99,13 @@ describe("install.sh", () => {
         yield* Effect.promise(() => Fs.readFile(envFile, "utf8")),
         "# DATABASE_URL=postgres://...\n"
       )
-      assert.strictEqual(
-        yield* Effect.promise(() => Fs.readFile(Path.join(root, "etc", "systemd", "system", "telegram-gateway.service"), "utf8")),
-        yield* Effect.promise(() => Fs.readFile(deployPath("systemd", "telegram-gateway.service"), "utf8"))
-      )
+      for (const unit of ["telegram-gateway.service", "telegram-gateway-api.service"]) {
+        assert.strictEqual(
+          yield* Effect.promise(() => Fs.readFile(Path.join(root, "etc", "systemd", "system", unit), "utf8")),
+          yield* Effect.promise(() => Fs.readFile(deployPath("systemd", unit), "utf8")),
+          unit
+        )
+      }
       assert.strictEqual(yield* mode(Path.join(root, "opt", "telegram-gateway", "dist", "bin", "telegram-gateway.js")), 0o644)
       assert.include(result.stderr, "systemd not reloaded")
 

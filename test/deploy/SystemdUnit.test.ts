@@ -1,19 +1,22 @@
 /**
- * deploy/systemd/telegram-gateway.service: valid for systemd, hardened, and in
- * step with the code it runs (exit codes, shutdown drain, session path).
+ * deploy/systemd/telegram-gateway.service and telegram-gateway-api.service:
+ * valid for systemd, hardened, and in step with the code they run (exit codes,
+ * shutdown drain, long polls, session path).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { ExitCode } from "../../src/programs/ExitCodes.ts"
+import { ApiConfig } from "../../src/services/ApiConfig.ts"
 import { IngestConfig, TelegramConfig } from "../../src/services/GatewayConfig.ts"
 import { deployPath, runCommand } from "./Tools.ts"
 
 const unitFile = deployPath("systemd", "telegram-gateway.service")
+const apiUnitFile = deployPath("systemd", "telegram-gateway-api.service")
 
-/** Every `Key=value` of the unit, by key, in order (a key may repeat). */
-const readUnit = Effect.promise(() => Fs.readFile(unitFile, "utf8")).pipe(
+/** Every `Key=value` of a unit, by key, in order (a key may repeat). */
+const readUnitFile = (file: string) => Effect.promise(() => Fs.readFile(file, "utf8")).pipe(
   Effect.map((text) => {
     const entries = new Map<string, Array<string>>()
     for (const line of text.split("\n")) {
@@ -24,6 +27,16 @@ const readUnit = Effect.promise(() => Fs.readFile(unitFile, "utf8")).pipe(
     return entries
   })
 )
+const readUnit = readUnitFile(unitFile)
+
+/** `systemd-analyze security --offline=true` exposure score of a unit file. */
+const exposure = (file: string) =>
+  Effect.gen(function*() {
+    const result = yield* runCommand("systemd-analyze", ["security", "--offline=true", "--no-pager", file])
+    const score = /Overall exposure level for [\w.-]+\.service: ([\d.]+)/.exec(result.stdout)
+    assert.isNotNull(score, result.stdout + result.stderr)
+    return Number(score![1])
+  })
 
 const single = (unit: Map<string, Array<string>>, key: string): string => {
   const values = unit.get(key)
@@ -48,12 +61,9 @@ describe("the systemd unit", () => {
       assert.notInclude(result.stderr, "telegram-gateway.service:", result.stderr)
     }))
 
-  it.effect("has an exposure score of at most 2.0 in systemd-analyze security", () =>
+  it.effect("has an exposure score of at most 1.5 in systemd-analyze security", () =>
     Effect.gen(function*() {
-      const result = yield* runCommand("systemd-analyze", ["security", "--offline=true", "--no-pager", unitFile])
-      const score = /Overall exposure level for telegram-gateway\.service: ([\d.]+)/.exec(result.stdout)
-      assert.isNotNull(score, result.stdout + result.stderr)
-      assert.isAtMost(Number(score![1]), 2.0)
+      assert.isAtMost(yield* exposure(unitFile), 1.5)
     }))
 
   it.effect("runs the built daemon as its own user, restarting on failure within the spec's limits", () =>
@@ -117,5 +127,51 @@ describe("the systemd unit", () => {
       const unit = yield* readUnit
       const telegram = yield* defaults(TelegramConfig)
       assert.deepStrictEqual(unit.get("ReadWritePaths"), [Path.dirname(telegram.sessionFile)])
+    }))
+})
+
+describe("the API's systemd unit", () => {
+  it.effect("passes systemd-analyze verify", () =>
+    Effect.gen(function*() {
+      const result = yield* runCommand("systemd-analyze", ["verify", apiUnitFile])
+      assert.strictEqual(result.code, 0, result.stderr)
+      assert.notInclude(result.stderr, "telegram-gateway-api.service:", result.stderr)
+    }))
+
+  it.effect("is hardened at least as well as the daemon's (exposure at most 1.5)", () =>
+    Effect.gen(function*() {
+      const api = yield* exposure(apiUnitFile)
+      assert.isAtMost(api, 1.5)
+      assert.isAtMost(api, yield* exposure(unitFile))
+    }))
+
+  it.effect("restarts on failure within limits, never on invalid configuration, under a memory limit", () =>
+    Effect.gen(function*() {
+      const unit = yield* readUnitFile(apiUnitFile)
+      const expected: Record<string, string> = {
+        Type: "simple",
+        User: "telegram-gateway",
+        ExecStart: "/usr/bin/node /opt/telegram-gateway/dist/bin/telegram-gateway-api.js",
+        Restart: "on-failure",
+        StartLimitBurst: "5",
+        StartLimitIntervalSec: "60s",
+        RestartPreventExitStatus: String(ExitCode.config),
+        SyslogIdentifier: "telegram-gateway-api",
+        SyslogLevelPrefix: "yes",
+        KillSignal: "SIGTERM",
+        NoNewPrivileges: "yes",
+        ProtectSystem: "strict",
+        CapabilityBoundingSet: ""
+      }
+      for (const [key, value] of Object.entries(expected)) assert.strictEqual(single(unit, key), value, key)
+      assert.match(single(unit, "MemoryMax"), /^\d+M$/)
+      assert.isUndefined(unit.get("ReadWritePaths"), "the API writes nothing")
+    }))
+
+  it.effect("waits longer than the longest long poll before killing the API", () =>
+    Effect.gen(function*() {
+      const unit = yield* readUnitFile(apiUnitFile)
+      const api = yield* defaults(ApiConfig)
+      assert.isAbove(seconds(single(unit, "TimeoutStopSec")), Duration.toSeconds(api.longPollMaxWait))
     }))
 })
