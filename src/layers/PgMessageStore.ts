@@ -18,9 +18,9 @@ import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import {
   type ChannelId,
-  type MessageCreated,
-  type MessageDeleted,
-  type MessageEdited,
+  MessageCreated,
+  MessageDeleted,
+  MessageEdited,
   type MessageEvent,
   type MessageId,
   messageVersion,
@@ -70,8 +70,27 @@ const isConnectFailure = (cause: unknown): boolean =>
 
 const retryConnect = { times: 2, while: isConnectFailure }
 
-const storeError = (operation: string) => (cause: unknown) =>
+export const storeError = (operation: string) => (cause: unknown) =>
   new StoreError({ operation, retryable: isRetryable(cause), cause })
+
+/** Bounds a store operation: a hung connection becomes a retryable failure. */
+export const boundedBy = (timeout: Duration.Duration) =>
+(operation: string) =>
+<A>(effect: Effect.Effect<A, StoreError>) =>
+  Effect.timeoutOrElse(effect, {
+    duration: timeout,
+    orElse: () =>
+      Effect.fail(
+        new StoreError({
+          operation,
+          retryable: true,
+          cause: `no answer within ${Duration.format(timeout)} (database.statementTimeout)`
+        })
+      )
+  })
+
+/** Retries only a connection that never opened (see `isConnectFailure`). */
+export const retryConnectFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.retry(effect, retryConnect)
 
 type VersionEvent = MessageCreated | MessageEdited
 
@@ -151,19 +170,7 @@ export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const { statementTimeout } = yield* DatabaseConfig
 
-  /** Bounds a store operation: a hung connection becomes a retryable failure. */
-  const bounded = (operation: string) => <A>(effect: Effect.Effect<A, StoreError>) =>
-    Effect.timeoutOrElse(effect, {
-      duration: statementTimeout,
-      orElse: () =>
-        Effect.fail(
-          new StoreError({
-            operation,
-            retryable: true,
-            cause: `no answer within ${Duration.format(statementTimeout)} (database.statementTimeout)`
-          })
-        )
-    })
+  const bounded = boundedBy(statementTimeout)
 
   const insertVersions = (events: ReadonlyArray<VersionEvent>) =>
     sql<{ inserted: number }>`
@@ -246,6 +253,73 @@ export const make = Effect.gen(function*() {
     }
   )
 
+  const activeChannels = Effect.fn("MessageStore.activeChannels")(function*(maxAge: Duration.Duration) {
+    const rows = yield* sql<{ channel_id: number }>`
+      SELECT channel_id::float8 AS channel_id FROM messages
+      WHERE received_at > now() - make_interval(secs => ${Duration.toSeconds(maxAge)}::float8)
+      UNION
+      SELECT channel_id::float8 FROM message_deletions
+      WHERE received_at > now() - make_interval(secs => ${Duration.toSeconds(maxAge)}::float8)`.pipe(
+      retryConnectFailure,
+      Effect.mapError(storeError("activeChannels")),
+      bounded("activeChannels")
+    )
+    return rows.map((row) => row.channel_id as ChannelId)
+  })
+
+  const recentEvents = Effect.fn("MessageStore.recentEvents")(
+    function*(options: { readonly channelId: ChannelId; readonly maxAge: Duration.Duration; readonly limit: number }) {
+      const maxAgeSeconds = Duration.toSeconds(options.maxAge)
+      const rows = yield* sql<MessageRow & { readonly received_at: number; readonly deletion: boolean }>`
+        WITH k AS (
+          SELECT * FROM (
+            (SELECT m.channel_id, m.message_id, m.version, m.received_at, false AS deletion, m.event_seq
+             FROM messages m
+             WHERE m.channel_id = ${options.channelId}::bigint
+               AND m.received_at > now() - make_interval(secs => ${maxAgeSeconds}::float8)
+             ORDER BY m.event_seq DESC LIMIT ${options.limit}::integer)
+            UNION ALL
+            (SELECT d.channel_id, d.message_id, NULL::integer, d.received_at, true, d.event_seq
+             FROM message_deletions d
+             WHERE d.channel_id = ${options.channelId}::bigint
+               AND d.received_at > now() - make_interval(secs => ${maxAgeSeconds}::float8)
+             ORDER BY d.event_seq DESC LIMIT ${options.limit}::integer)
+          ) u ORDER BY event_seq DESC LIMIT ${options.limit}::integer
+        )
+        SELECT k.channel_id::float8 AS channel_id, k.message_id, k.deletion,
+          coalesce(m.version, 0) AS version,
+          extract(epoch FROM m.date)::float8 AS date, extract(epoch FROM m.edit_date)::float8 AS edit_date,
+          m.sender_id::float8 AS sender_id, m.sender_kind, m.sender_name, coalesce(m.text, '') AS text,
+          coalesce(m.text_escaped, false) AS text_escaped, m.entities, m.media, m.reply_to_message_id,
+          m.grouped_id, m.views, m.forwards, m.raw, d.deleted_at,
+          (extract(epoch FROM k.received_at) * 1000)::float8 AS received_at
+        FROM k
+        LEFT JOIN messages m ON NOT k.deletion AND m.channel_id = k.channel_id AND m.message_id = k.message_id
+          AND m.version = k.version
+        LEFT JOIN message_deletions d ON k.deletion AND d.channel_id = k.channel_id AND d.message_id = k.message_id
+        ORDER BY k.event_seq`.pipe(retryConnectFailure, Effect.mapError(storeError("recentEvents")), bounded("recentEvents"))
+      return yield* Effect.forEach(rows, (row): Effect.Effect<MessageEvent, StoreError> => {
+        const receivedAt = Math.round(row.received_at)
+        if (row.deletion) {
+          return Effect.succeed(
+            new MessageDeleted({
+              channelId: row.channel_id as ChannelId,
+              messageId: row.message_id as MessageId,
+              deletedAt: row.deleted_at === null ? receivedAt : row.deleted_at.getTime(),
+              receivedAt
+            })
+          )
+        }
+        return storedVersion(row).pipe(
+          Effect.map(({ message, version }) =>
+            version === 0 ? new MessageCreated({ message, receivedAt }) : new MessageEdited({ message, receivedAt })
+          ),
+          Effect.mapError((cause) => new StoreError({ operation: "recentEvents (decode)", retryable: false, cause }))
+        )
+      })
+    }
+  )
+
   const ping = sql`SELECT 1`.pipe(
     Effect.asVoid,
     Effect.retry(retryConnect),
@@ -263,7 +337,7 @@ export const make = Effect.gen(function*() {
     Effect.forkScoped
   )
 
-  return MessageStore.of({ writeBatch, versions: versionsOf, ping })
+  return MessageStore.of({ writeBatch, versions: versionsOf, activeChannels, recentEvents, ping })
 })
 
 /** Needs a `SqlClient` (tests give it their own). */

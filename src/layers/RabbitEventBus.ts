@@ -70,6 +70,18 @@ class Session {
     this.drained = undefined
   }
 
+  /**
+   * Gives up on a connection that stopped answering (confirms overdue on a
+   * socket that reports no error, as when packets are dropped): the socket is
+   * destroyed, so what the kernel still buffers for it is never delivered
+   * late, and the supervisor connects afresh.
+   */
+  abandon(reason: string): void {
+    this.lose(reason)
+    const stream = (this.connection.connection as unknown as { stream?: { destroy?: () => void } }).stream
+    stream?.destroy?.()
+  }
+
   // Waiters for 'drain' are released too: their publish then fails at once.
   private lose(cause: unknown): void {
     Deferred.doneUnsafe(this.lost, Effect.succeed(cause))
@@ -77,9 +89,20 @@ class Session {
   }
 }
 
+/** The broker URL with the configured heartbeat, unless the URL sets its own. */
+const withHeartbeat = (url: string, heartbeat: Duration.Duration): string => {
+  const parsed = new URL(url)
+  if (!parsed.searchParams.has("heartbeat")) {
+    parsed.searchParams.set("heartbeat", String(Math.max(1, Math.round(Duration.toSeconds(heartbeat)))))
+  }
+  return parsed.toString()
+}
+
 const establish = async (url: string): Promise<Session> => {
   const connection = await Amqp.connect(url, {
     timeout: Duration.toMillis(connectTimeout),
+    // Nagle's algorithm would hold each small publish for the previous one's ACK.
+    noDelay: true,
     clientProperties: { connection_name: "telegram-gateway" }
   })
   // Until the Session owns the connection; it stays so that a late error is harmless.
@@ -99,11 +122,11 @@ const closeSession = (session: Session) =>
   }).pipe(Effect.interruptible, Effect.timeoutOption(closeTimeout), Effect.asVoid)
 
 /** Interruptible: a connection that arrives after the interruption is closed, not leaked. */
-const connect = (url: Redacted.Redacted<string>) =>
+const connect = (url: Redacted.Redacted<string>, heartbeat: Duration.Duration) =>
   Effect.acquireRelease(
     Effect.callback<Session, BusUnavailable>((resume) => {
       let abandoned = false
-      establish(Redacted.value(url)).then(
+      establish(withHeartbeat(Redacted.value(url), heartbeat)).then(
         (session) => abandoned ? void Effect.runFork(closeSession(session)) : resume(Effect.succeed(session)),
         (cause) => resume(Effect.fail(new BusUnavailable({ operation: "connect", cause })))
       )
@@ -168,7 +191,7 @@ const make = Effect.gen(function*() {
 
   /** One connection's life: connect, declare, serve publishes until it is lost. */
   const runSession = Effect.gen(function*() {
-    const session = yield* connect(config.url)
+    const session = yield* connect(config.url, config.heartbeat)
     yield* declareExchange(session.channel, config.exchange)
     yield* Ref.set(current, session)
     yield* Deferred.succeed(firstAttempt, undefined)
@@ -223,6 +246,7 @@ const make = Effect.gen(function*() {
         }
       }
       const timer = setTimeout(() => {
+        session.abandon(`publisher confirms overdue after ${Duration.format(config.publishTimeout)}`)
         for (let index = 0; index < events.length; index++) settle(index, notConfirmed())
       }, Math.max(0, deadline - Date.now()))
       events.forEach((event, index) => {

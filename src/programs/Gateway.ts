@@ -5,7 +5,9 @@
  */
 import { Effect, Layer, Stream } from "effect"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
+import * as PgBusOutbox from "../layers/PgBusOutbox.ts"
 import * as PgClient from "../layers/PgClient.ts"
+import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
 import * as PgMessageStore from "../layers/PgMessageStore.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
@@ -14,8 +16,18 @@ import * as AggregateRefresher from "./AggregateRefresher.ts"
 import * as HealthServer from "./HealthServer.ts"
 import * as Ingestion from "./Ingestion.ts"
 
-/** Redis, RabbitMQ and PostgreSQL, each from its configuration section. */
-export const tiers = Layer.mergeAll(RedisMessageCache.layer, RabbitEventBus.layer, PgMessageStore.layer)
+/**
+ * Redis, RabbitMQ and PostgreSQL, each from its configuration section, with
+ * what the bus relay reads back from PostgreSQL (the committed events and its
+ * mark).
+ */
+export const tiers = Layer.mergeAll(
+  RedisMessageCache.layer,
+  RabbitEventBus.layer,
+  PgMessageStore.layer,
+  PgBusOutbox.layer,
+  PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer))
+)
 
 /** The ingestion program with its tiers, which stay visible to callers. */
 export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))

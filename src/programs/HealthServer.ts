@@ -3,27 +3,51 @@
  * readiness with each tier's state, and Prometheus metrics.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
-import { HttpConfig } from "../services/GatewayConfig.ts"
+import { HttpConfig, IngestConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { Ingestion } from "./Ingestion.ts"
 import * as MetricsAtStart from "./MetricsAtStart.ts"
 import * as ProcessMetrics from "./ProcessMetrics.ts"
 import { checkReadiness } from "./Readiness.ts"
 
+/**
+ * Ready means the tiers answer and the writer keeps up: an accepted event
+ * older than `ingest.stallThreshold` means the writer is stalled (503), even
+ * if PostgreSQL answers pings.
+ */
 const ready = Effect.gen(function*() {
   const report = yield* checkReadiness
-  const pending = yield* (yield* Ingestion).pending
-  return yield* HttpServerResponse.json({ ...report, pendingWrites: pending }, { status: report.status === "down" ? 503 : 200 })
+  const writer = yield* (yield* Ingestion).writerStatus
+  const { stallThreshold } = yield* IngestConfig
+  const stalled = writer.oldestUncommittedSeconds > Duration.toSeconds(stallThreshold)
+  const status = stalled ? "down" : report.status
+  return yield* HttpServerResponse.json(
+    {
+      ...report,
+      status,
+      writer: { status: stalled ? "stalled" : "ok", ...writer },
+      pendingWrites: writer.uncommitted
+    },
+    { status: status === "down" ? 503 : 200 }
+  )
+})
+
+/** The backlog gauges are brought up to date before every scrape. */
+const metrics = Effect.gen(function*() {
+  yield* (yield* Ingestion).writerStatus
+  return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
+    contentType: "text/plain; version=0.0.4; charset=utf-8"
+  })
 })
 
 const routes = Layer.mergeAll(
   HttpRouter.add("GET", "/health/live", HttpServerResponse.json({ status: "ok" })),
   HttpRouter.add("GET", "/health/ready", ready),
-  PrometheusMetrics.layerHttp({ path: "/metrics" }),
+  HttpRouter.add("GET", "/metrics", metrics),
   // Every series from the first scrape, and the process's own health.
   MetricsAtStart.layer([Metrics]),
   ProcessMetrics.layer

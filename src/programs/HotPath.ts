@@ -12,13 +12,22 @@
  * anyway (at-least-once: consumers dedupe on `message_id`). Each tier is
  * bounded by its own timeout (`redis.timeout`, `rabbitmq.publishTimeout`) and
  * retried on a short schedule; what still fails is counted per event.
+ *
+ * The hot path is for latency; the bus relay (BusRelay.ts) is for
+ * completeness. Every outcome goes into the publish ledger, and what the hot
+ * path could not get confirmed is published by the relay from PostgreSQL.
+ * So the queue is bounded (events it has no room for are counted and left to
+ * the relay), and while RabbitMQ is down the hot path does not publish at all:
+ * the relay alone probes the broker and publishes in commit order, which
+ * keeps duplicates to the publishes in flight when the outage began.
  */
-import { type Array as Arr, Cause, type Duration, Effect, Fiber, Metric, PubSub, Queue, Schedule } from "effect"
-import type { MessageEvent } from "../domain/Message.ts"
+import { type Array as Arr, Cause, Clock, type Duration, Effect, Fiber, Metric, PubSub, Queue, Random, Schedule } from "effect"
+import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { IngestProgress } from "./Ingestion.ts"
+import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
 export interface HotPathOptions {
@@ -27,12 +36,15 @@ export interface HotPathOptions {
   readonly redis: TierHealth
   readonly rabbitmq: TierHealth
   readonly progress: PubSub.PubSub<IngestProgress>
+  readonly ledger: PublishLedger
+  /** Events waiting for a worker, at most. */
+  readonly capacity: number
   /** At shutdown, how long the work already queued may take. */
   readonly shutdownTimeout: Duration.Duration
 }
 
 export interface HotPath {
-  /** Queues an event's cache and bus work; never waits. */
+  /** Queues an event's cache and bus work; never waits (a full queue leaves the event to the relay). */
   readonly offer: (event: MessageEvent) => Effect.Effect<void>
 }
 
@@ -48,13 +60,11 @@ const workers = 16
 /** A short retry: a blip is absorbed, an outage falls through fast. */
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
 
-const millisSince = (receivedAt: number) => Math.max(0, Date.now() - receivedAt) / 1000
-
 export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) {
-  const { bus, cache, progress, rabbitmq, redis } = options
-  // Unbounded on purpose: the receiver must never wait on the optional tiers.
-  // Each event leaves it within the tiers' timeouts, so it cannot grow for long.
-  const queue = yield* Queue.unbounded<MessageEvent, Cause.Done>()
+  const { bus, cache, ledger, progress, rabbitmq, redis } = options
+  // The receiver never waits on the optional tiers: a full queue drops the
+  // event from the hot path only (it is committed, and the relay publishes it).
+  const queue = yield* Queue.bounded<MessageEvent, Cause.Done>(options.capacity)
 
   /** The verdict per event, or "unknown" for all when Redis could not answer. */
   const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) =>
@@ -81,14 +91,15 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       )
     )
 
-  /** Whether each event was confirmed; failures are retried, then counted per event. */
+  /** Whether each event was confirmed; failures are retried, then counted per event and left to the relay. */
   const publishAll = (events: ReadonlyArray<MessageEvent>) =>
     Effect.gen(function*() {
       const confirmed = new Set<MessageEvent>()
+      if (!rabbitmq.isUp()) return confirmed
       let waiting = events
       let lastError: { readonly message: string } | undefined
       for (let attempt = 0; attempt < 3 && waiting.length > 0; attempt++) {
-        if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + Math.random()))
+        if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + (yield* Random.next)))
         const outcomes = yield* bus.publishAll(waiting as Arr.NonEmptyReadonlyArray<MessageEvent>)
         const failed: Array<MessageEvent> = []
         outcomes.forEach((error, index) => {
@@ -106,7 +117,8 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     const { cached, verdicts } = yield* rememberAll(events)
     const toPublish = events.filter((_, index) => verdicts[index] !== "duplicate")
     const published = toPublish.length > 0 ? yield* publishAll(toPublish) : new Set<MessageEvent>()
-    const at = Date.now()
+    const at = yield* Clock.currentTimeMillis
+    for (const event of events) ledger.settled(eventKey(event), published.has(event), at)
     let duplicates = 0
     let fresh = 0
     const done: Array<IngestProgress> = []
@@ -119,7 +131,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     yield* Metric.update(Metrics.eventsDuplicate, duplicates)
     yield* Metric.update(Metrics.eventsCached, fresh)
     yield* Metric.update(Metrics.eventsPublished, published.size)
-    for (const event of events) yield* Metric.update(Metrics.hotPathLatency, millisSince(event.receivedAt))
+    for (const event of events) yield* Metric.update(Metrics.hotPathLatency, Math.max(0, at - event.receivedAt) / 1000)
     yield* PubSub.publishAll(progress, done)
   }, (effect, events) => Effect.withSpan(effect, "HotPath.handle", { attributes: { "batch.size": events.length } }))
 
@@ -141,6 +153,13 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   )
 
   return {
-    offer: (event: MessageEvent) => Queue.offer(queue, event).pipe(Effect.asVoid)
+    offer: (event: MessageEvent) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (Queue.offerUnsafe(queue, event)) {
+          ledger.attempting(eventKey(event), now)
+          return Effect.void
+        }
+        return Metric.update(Metrics.hotPathSkipped, 1)
+      })
   } satisfies HotPath
 })

@@ -18,12 +18,16 @@ import type * as Scope from "effect/Scope"
 import { decodeMessageEvent, eventKind, type MessageEvent } from "../domain/Message.ts"
 import type { SourceBatch } from "../domain/SourceBatch.ts"
 import { EventBus } from "../services/EventBus.ts"
-import { DatabaseConfig, IngestConfig } from "../services/GatewayConfig.ts"
+import { DatabaseConfig, IngestConfig, RabbitMqConfig, RedisConfig } from "../services/GatewayConfig.ts"
+import { MessageStore } from "../services/MessageStore.ts"
 import { type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { makeBatchWriter } from "./BatchWriter.ts"
+import { runBusRelay } from "./BusRelay.ts"
+import { makeCacheRefill } from "./CacheRefill.ts"
 import { makeCommitTracker } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
+import { makePublishLedger } from "./PublishLedger.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
 export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", {
@@ -80,8 +84,12 @@ const gaugeRefreshInterval = "1 second"
 export const make = Effect.gen(function*() {
   const config = yield* IngestConfig
   const database = yield* DatabaseConfig
+  const rabbitmqConfig = yield* RabbitMqConfig
   const cache = yield* MessageCache
   const bus = yield* EventBus
+  const store = yield* MessageStore
+  const ledger = makePublishLedger()
+  const refill = yield* makeCacheRefill({ cache, store, redis: yield* RedisConfig })
   const progress = yield* PubSub.sliding<IngestProgress>(65_536)
   const tracker = makeCommitTracker()
   // One fiber runs released callbacks, so they keep their order even when
@@ -93,12 +101,13 @@ export const make = Effect.gen(function*() {
     tier: "redis",
     failures: Metrics.redisFailures,
     downMessage: "Redis cache unavailable, falling back to database-only",
-    upMessage: "Redis cache available again"
+    upMessage: "Redis cache available again, refilling it from PostgreSQL",
+    onRecovered: refill.request
   })
   const rabbitmq = yield* makeTierHealth({
     tier: "rabbitmq",
     failures: Metrics.rabbitmqFailures,
-    downMessage: "RabbitMQ unavailable, events are stored without being published",
+    downMessage: "RabbitMQ unavailable, events are stored and the bus relay will publish them",
     upMessage: "RabbitMQ available again, publishing resumed"
   })
 
@@ -122,7 +131,31 @@ export const make = Effect.gen(function*() {
 
   // Registered after the writer, so it runs first on shutdown: cache and bus
   // work already queued finishes (bounded) before Redis and RabbitMQ close.
-  const hotPath = yield* makeHotPath({ cache, bus, redis, rabbitmq, progress, shutdownTimeout: config.tierTimeout })
+  const hotPath = yield* makeHotPath({
+    cache,
+    bus,
+    redis,
+    rabbitmq,
+    progress,
+    ledger,
+    capacity: config.hotPathCapacity,
+    shutdownTimeout: config.tierTimeout
+  })
+
+  // Registered last, so it stops first: no relay publish races the bus closing.
+  yield* runBusRelay({
+    bus,
+    ledger,
+    rabbitmq,
+    exchange: rabbitmqConfig.exchange,
+    interval: rabbitmqConfig.relayInterval,
+    pageSize: rabbitmqConfig.relayPageSize,
+    // The hot path's own attempts (three, each bounded by the publish timeout) come first.
+    grace: Duration.sum(Duration.times(rabbitmqConfig.publishTimeout, 3), Duration.seconds(1))
+  }).pipe(Effect.forkScoped)
+
+  // Redis may have restarted while the gateway was down.
+  yield* refill.request
 
   const writerStatus = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis

@@ -3,13 +3,15 @@
  * when it starts and once when it ends, not once per message, while every
  * failed attempt is still counted.
  */
-import { Effect, Metric, Ref } from "effect"
+import { Effect, Metric } from "effect"
 import * as Metrics from "../services/Metrics.ts"
 
 export type Tier = "redis" | "rabbitmq" | "postgres"
 
 export interface TierHealth {
   readonly tier: Tier
+  /** Whether the tier answered the last time it was used. */
+  readonly isUp: () => boolean
   readonly succeeded: Effect.Effect<void>
   /** Counts `count` failures (events that missed the tier, or attempts), logging only when the tier goes down. */
   readonly failed: (error: { readonly message: string }, count?: number) => Effect.Effect<void>
@@ -23,28 +25,40 @@ export interface TierHealthOptions {
   readonly downMessage: string
   /** Logged when it answers again. */
   readonly upMessage: string
+  /** Run each time the tier comes back after an outage; must be quick (e.g. signal a fiber). */
+  readonly onRecovered?: Effect.Effect<void>
 }
 
 export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHealth> =>
   Effect.gen(function*() {
-    const up = yield* Ref.make(true)
+    // A plain variable: read synchronously on the hot path, written only here.
+    let up = true
     const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
     yield* Metric.update(gauge, 1)
+    yield* Metric.update(options.failures, 0)
 
-    const succeeded = Ref.getAndSet(up, true).pipe(
+    const swap = (next: boolean) =>
+      Effect.sync(() => {
+        const was = up
+        up = next
+        return was
+      })
+
+    const succeeded = swap(true).pipe(
       Effect.flatMap((wasUp) =>
         wasUp
           ? Effect.void
           : Effect.logInfo(options.upMessage).pipe(
             Effect.annotateLogs({ tier: options.tier }),
-            Effect.andThen(Metric.update(gauge, 1))
+            Effect.andThen(Metric.update(gauge, 1)),
+            Effect.andThen(options.onRecovered ?? Effect.void)
           )
       )
     )
 
     const failed = (error: { readonly message: string }, count = 1) =>
       Metric.update(options.failures, count).pipe(
-        Effect.andThen(Ref.getAndSet(up, false)),
+        Effect.andThen(swap(false)),
         Effect.flatMap((wasUp) =>
           wasUp
             ? Effect.logWarning(options.downMessage).pipe(
@@ -55,5 +69,5 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
         )
       )
 
-    return { tier: options.tier, succeeded, failed }
+    return { tier: options.tier, isUp: () => up, succeeded, failed }
   })

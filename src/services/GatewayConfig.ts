@@ -65,6 +65,12 @@ export const RabbitMqConfig = Config.all({
   /** Publisher confirms awaited at once; more waits for a slot. */
   maxInFlight: positiveInt("maxInFlight", 1000),
   publishTimeout: duration("publishTimeout", "5 seconds"),
+  /** AMQP heartbeat: a broker that stops answering is noticed within about twice this. */
+  heartbeat: duration("heartbeat", "5 seconds"),
+  /** The bus relay's pause between passes over committed events when it has caught up. */
+  relayInterval: duration("relayInterval", "250 millis"),
+  /** Committed events the relay reads per pass. */
+  relayPageSize: positiveInt("relayPageSize", 2000),
   /** Upper bound of the reconnection backoff. */
   reconnectMaxDelay: duration("reconnectMaxDelay", "10 seconds")
 }).pipe(Config.nested("rabbitmq"))
@@ -82,7 +88,11 @@ export const IngestConfig = Config.all({
   /** On SIGTERM, how long to keep committing what is queued before giving up. */
   shutdownTimeout: duration("shutdownTimeout", "30 seconds"),
   /** On SIGTERM, how long cache and bus work already under way may take to finish. */
-  tierTimeout: duration("tierTimeout", "2 seconds")
+  tierTimeout: duration("tierTimeout", "2 seconds"),
+  /** Events waiting for cache and bus work; beyond it they skip the hot path and the bus relay publishes them. */
+  hotPathCapacity: positiveInt("hotPathCapacity", 20_000),
+  /** /health/ready reports the writer stalled when an accepted event has waited longer than this. */
+  stallThreshold: duration("stallThreshold", "60 seconds")
 }).pipe(Config.nested("ingest"))
 export type IngestConfig = Config.Success<typeof IngestConfig>
 

@@ -2,7 +2,7 @@
  * The durable record, in PostgreSQL (TimescaleDB where available) through
  * PgBouncer. Writes are batched and idempotent on the stable key.
  */
-import { Context, type Array, type Effect, Schema } from "effect"
+import { Context, type Array, type Duration, type Effect, Schema } from "effect"
 import type { ChannelId, MessageEvent, MessageId, TelegramMessage } from "../domain/Message.ts"
 import { describeCause } from "./MessageCache.ts"
 
@@ -35,5 +35,17 @@ export class MessageStore extends Context.Service<MessageStore, {
   readonly writeBatch: (events: Array.NonEmptyReadonlyArray<MessageEvent>) => Effect.Effect<WriteSummary, StoreError>
   /** Every stored version of a message, oldest first. */
   readonly versions: (channelId: ChannelId, messageId: MessageId) => Effect.Effect<ReadonlyArray<StoredVersion>, StoreError>
+  /** Channels with an event received within `maxAge`. */
+  readonly activeChannels: (maxAge: Duration.Duration) => Effect.Effect<ReadonlyArray<ChannelId>, StoreError>
+  /**
+   * A channel's events received within `maxAge`, the newest `limit` message
+   * versions and deletions, oldest first: what the hot cache should hold, to
+   * refill it after Redis lost its data.
+   */
+  readonly recentEvents: (options: {
+    readonly channelId: ChannelId
+    readonly maxAge: Duration.Duration
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<MessageEvent>, StoreError>
   readonly ping: Effect.Effect<void, StoreError>
 }>()("telegram-gateway/MessageStore") {}

@@ -58,6 +58,24 @@ export const writerRestarts = Metric.counter("ingest_writer_restarts_total", {
   description: "Times the database writer ended unexpectedly and was restarted",
   incremental: true
 })
+export const busUnpublished = Metric.gauge("bus_unpublished_events", {
+  description: "Committed events the bus relay has not yet seen confirmed by RabbitMQ"
+})
+export const busRelayLag = Metric.gauge("bus_relay_lag_seconds", {
+  description: "Age of the oldest committed event not yet confirmed by RabbitMQ; 0 when the bus is caught up"
+})
+export const busRelayPublished = Metric.counter("bus_relay_published_total", {
+  description: "Events the bus relay published from PostgreSQL because the hot path had not got them confirmed",
+  incremental: true
+})
+export const hotPathSkipped = Metric.counter("hot_path_skipped_total", {
+  description: "Events the hot path had no room for: not cached, published later by the bus relay",
+  incremental: true
+})
+export const cacheRefilled = Metric.counter("cache_refilled_total", {
+  description: "Events written back to Redis from PostgreSQL after Redis lost its data",
+  incremental: true
+})
 export const writeBatchSize = Metric.histogram("ingest_batch_size", {
   description: "Rows per batch written to PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS bus_relay_marks;
