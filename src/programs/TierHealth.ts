@@ -35,7 +35,6 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
     let up = true
     const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
     yield* Metric.update(gauge, 1)
-    yield* Metric.update(options.failures, 0)
 
     const swap = (next: boolean) =>
       Effect.sync(() => {
