@@ -1,7 +1,8 @@
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
+import { HttpClient, HttpClientRequest, HttpServer } from "effect/http"
+import * as Net from "node:net"
 import { Reactivity } from "effect/reactivity"
 import { ChannelId } from "../../src/domain/Message.ts"
 import { encodeCursor } from "../../src/programs/api/Cursor.ts"
@@ -90,6 +91,46 @@ describe("Gateway API inputs", () => {
         assert.deepStrictEqual(yield* tableCounts, before)
       }))
 
+    it.effect("answers what no endpoint answers, and what Node's parser refuses, in the same JSON shape", () =>
+      Effect.gen(function*() {
+        const cases: ReadonlyArray<readonly [string, number, string, RegExp]> = [
+          ["GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found", /No endpoint at \/nowhere/],
+          ["DELETE /api/v1/channels HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed", /takes GET/],
+          [
+            `POST /api/v1/consumers/c1/processed HTTP/1.1\r\nHost: x\r\nX-API-Key: ${Keys.admin}\r\n` +
+            `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
+            `2000\r\n{"keys":[${`"${channel}:1:0",`.repeat(600).slice(0, 8192 - 9)}\r\n0\r\n\r\n`,
+            413,
+            "body_too_large",
+            /limit is 4096/
+          ],
+          [`GET /api/v1/channels HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, 431, "headers_too_large", /too large/],
+          ["GET /api/v1/channels HTTP/1.1\r\nHost: x\r\nX-Nul: a\u0000b\r\n\r\n", 400, "invalid_parameter", /invalid byte/]
+        ]
+        for (const [request, status, code, message] of cases) {
+          const answer = yield* raw(request)
+          assert.strictEqual(answer.status, status, `${request.slice(0, 40)}: ${answer.head} ${answer.body}`)
+          const body = JSON.parse(answer.body) as { status: number; code: string; message: string }
+          assert.deepStrictEqual([body.status, body.code], [status, code])
+          assert.match(body.message, message)
+          if (status === 405) assert.match(answer.head, /allow: GET/i)
+        }
+        for (const q of ["%00", "a%01b", "%1B%5B2J"]) {
+          const answer = yield* send("GET", `/api/v1/search?q=${q}`)
+          assert.strictEqual(answer.status, 400, `q=${q}: ${JSON.stringify(answer.body)}`)
+          assert.match(answer.body.message ?? "", /q must be text/)
+        }
+      }))
+
+    it.effect("counts refused API keys and logs them without the key", () =>
+      Effect.gen(function*() {
+        yield* send("GET", "/api/v1/channels", { key: "wrong-secret-4242" })
+        const http = yield* HttpClient.HttpClient
+        const metrics = yield* (yield* http.get("/metrics")).text
+        assert.match(metrics, /api_auth_failures_total\{[^}]*reason="unknown"[^}]*\} [1-9]/)
+        assert.notInclude(metrics, "wrong-secret-4242")
+      }))
+
     it.effect("answers a long poll as soon as an event commits", () =>
       Effect.gen(function*() {
         const reader = yield* client(Keys.reader)
@@ -123,7 +164,13 @@ describe("Gateway API inputs", () => {
         const held = yield* reader.read.events({ query: { after: head.nextCursor } })
         assert.deepStrictEqual(held.events, [])
         yield* blocker.commit
-        const released = yield* reader.read.events({ query: { after: head.nextCursor } })
+        // Released once no transaction older than the rows is in flight: the cluster is shared with
+        // other suites, whose transactions count too (xids are cluster-wide), so wait for it.
+        let released = yield* reader.read.events({ query: { after: head.nextCursor } })
+        for (let attempt = 0; attempt < 400 && released.events.length < 2; attempt++) {
+          yield* Effect.sleep("100 millis")
+          released = yield* reader.read.events({ query: { after: head.nextCursor } })
+        }
         assert.deepStrictEqual(released.events.map((event) => event.key), [`${channel}:500:deleted`, `${channel}:3:0`])
       }))
   })
@@ -148,4 +195,32 @@ const openTransaction = (database: TestDatabase, statement: string) =>
     )
     yield* Deferred.await(ran)
     return { commit: Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(done))) }
+  })
+
+/** Sends `request` as raw bytes to the test server and reads the whole answer (the server closes or it is complete). */
+const raw = (request: string) =>
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const address = server.address
+    const port = address._tag === "UnixPathAddress" ? 0 : address.port
+    return yield* Effect.callback<{ status: number; head: string; body: string }>((resume) => {
+      const socket = Net.connect(port, "127.0.0.1")
+      let data = ""
+      const finish = () => {
+        const [head = "", body = ""] = data.split("\r\n\r\n", 2)
+        resume(Effect.succeed({ status: Number(head.split(" ")[1]), head, body }))
+      }
+      socket.on("data", (chunk) => {
+        data += chunk.toString("utf8")
+        const length = /content-length: (\d+)/i.exec(data)
+        const end = data.indexOf("\r\n\r\n")
+        if (length !== null && end !== -1 && data.length - end - 4 >= Number(length[1])) {
+          socket.destroy()
+          finish()
+        }
+      })
+      socket.on("end", finish)
+      socket.on("error", finish)
+      socket.write(request)
+    })
   })

@@ -7,7 +7,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import * as Amqp from "amqplib"
 import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
-import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpRouter, HttpServer } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
@@ -87,9 +87,17 @@ export const layerTestApi = (api: Record<string, unknown> = {}) =>
         ...api
       }
     }))
+    // As NodeHttpServer.layerTest, on the API's own Node server (Server.makeNodeServer).
+    const nodeServer = yield* Server.makeNodeServer
+    const httpServer = HttpServer.layerTestClient.pipe(
+      Layer.provide(Layer.fresh(FetchHttpClient.layer).pipe(
+        Layer.provide(Layer.succeed(FetchHttpClient.RequestInit)({ keepalive: false }))
+      )),
+      Layer.provideMerge(NodeHttpServer.layer(nodeServer, { port: 0 }))
+    )
     const server = HttpRouter.serve(Server.Routes, { disableLogger: true }).pipe(
       Layer.provide(Server.layerTiers),
-      Layer.provideMerge(NodeHttpServer.layerTest),
+      Layer.provideMerge(httpServer),
       Layer.provide(config)
     )
     return Layer.merge(server, Layer.succeed(TestApi, TestApi.of({ database, postgres, redis, keyPrefix })))

@@ -104,8 +104,14 @@ export class ReadApi extends HttpApiGroup.make("read")
     }).annotate(OpenApi.Description, "The newest live messages of a channel in their current version, newest first"),
     HttpApiEndpoint.get("search", "/search", {
       query: {
-        q: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256)).annotate({
-          description: "Words, \"a phrase\", or -excluded, in any language"
+        q: Schema.String.check(
+          Schema.isMinLength(1),
+          Schema.isMaxLength(256),
+          Schema.isPattern(/^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\uD800-\uDFFF]*$/u, {
+            message: "q must be text: no NUL, control characters or lone surrogates"
+          })
+        ).annotate({
+          description: "Words, \"a phrase\", or -excluded, in any language; 1 to 256 characters of text"
         }),
         channelId: Schema.optional(ChannelId),
         limit: Schema.optional(Limit)

@@ -4,11 +4,15 @@
  * nothing about which entry matched), then charged one token from that key's
  * bucket. The key itself is never stored or logged, only its name.
  */
-import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import { ApiConfig, type ApiKeyEntry, type ApiScope } from "../../services/ApiConfig.ts"
+import { authFailures, requestsRefused } from "./ApiMetrics.ts"
 import { Forbidden, RateLimited, Unauthorized } from "./Errors.ts"
 import { makeTokenBuckets } from "./TokenBuckets.ts"
+
+/** At most one warning about refused keys per this many milliseconds. */
+const authFailureLogIntervalMs = 10_000
 
 export const sha256 = (value: string): Buffer => Crypto.createHash("sha256").update(value, "utf8").digest()
 
@@ -39,14 +43,37 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         return Option.fromNullishOr(found)
       }
 
+      /**
+       * Each 401 is counted (api_auth_failures_total); a warning sums them up
+       * at most once per `authFailureLogInterval`, so a flood of bad keys
+       * cannot flood the journal. The presented key is never logged.
+       */
+      const failures = { missing: 0, unknown: 0, since: 0 }
+      const refuse = Effect.fnUntraced(function*(reason: "missing" | "unknown", message: string) {
+        yield* Metric.update(authFailures.pipe(Metric.withAttributes({ reason })), 1)
+        const now = yield* Clock.currentTimeMillis
+        failures[reason] += 1
+        if (now - failures.since >= authFailureLogIntervalMs) {
+          yield* Effect.logWarning("API requests refused with 401").pipe(
+            Effect.annotateLogs({
+              missingKey: failures.missing,
+              unknownKey: failures.unknown,
+              sinceSeconds: failures.since === 0 ? null : Math.round((now - failures.since) / 1000)
+            })
+          )
+          failures.missing = 0
+          failures.unknown = 0
+          failures.since = now
+        }
+        return yield* new Unauthorized({ message })
+      })
+
       const authorize = Effect.fnUntraced(function*(presented: Redacted.Redacted<string>, scope: ApiScope) {
         const value = Redacted.value(presented)
-        if (value === "") {
-          return yield* new Unauthorized({ message: "Send your API key in the X-API-Key header" })
-        }
+        if (value === "") return yield* refuse("missing", "Send your API key in the X-API-Key header")
         const entry = identify(value)
         if (Option.isNone(entry)) {
-          return yield* new Unauthorized({ message: "The X-API-Key header does not hold a configured API key" })
+          return yield* refuse("unknown", "The X-API-Key header does not hold a configured API key")
         }
         if (!allows(entry.value, scope)) {
           return yield* new Forbidden({
@@ -56,6 +83,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         }
         const waitMs = buckets.take(entry.value.name, Date.now())
         if (waitMs > 0) {
+          yield* Metric.update(requestsRefused.pipe(Metric.withAttributes({ reason: "rate_limited" })), 1)
           const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000))
           return yield* new RateLimited({
             message: `API key "${entry.value.name}" is over its rate limit of ${config.rateLimit.perSecond} requests/s ` +

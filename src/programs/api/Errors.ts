@@ -29,6 +29,12 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   message: Schema.String
 }, { httpApiStatus: 404 }) {}
 
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()("MethodNotAllowed", {
+  status: Schema.tag(405),
+  code: Schema.tag("method_not_allowed"),
+  message: Schema.String
+}, { httpApiStatus: 405 }) {}
+
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   status: Schema.tag(409),
   code: Schema.tag("mark_limit_reached"),

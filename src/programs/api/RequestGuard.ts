@@ -1,46 +1,139 @@
 /**
- * Checks every request before routing: a body larger than `api.maxBodyBytes`
- * is refused with 413 without being read (and a chunked body that grows past
- * it fails the read), a body that is not JSON with 415. Both answer in the
- * API's JSON error shape.
+ * Checks every request before routing, and answers what no endpoint answers,
+ * all in the API's JSON error shape:
+ *
+ * - a body larger than `api.maxBodyBytes` is refused with 413 without being
+ *   read, and a chunked body that grows past it fails its read with 413;
+ * - a body that is not JSON: 415;
+ * - a path no route serves: 404; a path served for other methods: 405 with
+ *   `Allow`.
+ *
+ * What Node's parser refuses before any of this (headers too large: 431, a
+ * NUL or other invalid byte in a header: 400) is answered by
+ * `answerClientErrors` on the Node server itself.
  */
-import { ByteSize, Effect } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, type Context, Effect, Metric } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { OpenApi } from "effect/http-api"
+import type * as Http from "node:http"
+import type { Duplex } from "node:stream"
 import { ApiConfig } from "../../services/ApiConfig.ts"
-import { PayloadTooLarge, UnsupportedMediaType } from "./Errors.ts"
+import { GatewayApi } from "./Api.ts"
+import { malformedRequests } from "./ApiMetrics.ts"
+import { InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.ts"
 
-const respond = (error: PayloadTooLarge | UnsupportedMediaType) =>
-  HttpServerResponse.jsonUnsafe(
-    { _tag: error._tag, status: error.status, code: error.code, message: error.message },
-    { status: error.status }
+type GuardError = InvalidRequest | NotFound | MethodNotAllowed | PayloadTooLarge | UnsupportedMediaType
+
+const errorBody = (error: { _tag: string; status: number; code: string; message: string }) =>
+  ({ _tag: error._tag, status: error.status, code: error.code, message: error.message })
+
+const respond = (error: GuardError, headers: Record<string, string> = {}) =>
+  Metric.update(malformedRequests.pipe(Metric.withAttributes({ status: String(error.status) })), 1).pipe(
+    Effect.as(HttpServerResponse.jsonUnsafe(errorBody(error), { status: error.status, headers }))
   )
+
+/** Every route as a method and a path pattern: the HttpApi endpoints, then Server.ts's own. */
+const routes: ReadonlyArray<{ readonly method: string; readonly pattern: RegExp }> = [
+  ...Object.entries(OpenApi.fromApi(GatewayApi).paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
+    Object.keys(methods).map((method) => ({
+      method: method.toUpperCase(),
+      pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}$`)
+    }))
+  ),
+  ...["/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"].map((path) => ({
+    method: "GET",
+    pattern: new RegExp(`^${path.replace(".", "\\.")}$`)
+  }))
+]
+
+/** 405 with the methods the path has, or 404 when it has none. */
+const unrouted = (method: string, url: string) => {
+  const path = url.split("?")[0] ?? url
+  const allowed = [...new Set(routes.filter((route) => route.pattern.test(path)).map((route) => route.method))]
+  if (allowed.length === 0) {
+    return respond(new NotFound({ code: "not_found", message: `No endpoint at ${path}: /docs lists the API's endpoints` }))
+  }
+  return respond(
+    new MethodNotAllowed({ message: `${path} does not take ${method}; it takes ${allowed.join(", ")}` }),
+    { allow: allowed.join(", ") }
+  )
+}
 
 export const layer = HttpRouter.middleware(
   Effect.gen(function*() {
     const config = yield* ApiConfig
     const maxBodySize = ByteSize.bytes(config.maxBodyBytes)
+    const tooLarge = (size: string) =>
+      new PayloadTooLarge({ message: `The request body is ${size}; the limit is ${config.maxBodyBytes} bytes (api.maxBodyBytes)` })
     return (httpEffect) =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const length = request.headers["content-length"]
         const hasBody = (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
-        if (length !== undefined && Number(length) > config.maxBodyBytes) {
-          return respond(
-            new PayloadTooLarge({
-              message: `The request body is ${length} bytes; the limit is ${config.maxBodyBytes} (api.maxBodyBytes)`
-            })
-          )
-        }
+        if (length !== undefined && Number(length) > config.maxBodyBytes) return yield* respond(tooLarge(`${length} bytes`))
         const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase()
         if (hasBody && contentType !== "application/json") {
-          return respond(
+          return yield* respond(
             new UnsupportedMediaType({
               message: `Send the body as JSON with Content-Type: application/json; got "${contentType || "none"}"`
             })
           )
         }
-        return yield* httpEffect
+        return yield* httpEffect.pipe(
+          // The router fails with RouteNotFound; HttpApi dies with the body's RequestParseError.
+          Effect.catchCause((cause) => {
+            const error = cause.reasons
+              .map((reason) => reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined)
+              .find(HttpServerError.isHttpServerError)
+            if (error === undefined) return Effect.failCause(cause)
+            const reason = error.reason
+            if (reason._tag === "RouteNotFound") return unrouted(request.method, request.url)
+            if (reason._tag === "RequestParseError") {
+              return respond(
+                reason.reason === "BodyTooLarge"
+                  ? tooLarge("larger than allowed")
+                  : new InvalidRequest({
+                    code: "invalid_parameter",
+                    message: `The request body could not be read: ${reason.description ?? "malformed"}`
+                  })
+              )
+            }
+            return Effect.failCause(cause)
+          })
+        )
       }).pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize))
   }),
   { global: true }
 )
+
+const statusText: Record<number, string> = { 400: "Bad Request", 431: "Request Header Fields Too Large" }
+
+/**
+ * Node's parser refuses some requests before the router sees them, and by
+ * default answers with an empty body; this answers them as JSON instead.
+ * `context` holds the metrics registry the count goes to.
+ */
+export const answerClientErrors = (server: Http.Server, context: Context.Context<never>): Http.Server =>
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const tooLarge = error.code === "HPE_HEADER_OVERFLOW"
+    const status = tooLarge ? 431 : 400
+    const body = JSON.stringify(
+      tooLarge
+        ? { _tag: "HeadersTooLarge", status, code: "headers_too_large", message: "The request headers are too large" }
+        : {
+          _tag: "InvalidRequest",
+          status,
+          code: "invalid_parameter",
+          message: "The request is not valid HTTP (a NUL or other invalid byte in a header?)"
+        }
+    )
+    malformedRequests.pipe(Metric.withAttributes({ status: String(status) })).updateUnsafe(1, context)
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    )
+  })

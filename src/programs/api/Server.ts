@@ -42,9 +42,14 @@ export const layerTiers = Layer.mergeAll(
   RabbitEventBus.layer
 )
 
+/** Node's HTTP server, answering what its parser refuses in the API's JSON shape (RequestGuard.ts). */
+export const makeNodeServer = Effect.map(Effect.context<never>(), (context) => () =>
+  RequestGuard.answerClientErrors(createServer(), context))
+
 export const layer = Layer.unwrap(Effect.gen(function*() {
   const config = yield* ApiConfig
+  const nodeServer = yield* makeNodeServer
   return HttpRouter.serve(Routes, { disableLogger: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+    Layer.provide(NodeHttpServer.layer(nodeServer, { port: config.port, host: config.host }))
   )
 })).pipe(Layer.provide(layerTiers))
