@@ -1,6 +1,5 @@
 /**
- * GramJS's TL objects to the gateway's domain: which chat an update concerns
- * and what it says (`classifyUpdate`), a message as a `TelegramMessage`
+ * GramJS's TL objects to the gateway's domain: a message as a `TelegramMessage`
  * (`toTelegramMessage`), and any TL value as JSON-safe data (`toJsonSafe`:
  * big integers become strings, bytes base64). Mapping throws on a payload it
  * cannot represent; the caller logs and counts it and goes on.
@@ -75,51 +74,6 @@ export const chatOfPeer = (peer: Api.TypePeer | undefined): number | undefined =
 
 export const chatKindOf = (chat: Api.Chat | Api.Channel): ChatKind =>
   chat instanceof Api.Chat ? "group" : chat.megagroup === true ? "supergroup" : "channel"
-
-/** What an update means to the gateway. */
-export type Incoming =
-  | { readonly _tag: "Message"; readonly edited: boolean; readonly message: Api.Message; readonly chatId: number; readonly pts: number | undefined }
-  /** `chatId` is unknown for basic groups: their deletions carry only message ids. */
-  | { readonly _tag: "Deleted"; readonly chatId: number | undefined; readonly messageIds: ReadonlyArray<number>; readonly pts: number | undefined }
-  | { readonly _tag: "Ignored" }
-
-const ignored: Incoming = { _tag: "Ignored" }
-
-const messageUpdate = (message: Api.TypeMessage, edited: boolean, pts: number | undefined): Incoming => {
-  // MessageService (joins, pins) and MessageEmpty are not messages to ingest.
-  if (!(message instanceof Api.Message)) return ignored
-  const chatId = chatOfPeer(message.peerId)
-  return chatId === undefined ? ignored : { _tag: "Message", edited, message, chatId, pts }
-}
-
-/** A basic group's new message in its short form, as the full message it stands for. */
-const fromShortChatMessage = (update: Api.UpdateShortChatMessage): Api.Message =>
-  new Api.Message({
-    id: update.id,
-    peerId: new Api.PeerChat({ chatId: update.chatId }),
-    fromId: new Api.PeerUser({ userId: update.fromId }),
-    date: update.date,
-    message: update.message,
-    ...(update.entities != null ? { entities: update.entities } : {}),
-    ...(update.fwdFrom != null ? { fwdFrom: update.fwdFrom } : {}),
-    ...(update.replyTo != null ? { replyTo: update.replyTo } : {}),
-    ...(update.viaBotId != null ? { viaBotId: update.viaBotId } : {})
-  })
-
-export const classifyUpdate = (update: unknown): Incoming => {
-  if (update instanceof Api.UpdateNewChannelMessage) return messageUpdate(update.message, false, update.pts)
-  if (update instanceof Api.UpdateEditChannelMessage) return messageUpdate(update.message, true, update.pts)
-  if (update instanceof Api.UpdateNewMessage) return messageUpdate(update.message, false, undefined)
-  if (update instanceof Api.UpdateEditMessage) return messageUpdate(update.message, true, undefined)
-  if (update instanceof Api.UpdateShortChatMessage) return messageUpdate(fromShortChatMessage(update), false, undefined)
-  if (update instanceof Api.UpdateDeleteChannelMessages) {
-    return { _tag: "Deleted", chatId: toNumber(update.channelId), messageIds: update.messages, pts: update.pts }
-  }
-  if (update instanceof Api.UpdateDeleteMessages) {
-    return { _tag: "Deleted", chatId: undefined, messageIds: update.messages, pts: undefined }
-  }
-  return ignored
-}
 
 const int = (value: unknown): number | null => (value === undefined || value === null ? null : toNumber(value))
 

@@ -148,5 +148,5 @@ export const resolveChat = Effect.fn("ChannelRegistry.resolve")(function*(
   const identity = reference._tag === "Username" ? yield* fromUsername(gram, reference) : yield* fromDialogs(gram, reference)
   yield* registry.remember(identity)
   yield* Effect.logInfo(`resolved ${reference.text} to ${identity.kind} ${identity.channelId} (${identity.title ?? "untitled"})`)
-  return { ...identity, lastMessageId: null, lastPts: null } satisfies KnownChat
+  return identity satisfies KnownChat
 })

@@ -1,68 +1,139 @@
 /**
- * The TelegramSource on GramJS.
+ * The TelegramSource on GramJS: the update engine (README.md, "The update
+ * engine"; docs/architecture.md has the diagram).
  *
- * At start the session file is checked (missing, too open, corrupt). Then a
- * supervisor keeps one connection alive: it connects a fresh client under a
- * deadline, and when the connection drops it waits a jittered, doubling delay
- * and connects a new one (GramJS's own reconnect neither catches up nor
- * reports). A fatal session error ends `events` with `TelegramFatal`, never a
- * retry.
+ * State. Per channel the pts (and newest message id) up to which everything
+ * is committed, and the account's common pts/qts/date/seq, live in PostgreSQL
+ * (src/layers/PgUpdateStateStore.ts). They move only in a batch's
+ * `onCommitted` (src/domain/SourceBatch.ts), are written by a flusher fiber
+ * and once more when the source closes, and a start resumes exactly there.
  *
- * In each connection, every configured chat has a worker: it resolves the
- * chat (registry first, Telegram once), then catches up through
- * messages.getHistory from the last message id it has read (push updates
- * alone are not reliable for channels, TELEGRAM.md), and polls again every
- * `historyPollInterval`. A long FLOOD_WAIT pauses only the worker that got it.
- * Pushed updates of resolved chats become events as they arrive. Read
- * progress (last message id, pts) goes to the registry every few seconds.
+ * Sequencing. Each configured channel has a worker fiber per connection. A
+ * pushed update goes to its channel's bounded inbox (full: dropped, counted,
+ * and recovered by a difference), then through Telegram's pts rule
+ * (src/layers/PtsSequence.ts): applied in order, ignored when already applied,
+ * and held on a gap for `gapHold` before `updates.getChannelDifference` is
+ * fetched. The worker also fetches the difference at start and on every
+ * (re)connect, on `updateChannelTooLong`, and on its own polling deadline
+ * (`pollInterval`, floored by the server's `timeout` and by the channel count
+ * over `maxPollRate`, spread at random), so a channel Telegram does not push
+ * stays fresh. Differences are paged until `final`.
+ *
+ * Too long. On `channelDifferenceTooLong` the history between the newest
+ * message read and the dialog's top message is paged in (no cap), the
+ * `rereadWindow` most recent stored messages are read again to find edits and
+ * deletions the gap swallowed, and the pts jumps to the dialog's.
+ *
+ * Flood waits pause only the method and chat they hit and are persisted; a
+ * channel Telegram refuses (CHANNEL_PRIVATE) is dropped with an error naming
+ * it while the others go on. Access hashes come from the ChannelRegistry.
  */
-import { Cause, Duration, Effect, Layer, Metric, Queue, Random, Ref, Stream } from "effect"
+import { Cause, Data, Duration, Effect, Layer, Metric, Option, Queue, Random, Ref, Semaphore, Stream } from "effect"
 import { Api, helpers } from "telegram"
 import { Raw } from "telegram/events/Raw.js"
-import { MessageCreated, MessageDeleted, MessageEdited, type MessageEvent } from "../domain/Message.ts"
+import type { MessageEvent } from "../domain/Message.ts"
 import type { SourceBatch } from "../domain/SourceBatch.ts"
-import { ChannelRegistry, type KnownChat, type ReadProgress } from "../services/ChannelRegistry.ts"
+import { ChannelRegistry, type KnownChat } from "../services/ChannelRegistry.ts"
 import { TelegramConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
-import { type ConnectionState, type TelegramFatal, TelegramSource } from "../services/TelegramSource.ts"
+import {
+  type ChannelStatus,
+  type ConnectionState,
+  TelegramCallError,
+  type TelegramFatal,
+  TelegramSource
+} from "../services/TelegramSource.ts"
+import { type AccountUpdateState, UpdateStateStore } from "../services/UpdateState.ts"
 import { type CallError, clientSettings, type GramJs, makeGramJs } from "./GramJsClient.ts"
-import { classifyUpdate, type Directory, makeDirectory, toTelegramMessage } from "./GramJsMapping.ts"
+import { forEachHistoryPage, historyPageAbove } from "./GramJsHistory.ts"
+import { makeDirectory } from "./GramJsMapping.ts"
 import { type ChatReference, inputPeerOf, parseChatReference, resolveChat } from "./GramJsResolve.ts"
+import { deletedEvent, directoryOfPush, eventsOf, messageEvent, sequencingOf, type UpdateItem } from "./GramJsUpdates.ts"
 import * as PgChannelRegistry from "./PgChannelRegistry.ts"
+import * as PgUpdateStateStore from "./PgUpdateStateStore.ts"
+import { PtsSequence, type Sequenced } from "./PtsSequence.ts"
 import { readSession } from "./SessionFile.ts"
 
-const HISTORY_PAGE = 100
-/** A catch-up fetches at most this many pages (10,000 messages); older ones are left to a backfill. */
-const HISTORY_MAX_PAGES = 100
-const PROGRESS_FLUSH_INTERVAL = Duration.seconds(5)
+const DIFFERENCE_LIMIT = 100
+/** Telegram's errors meaning the account may not read the channel (any more). */
+const REFUSALS = ["CHANNEL_PRIVATE", "CHANNEL_INVALID", "CHANNEL_PUBLIC_GROUP_NA", "USER_BANNED_IN_CHANNEL"]
 /** Basic groups' deletions name message ids only; recent ids are kept to find their chat. */
 const GROUP_MESSAGES_KEPT = 10_000
 
-/** A resolved chat and how far it has been read; outlives connections. */
-interface ChatState {
-  readonly chat: KnownChat
-  lastMessageId: number | null
-  lastPts: number | null
+type Reason = "start" | "poll" | "gap" | "overflow" | "too_long"
+
+/** A configured channel; outlives connections. */
+interface Channel {
+  readonly reference: ChatReference
+  chat: KnownChat | undefined
+  label: string
+  /** Committed: moved only by onCommitted. */
+  committedPts: number | undefined
+  committedTop: number
   dirty: boolean
-  /** The first catch-up of the process rewinds by `catchUpOverlap`. */
-  caughtUp: boolean
+  /** Accepted: handed to ingestion, maybe not yet committed. */
+  sequence: PtsSequence<UpdateItem> | undefined
+  acceptedTop: number
+  inbox: Array<Sequenced<UpdateItem>>
+  overflow: boolean
+  tooLong: boolean
+  readonly wake: Queue.Queue<void>
+  /** Epoch ms when the channel was last confirmed up to date. */
+  confirmedAt: number
+  staleWarned: boolean
+  serverTimeoutSeconds: number
+  refused: string | undefined
 }
 
-const isMessage = (message: Api.TypeMessage): message is Api.Message => message instanceof Api.Message
+/** A routine poll hit (or would hit) a FLOOD_WAIT: it is skipped, so pushes keep flowing meanwhile. */
+class PollDeferred extends Data.TaggedError("PollDeferred")<{}> {}
+
+/** Telegram refuses the channel (one of REFUSALS): it is dropped, the others go on. */
+class ChannelRefused extends Data.TaggedError("ChannelRefused")<{ readonly error: string }> {}
 
 export const make = Effect.gen(function*() {
   const config = yield* TelegramConfig
   const registry = yield* ChannelRegistry
+  const store = yield* UpdateStateStore
   const stored = yield* readSession(config.sessionFile)
   const references = yield* Effect.forEach(config.channels, parseChatReference)
   const settings = clientSettings(config, stored)
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
 
-  const queue = yield* Queue.unbounded<SourceBatch, TelegramFatal | Cause.Done>()
+  const queue = yield* Queue.bounded<SourceBatch, TelegramFatal | Cause.Done>(config.batchQueueCapacity)
   const state = yield* Ref.make<ConnectionState>("connecting")
-  const chats = new Map<number, ChatState>()
+  const differences = yield* Semaphore.make(config.differenceConcurrency)
+  const loaded = yield* store.load.pipe(Effect.orDie)
+  const storedPts = new Map(loaded.channels.map((c) => [c.channelId, c]))
+  const floodUntil = new Map(loaded.floodWaits.map((w) => [`${w.method}|${w.chatId}`, w.until]))
+  let committedAccount: AccountUpdateState | undefined = loaded.account
+  let accountDirty = false
+  let acceptedAccount: AccountUpdateState | undefined = loaded.account
   const groupMessageChats = new Map<number, number>()
+
+  const channels: Array<Channel> = []
+  for (const reference of references) {
+    channels.push({
+      reference,
+      chat: undefined,
+      label: reference.text,
+      committedPts: undefined,
+      committedTop: 0,
+      dirty: false,
+      sequence: undefined,
+      acceptedTop: 0,
+      inbox: [],
+      overflow: false,
+      tooLong: false,
+      wake: yield* Queue.sliding<void>(1),
+      confirmedAt: Date.now(),
+      staleWarned: false,
+      serverTimeoutSeconds: 0,
+      refused: undefined
+    })
+  }
+  const byId = new Map<number, Channel>()
 
   if (references.length === 0) {
     yield* Effect.logWarning("telegram.channels is empty: the gateway is connected to Telegram but listens to no chat")
@@ -71,28 +142,8 @@ export const make = Effect.gen(function*() {
   const setState = (next: ConnectionState) =>
     Ref.set(state, next).pipe(Effect.andThen(Metric.update(Metrics.telegramConnected, next === "connected" ? 1 : 0)))
 
-  /** Queues an event; the chat's read progress moves only once it is committed. */
-  const emit = (event: MessageEvent, chat: ChatState, messageId: number | undefined, pts: number | undefined) =>
-    Queue.offerUnsafe(queue, { events: [event], onCommitted: Effect.sync(() => advance(chat, messageId, pts)) })
-
-  const advance = (chat: ChatState, messageId: number | undefined, pts: number | undefined) => {
-    if (messageId !== undefined && messageId > (chat.lastMessageId ?? 0)) {
-      chat.lastMessageId = messageId
-      chat.dirty = true
-    }
-    if (pts !== undefined && pts > (chat.lastPts ?? 0)) {
-      chat.lastPts = pts
-      chat.dirty = true
-    }
-  }
-
-  const messageEvent = (message: Api.Message, chatId: number, edited: boolean, directory: Directory): MessageEvent => {
-    const domain = toTelegramMessage(message, chatId, directory)
-    const receivedAt = Date.now()
-    return edited || domain.editDate !== null
-      ? new MessageEdited({ message: domain, receivedAt })
-      : new MessageCreated({ message: domain, receivedAt })
-  }
+  const perChannel = <M extends Metric.Metric<number, unknown>>(metric: M, channel: Channel, extra: Record<string, string> = {}) =>
+    metric.pipe(Metric.withAttributes({ channel: String(channel.chat?.channelId ?? channel.label), ...extra })) as M
 
   const malformed = (what: string, cause: unknown) =>
     runFork(
@@ -101,194 +152,586 @@ export const make = Effect.gen(function*() {
       )
     )
 
-  const rememberGroupMessage = (messageId: number, chatId: number) => {
-    groupMessageChats.set(messageId, chatId)
-    if (groupMessageChats.size > GROUP_MESSAGES_KEPT) {
-      const oldest = groupMessageChats.keys().next()
-      if (oldest.done !== true) groupMessageChats.delete(oldest.value)
-    }
-  }
+  const isWanted = (chatId: number) => byId.has(chatId)
+  const groupOf = (messageId: number) => groupMessageChats.get(messageId)
 
-  /** A pushed update, synchronously so events keep their arrival order. */
-  const onUpdate = (update: unknown) => {
+  /** Events of one update; a payload that cannot be mapped yields none (pts still moves), counted. */
+  const itemOf = (update: unknown, directory: ReturnType<typeof makeDirectory>, receivedAt: number): UpdateItem => {
     try {
-      const incoming = classifyUpdate(update)
-      if (incoming._tag === "Message") {
-        const chat = chats.get(incoming.chatId)
-        if (chat === undefined) return
-        const entities = (update as { _entities?: Map<string, unknown> })._entities
-        const known = entities === undefined ? [] : [...entities.values()]
-        emit(
-          messageEvent(incoming.message, incoming.chatId, incoming.edited, makeDirectory(known, known)),
-          chat,
-          incoming.edited ? undefined : incoming.message.id,
-          incoming.pts
-        )
-        if (chat.chat.kind === "group") rememberGroupMessage(incoming.message.id, incoming.chatId)
-      } else if (incoming._tag === "Deleted") {
-        const receivedAt = Date.now()
-        for (const messageId of incoming.messageIds) {
-          const chatId = incoming.chatId ?? groupMessageChats.get(messageId)
-          const chat = chatId === undefined ? undefined : chats.get(chatId)
-          if (chat === undefined) continue
-          emit(
-            new MessageDeleted({
-              channelId: chat.chat.channelId as MessageDeleted["channelId"],
-              messageId: messageId as MessageDeleted["messageId"],
-              deletedAt: receivedAt,
-              receivedAt
-            }),
-            chat,
-            undefined,
-            incoming.pts
-          )
+      const item = eventsOf(update, directory, receivedAt, isWanted, groupOf)
+      for (const event of item.events) {
+        if (event._tag !== "MessageDeleted" && byId.get(event.message.channelId)?.chat?.kind === "group") {
+          groupMessageChats.set(event.message.messageId, event.message.channelId)
+          if (groupMessageChats.size > GROUP_MESSAGES_KEPT) {
+            const oldest = groupMessageChats.keys().next()
+            if (oldest.done !== true) groupMessageChats.delete(oldest.value)
+          }
         }
       }
+      return item
     } catch (cause) {
       malformed(`update (${(update as { className?: string })?.className ?? typeof update})`, cause)
+      return { events: [], topMessageId: 0 }
     }
   }
 
-  const flushProgress = Effect.suspend(() => {
-    const dirty = [...chats.values()].filter((chat) => chat.dirty)
-    if (dirty.length === 0) return Effect.void
-    for (const chat of dirty) chat.dirty = false
-    const progress: Array<ReadProgress> = dirty.map((chat) => ({
-      channelId: chat.chat.channelId,
-      lastMessageId: chat.lastMessageId,
-      lastPts: chat.lastPts
-    }))
-    return registry.saveProgress(progress).pipe(
-      Effect.catch((error) =>
-        Effect.sync(() => {
-          for (const chat of dirty) chat.dirty = true
-        }).pipe(Effect.andThen(Effect.logWarning(`read progress not saved, will retry: ${error.message}`)))
-      )
-    )
-  })
+  /** The Telegram date of what an event carries, for the date-to-commit histogram. */
+  const telegramDateMs = (event: MessageEvent) =>
+    event._tag === "MessageDeleted" ? undefined : (event.message.editDate ?? event.message.date) * 1000
 
-  /** Messages newer than `minId`, oldest first, paged as Telegram asks (newest first, by offset id). */
-  const historySince = (gram: GramJs, chat: ChatState, minId: number) =>
-    Effect.gen(function*() {
-      const collected: Array<{ readonly message: Api.Message; readonly directory: Directory }> = []
-      let offsetId = 0
-      for (let page = 0; page < HISTORY_MAX_PAGES; page++) {
-        const result = yield* gram.invoke(
-          new Api.messages.GetHistory({
-            peer: inputPeerOf(chat.chat),
-            offsetId,
-            offsetDate: 0,
-            addOffset: 0,
-            limit: HISTORY_PAGE,
-            maxId: 0,
-            minId,
-            hash: helpers.returnBigInt(0)
-          })
-        )
-        if (result instanceof Api.messages.MessagesNotModified) break
-        const directory = makeDirectory(result.users, result.chats)
-        const messages = result.messages.filter(isMessage).filter((message) => message.id > minId)
-        for (const message of messages) collected.push({ message, directory })
-        const oldest = Math.min(...messages.map((message) => message.id))
-        if (messages.length === 0 || oldest <= minId + 1) break
-        offsetId = oldest
-        if (page === HISTORY_MAX_PAGES - 1) {
-          yield* Effect.logWarning(
-            `${chat.chat.title ?? chat.chat.channelId}: more than ${HISTORY_MAX_PAGES * HISTORY_PAGE} messages missed; older ones are left to a backfill`
-          )
+  /** Hands events to ingestion; the channel's committed state moves to (pts, top) once they are committed. */
+  const emit = (channel: Channel, events: ReadonlyArray<MessageEvent>, pts: number | undefined, top: number) =>
+    Queue.offer(queue, {
+      events,
+      onCommitted: Effect.suspend(() => {
+        if (pts !== undefined && pts > (channel.committedPts ?? 0)) {
+          channel.committedPts = pts
+          channel.dirty = true
         }
+        if (top > channel.committedTop) {
+          channel.committedTop = top
+          channel.dirty = true
+        }
+        const now = Date.now()
+        return Effect.forEach(events, (event) => {
+          const date = telegramDateMs(event)
+          return date === undefined ? Effect.void : Metric.update(Metrics.telegramCommitLatency, Math.max(0, now - date) / 1000)
+        }, { discard: true })
+      })
+    }).pipe(Effect.asVoid)
+
+  const emitApplied = (channel: Channel, applied: ReadonlyArray<Sequenced<UpdateItem>>) =>
+    Effect.forEach(applied, (update) => {
+      channel.acceptedTop = Math.max(channel.acceptedTop, update.item.topMessageId)
+      return emit(channel, update.item.events, update.pts, update.item.topMessageId)
+    }, { discard: true })
+
+  const recovered = (channel: Channel, via: "difference" | "too_long" | "history", count: number) =>
+    count === 0 ? Effect.void : Metric.update(perChannel(Metrics.missedMessagesRecovered, channel, { via }), count)
+
+  // ---- pushed updates (synchronous, in arrival order) ----
+
+  const onUpdate = (update: unknown) => {
+    const sequencing = sequencingOf(update)
+    if (sequencing._tag === "Channel") {
+      const channel = byId.get(sequencing.channelId)
+      if (channel === undefined || channel.refused !== undefined) return
+      if (channel.inbox.length >= config.updateBuffer) {
+        channel.overflow = true
+        runFork(Metric.update(Metrics.telegramUpdatesDropped, 1))
+      } else {
+        const item = itemOf(update, directoryOfPush(update), Date.now())
+        channel.inbox.push({ pts: sequencing.pts, ptsCount: sequencing.ptsCount, item })
       }
-      return collected.sort((a, b) => a.message.id - b.message.id)
+      Queue.offerUnsafe(channel.wake, undefined)
+    } else if (sequencing._tag === "ChannelTooLong") {
+      const channel = byId.get(sequencing.channelId)
+      if (channel === undefined) return
+      channel.tooLong = true
+      Queue.offerUnsafe(channel.wake, undefined)
+    } else if (sequencing._tag === "Common" || update instanceof Api.UpdatesTooLong) {
+      // The common sequence (basic groups): a gap or too-long is fetched with getDifference.
+      commonPushes.push(sequencing._tag === "Common" ? sequencing : "too_long")
+      Queue.offerUnsafe(commonWake, undefined)
+    }
+  }
+  const commonPushes: Array<Extract<ReturnType<typeof sequencingOf>, { _tag: "Common" }> | "too_long"> = []
+  const commonWake = yield* Queue.sliding<void>(1)
+
+  // ---- calls: flood waits per method and chat, refusals ----
+
+  const floodKey = (method: string, chatId: number) => `${method}|${chatId}`
+
+  /**
+   * Calls until it succeeds: a FLOOD_WAIT longer than the client sleeps
+   * through pauses this method for this chat only (persisted, so a restart
+   * waits too); a refusal fails with ChannelRefused; another call error is
+   * retried after a short pause. Fatal errors go up to end the connection.
+   */
+  const call = <A>(
+    method: string,
+    chatId: number,
+    what: string,
+    effect: Effect.Effect<A, CallError>
+  ): Effect.Effect<A, TelegramFatal | ChannelRefused> =>
+    callOrDefer(method, chatId, what, effect, false).pipe(
+      Effect.catchTag("PollDeferred", () => Effect.die(new Error("unreachable: only polls are deferred")))
+    )
+
+  /** `call`, but a poll (`deferrable`) gives up on a FLOOD_WAIT instead of waiting it out. */
+  const callOrDefer = <A>(
+    method: string,
+    chatId: number,
+    what: string,
+    effect: Effect.Effect<A, CallError>,
+    deferrable: boolean
+  ): Effect.Effect<A, TelegramFatal | ChannelRefused | PollDeferred> =>
+    Effect.gen(function*() {
+      while (true) {
+        const until = floodUntil.get(floodKey(method, chatId)) ?? 0
+        const waitMs = until - Date.now()
+        if (waitMs > 0 && deferrable) return yield* Effect.fail(new PollDeferred())
+        if (waitMs > 0) yield* Effect.sleep(Duration.millis(waitMs))
+        const outcome = yield* effect.pipe(Effect.result)
+        if (outcome._tag === "Success") return outcome.success
+        const error = outcome.failure
+        if (error._tag === "TelegramFatal") return yield* Effect.fail(error)
+        if (error._tag === "TelegramFloodWait") {
+          const record = { method, chatId, until: Date.now() + error.seconds * 1000 }
+          floodUntil.set(floodKey(method, chatId), record.until)
+          yield* Effect.logWarning(`${what}: ${error.message}; only this call waits (until ${new Date(record.until).toISOString()}), recorded for restarts`)
+          yield* store.saveFloodWait(record).pipe(
+            Effect.catch((saveError) => Effect.logWarning(`flood wait not recorded: ${saveError.message}`))
+          )
+          if (deferrable) return yield* Effect.fail(new PollDeferred())
+          continue
+        }
+        const refusal = REFUSALS.find((name) => error.detail.includes(name))
+        if (refusal !== undefined) return yield* Effect.fail(new ChannelRefused({ error: refusal }))
+        yield* Effect.logWarning(`${what}: ${error.message}; trying again in 1 s`)
+        yield* Effect.sleep("1 second")
+      }
     })
 
-  /** Emits what the chat received since it was last read. */
-  const catchUp = (gram: GramJs, chat: ChatState) =>
-    Effect.gen(function*() {
-      if (chat.lastMessageId === null) {
-        // Never read: start from now (history before it is a backfill's job).
-        const newest = yield* historyNewest(gram, chat)
-        advance(chat, newest, undefined)
-        chat.caughtUp = true
-        return
-      }
-      const minId = chat.caughtUp ? chat.lastMessageId : Math.max(0, chat.lastMessageId - config.catchUpOverlap)
-      const missed = yield* historySince(gram, chat, minId)
-      for (const { directory, message } of missed) {
-        try {
-          emit(messageEvent(message, chat.chat.channelId, false, directory), chat, message.id, undefined)
-        } catch (cause) {
-          malformed("message from history", cause)
-        }
-      }
-      chat.caughtUp = true
-      if (missed.length > 0) {
-        yield* Metric.update(Metrics.telegramMessagesRecovered, missed.length)
-        yield* Effect.logInfo(`caught up ${missed.length} message(s) in ${chat.chat.title ?? chat.chat.channelId} through history`)
-      }
-    }).pipe(Effect.withSpan("TelegramSource.catchUp", { attributes: { channelId: chat.chat.channelId } }))
+  // ---- channel engine ----
 
-  const historyNewest = (gram: GramJs, chat: ChatState) =>
-    gram.invoke(
-      new Api.messages.GetHistory({
-        peer: inputPeerOf(chat.chat),
-        offsetId: 0,
-        offsetDate: 0,
-        addOffset: 0,
-        limit: 1,
-        maxId: 0,
-        minId: 0,
-        hash: helpers.returnBigInt(0)
-      })
-    ).pipe(
-      Effect.map((result) =>
-        result instanceof Api.messages.MessagesNotModified ? 0 : Math.max(0, ...result.messages.map((message) => message.id))
+  const inputChannel = (chat: KnownChat) =>
+    new Api.InputChannel({ channelId: helpers.returnBigInt(chat.channelId), accessHash: helpers.returnBigInt(chat.accessHash ?? "0") })
+
+  const pollEvery = (channel: Channel) =>
+    Math.max(
+      Duration.toMillis(config.pollInterval),
+      channel.serverTimeoutSeconds * 1000,
+      (channels.length / config.maxPollRate) * 1000
+    )
+
+  const confirmed = (channel: Channel) =>
+    Effect.sync(() => {
+      channel.confirmedAt = Date.now()
+      if (channel.staleWarned) channel.staleWarned = false
+    })
+
+  /** The newest pts and message id, for a channel read for the first time or whose stored pts Telegram no longer knows. */
+  const currentPosition = (gram: GramJs, channel: Channel, chat: KnownChat) =>
+    call(
+      "messages.GetHistory",
+      chat.channelId,
+      `reading where ${channel.label} is`,
+      gram.invoke(
+        new Api.messages.GetHistory({
+          peer: inputPeerOf(chat),
+          offsetId: 0,
+          offsetDate: 0,
+          addOffset: 0,
+          limit: 1,
+          maxId: 0,
+          minId: 0,
+          hash: helpers.returnBigInt(0)
+        })
       )
+    ).pipe(
+      Effect.map((result) => ({
+        pts: "pts" in result && typeof result.pts === "number" ? result.pts : 1,
+        top: result instanceof Api.messages.MessagesNotModified ? 0 : Math.max(0, ...result.messages.map((m) => m.id))
+      }))
     )
 
   /**
-   * Runs `effect` until it succeeds: a long FLOOD_WAIT waits its seconds (only
-   * this worker waits), another call error waits a poll interval. Fatal errors
-   * and registry errors go up to end the connection.
+   * Too long: the history between the newest message read and `top` (all of
+   * it, paged), the re-read window for edits and deletions, then pts jumps.
    */
-  const persistently = <A, E extends CallError | { readonly _tag: string; readonly message: string }>(
-    what: string,
-    effect: Effect.Effect<A, E>
-  ): Effect.Effect<A, Exclude<E, CallError> | TelegramFatal> =>
-    effect.pipe(
-      Effect.catch((error): Effect.Effect<A, Exclude<E, CallError> | TelegramFatal> => {
-        switch (error._tag) {
-          case "TelegramFloodWait": {
-            const flood = error as Extract<CallError, { _tag: "TelegramFloodWait" }>
-            return Effect.logWarning(`${what}: ${flood.message}; scheduled again in ${flood.seconds} s, other work goes on`).pipe(
-              Effect.andThen(Effect.sleep(Duration.seconds(flood.seconds))),
-              Effect.andThen(persistently(what, effect))
-            )
-          }
-          case "TelegramCallError":
-            return Effect.logWarning(`${what}: ${error.message}; trying again in ${Duration.format(config.historyPollInterval)}`).pipe(
-              Effect.andThen(Effect.sleep(config.historyPollInterval)),
-              Effect.andThen(persistently(what, effect))
-            )
-          default:
-            return Effect.fail(error as Exclude<E, CallError> | TelegramFatal)
+  const recoverByHistory = (gram: GramJs, channel: Channel, chat: KnownChat, sequence: PtsSequence<UpdateItem>, pts: number, top: number) =>
+    Effect.gen(function*() {
+      const peer = inputPeerOf(chat)
+      const from = channel.acceptedTop
+      const page = (after: number, upTo: number) =>
+        call("messages.GetHistory", chat.channelId, `reading ${channel.label}'s history`, historyPageAbove(gram.invoke, peer, after, upTo))
+      let gapMessages = 0
+      yield* forEachHistoryPage((after) => page(after, top), from, top, (history, newest) =>
+        Effect.gen(function*() {
+          const receivedAt = Date.now()
+          const events = history.messages.flatMap((message) => {
+            try {
+              return [messageEvent(message, chat.channelId, false, history.directory, receivedAt)]
+            } catch (cause) {
+              malformed("message from history", cause)
+              return []
+            }
+          })
+          gapMessages += events.length
+          channel.acceptedTop = Math.max(channel.acceptedTop, newest)
+          yield* emit(channel, events, undefined, newest)
+        }))
+      yield* recovered(channel, "too_long", gapMessages)
+
+      // The re-read window: edits and deletions of what was stored before the gap.
+      let windowEvents = 0
+      if (from > 0) {
+        const low = Math.max(1, from - config.rereadWindow + 1)
+        const storedMessages = yield* store.storedMessages(chat.channelId, low, from).pipe(
+          Effect.catch((error) => Effect.logWarning(`re-read window of ${channel.label} skipped: ${error.message}`).pipe(Effect.as([])))
+        )
+        const known = new Map(storedMessages.filter((m) => !m.deleted).map((m) => [m.messageId, m]))
+        const seen = new Set<number>()
+        const events: Array<MessageEvent> = []
+        yield* forEachHistoryPage((after) => page(after, from), low - 1, from, (history) =>
+          Effect.sync(() => {
+            const receivedAt = Date.now()
+            for (const message of history.messages) {
+              seen.add(message.id)
+              const storedVersion = known.get(message.id)
+              if (storedVersion !== undefined && (message.editDate ?? 0) > (storedVersion.editDate ?? 0)) {
+                try {
+                  events.push(messageEvent(message, chat.channelId, true, history.directory, receivedAt))
+                } catch (cause) {
+                  malformed("message from history", cause)
+                }
+              }
+            }
+          }))
+        const receivedAt = Date.now()
+        for (const messageId of known.keys()) {
+          if (!seen.has(messageId)) events.push(deletedEvent(chat.channelId, messageId, receivedAt))
         }
-      })
+        windowEvents = events.length
+        if (events.length > 0) yield* emit(channel, events, undefined, 0)
+      }
+      yield* recovered(channel, "history", windowEvents)
+      yield* Effect.logInfo(
+        `${channel.label}: too long a gap recovered through history: ${gapMessages} message(s) in (${from}, ${top}], ${windowEvents} edit(s)/deletion(s) in the last ${config.rereadWindow} stored`
+      )
+      yield* emit(channel, [], pts, channel.acceptedTop)
+      yield* emitApplied(channel, sequence.advanceTo(pts))
+    })
+
+  /** getChannelDifference from the accepted pts until `final`. */
+  const difference = (gram: GramJs, channel: Channel, chat: KnownChat, sequence: PtsSequence<UpdateItem>, reason: Reason) =>
+    differences.withPermits(1)(Effect.gen(function*() {
+      yield* Metric.update(Metrics.telegramDifferenceCalls.pipe(Metric.withAttributes({ reason })), 1)
+      let first = true
+      while (true) {
+        const result = yield* callOrDefer(
+          "updates.GetChannelDifference",
+          chat.channelId,
+          `fetching ${channel.label}'s difference`,
+          gram.invoke(
+            new Api.updates.GetChannelDifference({
+              channel: inputChannel(chat),
+              filter: new Api.ChannelMessagesFilterEmpty(),
+              pts: sequence.pts,
+              limit: DIFFERENCE_LIMIT
+            })
+          ),
+          reason === "poll" && first
+        )
+        first = false
+        channel.serverTimeoutSeconds = result.timeout ?? 0
+        if (result instanceof Api.updates.ChannelDifferenceEmpty) {
+          const moved = result.pts > sequence.pts
+          const applied = sequence.advanceTo(result.pts)
+          if (moved) yield* emit(channel, [], result.pts, 0)
+          yield* emitApplied(channel, applied)
+          break
+        }
+        if (result instanceof Api.updates.ChannelDifferenceTooLong) {
+          yield* Metric.update(perChannel(Metrics.telegramGaps, channel, { kind: "too_long" }), 1)
+          const dialog = result.dialog
+          const pts = dialog instanceof Api.Dialog && dialog.pts !== undefined ? dialog.pts : sequence.pts
+          const top = dialog instanceof Api.Dialog ? dialog.topMessage : Math.max(0, ...result.messages.map((m) => m.id))
+          yield* Effect.logWarning(`${channel.label}: the stored pts ${sequence.pts} is too old for a difference; recovering through history up to message ${top}`)
+          yield* recoverByHistory(gram, channel, chat, sequence, pts, top)
+          if (result.final !== false) break
+          continue
+        }
+        const receivedAt = Date.now()
+        const directory = makeDirectory(result.users, result.chats)
+        const items = [
+          ...result.newMessages.map((message) => itemOf(new Api.UpdateNewChannelMessage({ message, pts: 0, ptsCount: 0 }), directory, receivedAt)),
+          ...result.otherUpdates.map((update) => itemOf(update, directory, receivedAt))
+        ]
+        const events = items.flatMap((item) => item.events)
+        const top = Math.max(0, ...items.map((item) => item.topMessageId))
+        channel.acceptedTop = Math.max(channel.acceptedTop, top)
+        const applied = sequence.advanceTo(result.pts)
+        yield* emit(channel, events, result.pts, top)
+        yield* recovered(channel, "difference", events.length)
+        yield* emitApplied(channel, applied)
+        if (result.final === true) break
+      }
+      yield* confirmed(channel)
+    }))
+
+  /** Sequences what the inbox holds; returns whether pushes were dropped for lack of room. */
+  const drainInbox = (channel: Channel, sequence: PtsSequence<UpdateItem>) =>
+    Effect.gen(function*() {
+      const pushed = channel.inbox
+      channel.inbox = []
+      for (const update of pushed) {
+        const { apply, overflow } = sequence.offer(update)
+        if (overflow) channel.overflow = true
+        yield* emitApplied(channel, apply)
+      }
+      if (pushed.length > 0 && !sequence.gap) yield* confirmed(channel)
+    })
+
+  const takeWake = (channel: Channel, millis: number) =>
+    Queue.take(channel.wake).pipe(Effect.timeoutOption(Duration.millis(Math.max(0, millis))))
+
+  const startingPosition = (gram: GramJs, channel: Channel, chat: KnownChat) =>
+    Effect.gen(function*() {
+      if (channel.sequence !== undefined) return channel.sequence
+      const known = storedPts.get(chat.channelId)
+      if (known !== undefined) {
+        channel.committedPts = known.pts
+        channel.committedTop = known.topMessageId
+        channel.acceptedTop = known.topMessageId
+        channel.sequence = new PtsSequence(known.pts, config.updateBuffer)
+        return channel.sequence
+      }
+      // Never read: start from now (history before it is a backfill's job).
+      const position = yield* currentPosition(gram, channel, chat)
+      channel.acceptedTop = position.top
+      channel.sequence = new PtsSequence(position.pts, config.updateBuffer)
+      yield* emit(channel, [], position.pts, position.top)
+      yield* Effect.logInfo(`${channel.label}: first read, starting at pts ${position.pts} (message ${position.top})`)
+      return channel.sequence
+    })
+
+  /** One channel for one connection: catch up, then sequence pushes, fill gaps, poll. */
+  const channelWorker = (gram: GramJs, channel: Channel, known: ReadonlyArray<KnownChat>) =>
+    Effect.gen(function*() {
+      const chat = yield* call(
+        "contacts.ResolveUsername",
+        0,
+        `resolving ${channel.reference.text}`,
+        resolveChat(gram, channel.reference, known).pipe(
+          Effect.provideService(ChannelRegistry, registry),
+          Effect.catchTag("RegistryError", (error) => Effect.fail(new TelegramCallError({ method: "resolve", detail: error.message })))
+        )
+      )
+      channel.chat = chat
+      channel.label = chat.username !== null ? `@${chat.username}` : chat.title ?? String(chat.channelId)
+      byId.set(chat.channelId, channel)
+      if (chat.kind === "group") return // basic groups live in the common sequence
+      const sequence = yield* startingPosition(gram, channel, chat)
+      yield* drainInbox(channel, sequence)
+      yield* difference(gram, channel, chat, sequence, "start")
+      channel.refused = undefined
+      yield* Metric.update(perChannel(Metrics.telegramChannelUnavailable, channel), 0)
+      let nextPollAt = Date.now() + (yield* Random.nextBetween(0, pollEvery(channel)))
+      while (true) {
+        const woke = yield* takeWake(channel, nextPollAt - Date.now())
+        yield* drainInbox(channel, sequence)
+        let reason: Reason | undefined
+        if (channel.tooLong) {
+          channel.tooLong = false
+          reason = "too_long"
+        } else if (channel.overflow) {
+          channel.overflow = false
+          reason = "overflow"
+          yield* Metric.update(perChannel(Metrics.telegramGaps, channel, { kind: "overflow" }), 1)
+        } else if (sequence.gap) {
+          const holdUntil = Date.now() + Duration.toMillis(config.gapHold)
+          while (sequence.gap && Date.now() < holdUntil && !channel.overflow) {
+            yield* takeWake(channel, holdUntil - Date.now())
+            yield* drainInbox(channel, sequence)
+          }
+          if (sequence.gap || channel.overflow) {
+            channel.overflow = false
+            reason = "gap"
+            yield* Metric.update(perChannel(Metrics.telegramGaps, channel, { kind: "push" }), 1)
+          }
+        } else if (Option.isNone(woke) && Date.now() >= nextPollAt) {
+          reason = "poll"
+        }
+        if (reason !== undefined) {
+          yield* difference(gram, channel, chat, sequence, reason).pipe(Effect.catchTag("PollDeferred", () => Effect.void))
+        }
+        if (reason === "poll" || Date.now() >= nextPollAt) {
+          const flooded = floodUntil.get(floodKey("updates.GetChannelDifference", chat.channelId)) ?? 0
+          nextPollAt = Math.max(Date.now() + pollEvery(channel), flooded)
+        }
+      }
+    }).pipe(
+      Effect.catchIf(
+        (error): error is ChannelRefused => error instanceof ChannelRefused,
+        (refusal) =>
+          Effect.gen(function*() {
+            channel.refused = refusal.error
+            yield* Metric.update(perChannel(Metrics.telegramChannelUnavailable, channel), 1)
+            yield* Effect.logError(
+              `${channel.label}: Telegram refuses access (${refusal.error}); this channel is dropped until the next reconnect or restart, the others go on. Check that the account is still a member, or remove it from telegram.channels`
+            )
+          })
+      ),
+      Effect.annotateLogs("chat", channel.reference.text)
     )
 
-  const chatWorker = (gram: GramJs, reference: ChatReference, known: ReadonlyArray<KnownChat>) =>
-    Effect.gen(function*() {
-      const resolved = yield* persistently(`resolving ${reference.text}`, resolveChat(gram, reference, known).pipe(Effect.provideService(ChannelRegistry, registry)))
-      let chat = chats.get(resolved.channelId)
-      if (chat === undefined) {
-        chat = { chat: resolved, lastMessageId: resolved.lastMessageId, lastPts: resolved.lastPts, dirty: false, caughtUp: false }
-        chats.set(resolved.channelId, chat)
+  // ---- the common sequence (account pts, qts, date, seq) ----
+
+  const commitAccount = (next: AccountUpdateState) =>
+    Effect.sync(() => {
+      if (committedAccount === undefined || next.pts >= committedAccount.pts) {
+        committedAccount = next
+        accountDirty = true
       }
-      const current = chat
-      yield* persistently(`catching up ${reference.text}`, catchUp(gram, current)).pipe(
-        Effect.andThen(Effect.sleep(config.historyPollInterval)),
-        Effect.forever
+    })
+
+  const groupEvents = (updates: ReadonlyArray<unknown>, directory: ReturnType<typeof makeDirectory>) => {
+    const receivedAt = Date.now()
+    return updates.flatMap((update) => itemOf(update, directory, receivedAt).events)
+  }
+
+  /** getDifference from the accepted account state until it is complete; channel updates in it go to their channels. */
+  const accountDifference = (gram: GramJs) =>
+    Effect.gen(function*() {
+      if (acceptedAccount === undefined) {
+        const current = yield* call("updates.GetState", 0, "reading the account's update state", gram.invoke(new Api.updates.GetState()))
+        acceptedAccount = { pts: current.pts, qts: current.qts, date: current.date, seq: current.seq }
+        const next = acceptedAccount
+        yield* Queue.offer(queue, { events: [], onCommitted: commitAccount(next) })
+        return
+      }
+      yield* Metric.update(Metrics.telegramDifferenceCalls.pipe(Metric.withAttributes({ reason: "account" })), 1)
+      while (acceptedAccount !== undefined) {
+        const from: AccountUpdateState = acceptedAccount
+        const result = yield* call(
+          "updates.GetDifference",
+          0,
+          "fetching the account's difference",
+          gram.invoke(new Api.updates.GetDifference({ pts: from.pts, date: from.date, qts: from.qts }))
+        )
+        if (result instanceof Api.updates.DifferenceEmpty) {
+          acceptedAccount = { ...from, date: result.date, seq: result.seq }
+        } else if (result instanceof Api.updates.DifferenceTooLong) {
+          acceptedAccount = { ...from, pts: result.pts }
+        } else {
+          const next = result instanceof Api.updates.DifferenceSlice ? result.intermediateState : result.state
+          const directory = makeDirectory(result.users, result.chats)
+          const events = groupEvents([
+            ...result.newMessages.map((message) => new Api.UpdateNewMessage({ message, pts: 0, ptsCount: 0 })),
+            ...result.otherUpdates
+          ], directory)
+          for (const update of result.otherUpdates) {
+            const sequencing = sequencingOf(update)
+            if (sequencing._tag === "ChannelTooLong") {
+              const channel = byId.get(sequencing.channelId)
+              if (channel !== undefined) {
+                channel.tooLong = true
+                Queue.offerUnsafe(channel.wake, undefined)
+              }
+            }
+          }
+          acceptedAccount = { pts: next.pts, qts: next.qts, date: next.date, seq: next.seq }
+          const state = acceptedAccount
+          yield* Queue.offer(queue, { events, onCommitted: commitAccount(state) })
+          if (result instanceof Api.updates.DifferenceSlice) continue
+          break
+        }
+        const state = acceptedAccount
+        yield* Queue.offer(queue, { events: [], onCommitted: commitAccount(state) })
+        break
+      }
+    })
+
+  const accountWorker = (gram: GramJs) =>
+    Effect.gen(function*() {
+      yield* accountDifference(gram)
+      while (true) {
+        yield* Queue.take(commonWake)
+        const pushed = commonPushes.splice(0)
+        let fetch = false
+        for (const push of pushed) {
+          if (push === "too_long" || acceptedAccount === undefined) {
+            fetch = true
+            continue
+          }
+          if (push.pts <= acceptedAccount.pts) continue
+          if (push.pts - push.ptsCount === acceptedAccount.pts) {
+            acceptedAccount = { ...acceptedAccount, pts: push.pts }
+            const state = acceptedAccount
+            const events = groupEvents([push.update], directoryOfPush(push.update))
+            yield* Queue.offer(queue, { events, onCommitted: commitAccount(state) })
+          } else {
+            fetch = true
+          }
+        }
+        if (fetch) {
+          yield* Effect.sleep(config.gapHold)
+          yield* accountDifference(gram)
+        }
+      }
+    }).pipe(
+      Effect.catchIf((error): error is ChannelRefused => error instanceof ChannelRefused, (refusal) =>
+        Effect.logError(`the account's update state cannot be read (${refusal.error})`))
+    )
+
+  // ---- persistence, freshness ----
+
+  const flushState = Effect.suspend(() => {
+    const dirty = channels.filter((channel) => channel.dirty && channel.chat !== undefined && channel.committedPts !== undefined)
+    const account = accountDirty ? committedAccount : undefined
+    if (dirty.length === 0 && account === undefined) return Effect.void
+    for (const channel of dirty) channel.dirty = false
+    accountDirty = false
+    return store.save({
+      channels: dirty.map((channel) => ({
+        channelId: channel.chat!.channelId,
+        pts: channel.committedPts!,
+        topMessageId: channel.committedTop
+      })),
+      account
+    }).pipe(
+      Effect.tap(() =>
+        Effect.forEach(dirty, (channel) => Metric.update(perChannel(Metrics.telegramChannelPts, channel), channel.committedPts ?? 0), {
+          discard: true
+        })
+      ),
+      Effect.catchTag("UpdateStateError", (error) =>
+        Effect.sync(() => {
+          for (const channel of dirty) channel.dirty = true
+          if (account !== undefined) accountDirty = true
+        }).pipe(
+          Effect.andThen(Metric.update(Metrics.telegramStateSaveFailures, 1)),
+          Effect.andThen(Effect.logWarning(`update state not saved, will retry: ${error.message}`))
+        ))
+    )
+  })
+
+  const watchFreshness = Effect.suspend(() => {
+    const now = Date.now()
+    return Effect.forEach(channels, (channel) => {
+      if (channel.chat === undefined || channel.refused !== undefined) return Effect.void
+      const age = Math.max(0, now - channel.confirmedAt) / 1000
+      const stale = age > Duration.toSeconds(config.staleAfter)
+      const warn = stale && !channel.staleWarned
+      if (warn) channel.staleWarned = true
+      return Metric.update(perChannel(Metrics.telegramFreshness, channel), age).pipe(
+        Effect.andThen(
+          warn
+            ? Effect.logWarning(`${channel.label} is stale: not confirmed up to date with Telegram for ${Math.round(age)} s (telegram.staleAfter is ${Duration.format(config.staleAfter)})`)
+            : Effect.void
+        )
       )
-    }).pipe(Effect.annotateLogs("chat", reference.text))
+    }, { discard: true })
+  })
+
+  const channelStatus: Effect.Effect<ReadonlyArray<ChannelStatus>> = Effect.sync(() => {
+    const now = Date.now()
+    return channels.map((channel) => {
+      const freshnessSeconds = Math.max(0, now - channel.confirmedAt) / 1000
+      return {
+        channel: channel.label,
+        channelId: channel.chat?.channelId ?? null,
+        pts: channel.committedPts ?? null,
+        freshnessSeconds,
+        stale: freshnessSeconds > Duration.toSeconds(config.staleAfter),
+        refused: channel.refused ?? null
+      }
+    })
+  })
+
+  // ---- connections ----
 
   /** One connection, from connect to drop. Succeeds when the connection is lost. */
   const connection = (onConnected: Effect.Effect<void>) =>
@@ -301,11 +744,11 @@ export const make = Effect.gen(function*() {
         yield* setState("connected")
         yield* onConnected
         yield* Effect.logInfo(`connected to Telegram DC ${settings.dcId} at ${settings.dcAddress}:${settings.dcPort}`)
-        const known = yield* registry.list
-        const workers = Effect.forEach(references, (reference) => chatWorker(gram, reference, known), {
-          concurrency: "unbounded",
-          discard: true
-        }).pipe(Effect.andThen(Effect.never))
+        const known = yield* registry.list.pipe(Effect.orDie)
+        const workers = Effect.all([
+          accountWorker(gram),
+          Effect.forEach(channels, (channel) => channelWorker(gram, channel, known), { concurrency: "unbounded", discard: true })
+        ], { concurrency: "unbounded", discard: true }).pipe(Effect.andThen(Effect.never))
         yield* Effect.raceFirst(gram.lost, workers)
         yield* Effect.logWarning("connection to Telegram lost")
       })
@@ -345,18 +788,33 @@ export const make = Effect.gen(function*() {
       ))
   )
 
+  const flushOrStop = flushState.pipe(
+    Effect.catchTag("UpdateStateFenced", (fenced) =>
+      Effect.logError(`${fenced.message}: this instance stops reading Telegram`).pipe(
+        Effect.andThen(Queue.failCause(queue, Cause.die(fenced))),
+        Effect.andThen(Effect.interrupt)
+      ))
+  )
+
   yield* Effect.forkScoped(supervise)
-  yield* flushProgress.pipe(Effect.delay(PROGRESS_FLUSH_INTERVAL), Effect.forever, Effect.forkScoped)
-  yield* Effect.addFinalizer(() => flushProgress.pipe(Effect.timeoutOption("5 seconds")))
+  yield* flushOrStop.pipe(Effect.delay(config.stateFlushInterval), Effect.forever, Effect.forkScoped)
+  yield* watchFreshness.pipe(Effect.delay("1 second"), Effect.forever, Effect.forkScoped)
+  yield* Effect.addFinalizer(() =>
+    flushState.pipe(
+      Effect.catchTag("UpdateStateFenced", (fenced) => Effect.logError(fenced.message)),
+      Effect.timeoutOption("5 seconds")
+    )
+  )
 
   return TelegramSource.of({
     events: Stream.fromQueue(queue),
-    connectionState: Ref.get(state)
+    connectionState: Ref.get(state),
+    channels: channelStatus
   })
 }).pipe(Effect.annotateLogs("component", "telegram"))
 
-/** Needs a `ChannelRegistry` (tests give their own database's). */
+/** Needs a `ChannelRegistry` and an `UpdateStateStore` (tests give their own database's). */
 export const layerNoDeps = Layer.effect(TelegramSource, make)
 
-/** With the registry on the PgBouncer pool of `database.url`. */
-export const layer = layerNoDeps.pipe(Layer.provide(PgChannelRegistry.layer))
+/** With the registry and the update state on the PgBouncer pool of `database.url`. */
+export const layer = layerNoDeps.pipe(Layer.provide(Layer.merge(PgChannelRegistry.layer, PgUpdateStateStore.layer)))

@@ -10,7 +10,6 @@ import {
   type ChatIdentity,
   type ChatKind,
   type KnownChat,
-  type ReadProgress,
   RegistryError
 } from "../services/ChannelRegistry.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
@@ -22,8 +21,6 @@ interface ChannelRow {
   readonly username: string | null
   readonly title: string | null
   readonly kind: ChatKind
-  readonly last_pts: number | null
-  readonly last_message_id: number | null
 }
 
 const fromRow = (row: ChannelRow): KnownChat => ({
@@ -31,9 +28,7 @@ const fromRow = (row: ChannelRow): KnownChat => ({
   accessHash: row.access_hash,
   username: row.username,
   title: row.title,
-  kind: row.kind,
-  lastPts: row.last_pts,
-  lastMessageId: row.last_message_id
+  kind: row.kind
 })
 
 export const make = Effect.gen(function*() {
@@ -52,7 +47,7 @@ export const make = Effect.gen(function*() {
     )
 
   const list = sql<ChannelRow>`
-    SELECT channel_id::text AS channel_id, access_hash, username, title, kind, last_pts, last_message_id
+    SELECT channel_id::text AS channel_id, access_hash, username, title, kind
     FROM channels ORDER BY channel_id`.pipe(Effect.map((rows) => rows.map(fromRow)), run("list"))
 
   const remember = (chat: ChatIdentity) =>
@@ -63,20 +58,7 @@ export const make = Effect.gen(function*() {
         access_hash = EXCLUDED.access_hash, username = EXCLUDED.username, title = EXCLUDED.title,
         kind = EXCLUDED.kind, updated_at = now()`.pipe(Effect.asVoid, run("remember"))
 
-  const saveProgress = (progress: ReadonlyArray<ReadProgress>) =>
-    progress.length === 0 ? Effect.void : sql`
-      UPDATE channels SET
-        last_message_id = GREATEST(channels.last_message_id, p.last_message_id),
-        last_pts = GREATEST(channels.last_pts, p.last_pts),
-        last_seen_at = now(), updated_at = now()
-      FROM json_to_recordset(${JSON.stringify(progress.map((p) => ({
-      channel_id: p.channelId,
-      last_message_id: p.lastMessageId,
-      last_pts: p.lastPts
-    })))}::json) AS p(channel_id bigint, last_message_id integer, last_pts integer)
-      WHERE channels.channel_id = p.channel_id`.pipe(Effect.asVoid, run("saveProgress"))
-
-  return ChannelRegistry.of({ list, remember, saveProgress })
+  return ChannelRegistry.of({ list, remember })
 })
 
 /** Needs a `SqlClient`. */

@@ -1,36 +1,54 @@
 /**
  * The daemon's own HTTP endpoint (default 127.0.0.1:4007): liveness,
- * readiness with each tier's state, and Prometheus metrics.
+ * readiness with each tier's state and each Telegram channel's freshness
+ * (stale and refused channels named), and Prometheus metrics.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import { HttpConfig, IngestConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
+import { TelegramSource } from "../services/TelegramSource.ts"
 import { Ingestion } from "./Ingestion.ts"
 import * as MetricsAtStart from "./MetricsAtStart.ts"
 import * as ProcessMetrics from "./ProcessMetrics.ts"
 import { checkReadiness } from "./Readiness.ts"
 
+/** The Telegram source's channels, when the daemon runs one: stale and refused ones are named. */
+const telegramReport = Effect.gen(function*() {
+  const source = yield* Effect.serviceOption(TelegramSource)
+  if (Option.isNone(source)) return undefined
+  const channels = yield* source.value.channels
+  return {
+    stale: channels.filter((channel) => channel.stale && channel.refused === null).map((channel) => channel.channel),
+    refused: channels.filter((channel) => channel.refused !== null).map((channel) => `${channel.channel} (${channel.refused})`),
+    channels
+  }
+})
+
 /**
  * Ready means the tiers answer and the writer keeps up: an accepted event
  * older than `ingest.stallThreshold` means the writer is stalled (503), even
- * if PostgreSQL answers pings.
+ * if PostgreSQL answers pings. A stale or refused Telegram channel degrades
+ * it (200, named under `telegram`).
  */
 const ready = Effect.gen(function*() {
   const report = yield* checkReadiness
   const writer = yield* (yield* Ingestion).writerStatus
   const { stallThreshold } = yield* IngestConfig
+  const telegram = yield* telegramReport
   const stalled = writer.oldestUncommittedSeconds > Duration.toSeconds(stallThreshold)
-  const status = stalled ? "down" : report.status
+  const channelTrouble = telegram !== undefined && (telegram.stale.length > 0 || telegram.refused.length > 0)
+  const status = stalled ? "down" : report.status === "ok" && channelTrouble ? "degraded" : report.status
   return yield* HttpServerResponse.json(
     {
       ...report,
       status,
       writer: { status: stalled ? "stalled" : "ok", ...writer },
-      pendingWrites: writer.uncommitted
+      pendingWrites: writer.uncommitted,
+      ...(telegram !== undefined ? { telegram } : {})
     },
     { status: status === "down" ? 503 : 200 }
   )

@@ -1,9 +1,9 @@
 /**
  * The chats the gateway listens to, as resolved once from the configuration
- * (id, access hash, username, title, kind), and how far it has read each one
- * (last message id, last pts). Kept so that a restart never asks Telegram to
- * resolve a known username again (bursts of contacts.resolveUsername earn
- * hours-long flood bans) and knows where to catch up from.
+ * (id, access hash, username, title, kind). Kept so that a restart never asks
+ * Telegram to resolve a known username again (bursts of
+ * contacts.resolveUsername earn hours-long flood bans). How far each chat is
+ * read is the update engine's state (src/services/UpdateState.ts).
  */
 import { Context, type Effect, Schema } from "effect"
 import { describeCause } from "./MessageCache.ts"
@@ -21,14 +21,7 @@ export interface ChatIdentity {
   readonly kind: ChatKind
 }
 
-export interface ReadProgress {
-  readonly channelId: number
-  readonly lastMessageId: number | null
-  /** Channels only: basic groups share the account's pts. */
-  readonly lastPts: number | null
-}
-
-export interface KnownChat extends ChatIdentity, ReadProgress {}
+export type KnownChat = ChatIdentity
 
 export class RegistryError extends Schema.TaggedError<RegistryError>()("RegistryError", {
   operation: Schema.String,
@@ -41,8 +34,6 @@ export class RegistryError extends Schema.TaggedError<RegistryError>()("Registry
 
 export class ChannelRegistry extends Context.Service<ChannelRegistry, {
   readonly list: Effect.Effect<ReadonlyArray<KnownChat>, RegistryError>
-  /** Records or refreshes a chat's identity; its progress is kept. */
+  /** Records or refreshes a chat's identity. */
   readonly remember: (chat: ChatIdentity) => Effect.Effect<void, RegistryError>
-  /** Moves each chat's progress forward (never back), and stamps when it was last seen. */
-  readonly saveProgress: (progress: ReadonlyArray<ReadProgress>) => Effect.Effect<void, RegistryError>
 }>()("telegram-gateway/ChannelRegistry") {}

@@ -152,16 +152,28 @@ export const TelegramConfig = Config.all({
   /** Reconnection backoff after a dropped connection: jittered, doubling from the first to the max. */
   reconnectBaseDelay: duration("reconnectBaseDelay", "1 second"),
   reconnectMaxDelay: duration("reconnectMaxDelay", "60 seconds"),
-  /** Each chat's history is polled this often for what push updates missed. */
-  historyPollInterval: duration("historyPollInterval", "60 seconds"),
   /**
-   * At start, history is fetched again from this many message ids before the
-   * last one recorded, so events accepted but not yet committed when the
-   * process died are delivered again (every tier dedupes them).
+   * Each channel's getChannelDifference deadline: how often it is polled when
+   * no push arrives (Telegram pushes big channels barely at all). The
+   * server's `timeout` is a floor on it, and so is channels / `maxPollRate`.
    */
-  catchUpOverlap: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "catchUpOverlap").pipe(
-    Config.withDefault(100)
-  )
+  pollInterval: duration("pollInterval", "5 seconds"),
+  /** Upper bound on routine polls per second over all channels; gap recovery is not limited by it. */
+  maxPollRate: positiveInt("maxPollRate", 20),
+  /** On a gap, how long pushed updates may fill it before the difference is fetched (Telegram suggests 0.5 s). */
+  gapHold: duration("gapHold", "500 millis"),
+  /** getChannelDifference calls running at once (at start with many backlogged channels, or after a reconnect). */
+  differenceConcurrency: positiveInt("differenceConcurrency", 8),
+  /** Pushed updates waiting to be sequenced; beyond this they are dropped (counted) and recovered by a difference. */
+  updateBuffer: positiveInt("updateBuffer", 10_000),
+  /** Batches of events handed to ingestion but not yet taken; when full, the engine waits. */
+  batchQueueCapacity: positiveInt("batchQueueCapacity", 1_000),
+  /** After a too-long gap, the most recent stored messages re-read to find edits and deletions the gap swallowed. */
+  rereadWindow: positiveInt("rereadWindow", 100),
+  /** A channel not confirmed up to date for this long is stale: a warning, and /health/ready names it. */
+  staleAfter: duration("staleAfter", "60 seconds"),
+  /** How often the committed update state is written to PostgreSQL (and once more at shutdown). */
+  stateFlushInterval: duration("stateFlushInterval", "1 second")
 }).pipe(Config.nested("telegram"))
 export type TelegramConfig = Config.Success<typeof TelegramConfig>
 

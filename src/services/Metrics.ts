@@ -109,7 +109,41 @@ export const telegramMalformedUpdates = Metric.counter("telegram_malformed_updat
   description: "Updates or messages from Telegram that could not be turned into events and were skipped",
   incremental: true
 })
-export const telegramMessagesRecovered = Metric.counter("telegram_history_messages_total", {
-  description: "Messages fetched through history catch-up (missed while away, or by push updates)",
+/** Attributes `channel` (id) and `kind`: push (a pushed update revealed it), overflow (pushes dropped for lack of room), too_long. */
+export const telegramGaps = Metric.counter("telegram_gaps_total", {
+  description: "Gaps found in a channel's update sequence, by channel and kind",
   incremental: true
+})
+/** Attributes `channel` and `via`: difference, too_long (history of the gap), history (edits and deletions found by re-reading). */
+export const missedMessagesRecovered = Metric.counter("missed_messages_recovered_total", {
+  description: "Events that no push delivered and the engine fetched itself, by channel and way",
+  incremental: true
+})
+/** Attribute `channel`. */
+export const telegramChannelPts = Metric.gauge("telegram_channel_pts", {
+  description: "The pts up to which a channel's updates are committed"
+})
+/** Attribute `channel`. */
+export const telegramFreshness = Metric.gauge("telegram_freshness_seconds", {
+  description: "Seconds since the engine last confirmed the channel up to date with Telegram"
+})
+/** Attribute `channel`: 1 while Telegram refuses the channel (CHANNEL_PRIVATE, CHANNEL_INVALID). */
+export const telegramChannelUnavailable = Metric.gauge("telegram_channel_unavailable", {
+  description: "Whether Telegram refuses access to a configured channel (1) or not (0)"
+})
+export const telegramUpdatesDropped = Metric.counter("telegram_updates_dropped_total", {
+  description: "Pushed updates dropped because the engine's buffer was full; recovered through getChannelDifference",
+  incremental: true
+})
+export const telegramDifferenceCalls = Metric.counter("telegram_difference_calls_total", {
+  description: "getChannelDifference and getDifference calls, by reason (start, poll, gap, too_long)",
+  incremental: true
+})
+export const telegramStateSaveFailures = Metric.counter("telegram_state_save_failures_total", {
+  description: "Writes of the committed update state to PostgreSQL that failed and will be retried",
+  incremental: true
+})
+export const telegramCommitLatency = Metric.histogram("telegram_message_to_commit_seconds", {
+  description: "From a message's Telegram date (its edit date for an edit) to its commit in PostgreSQL",
+  boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 14 })
 })

@@ -105,16 +105,33 @@ export class TelegramFloodWait extends Schema.TaggedError<TelegramFloodWait>()("
 
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "failed"
 
+/** How one configured channel stands, for /health/ready. */
+export interface ChannelStatus {
+  /** As configured, or @username once resolved. */
+  readonly channel: string
+  readonly channelId: number | null
+  /** The pts up to which everything is committed. */
+  readonly pts: number | null
+  /** Seconds since the engine last confirmed it up to date with Telegram. */
+  readonly freshnessSeconds: number
+  /** Not confirmed for longer than `telegram.staleAfter`. */
+  readonly stale: boolean
+  /** Telegram's refusal (CHANNEL_PRIVATE, ...) when the channel is dropped. */
+  readonly refused: string | null
+}
+
 export class TelegramSource extends Context.Service<TelegramSource, {
   /**
-   * New, edited and deleted messages of the configured chats, in arrival
-   * order, each with `receivedAt` set at receipt, in batches whose
-   * `onCommitted` moves the source's read progress: it must run only once the
-   * batch's events are committed (src/domain/SourceBatch.ts). History caught
-   * up after a (re)connect is emitted too, so an event may come more than
-   * once: every tier dedupes on `eventKey`. Ends only with a fatal session
-   * error. One consumer: the connection is shared, the events are not copied.
+   * New, edited and deleted messages of the configured chats, in each
+   * chat's update order, each with `receivedAt` set at receipt, in batches
+   * whose `onCommitted` moves the source's update state: it must run only
+   * once the batch's events are committed (src/domain/SourceBatch.ts). After
+   * a crash, what was received but not committed comes again, so an event may
+   * come more than once: every tier dedupes on `eventKey`. Ends only with a
+   * fatal session error. One consumer: the events are not copied.
    */
   readonly events: Stream.Stream<SourceBatch, TelegramFatal>
   readonly connectionState: Effect.Effect<ConnectionState>
+  /** Every configured channel's state and freshness. */
+  readonly channels: Effect.Effect<ReadonlyArray<ChannelStatus>>
 }>()("telegram-gateway/TelegramSource") {}

@@ -2,7 +2,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Api, helpers } from "telegram"
-import { classifyUpdate, emptyDirectory, makeDirectory, toJsonSafe, toMedia, toTelegramMessage } from "../../src/layers/GramJsMapping.ts"
+import { emptyDirectory, makeDirectory, toJsonSafe, toMedia, toTelegramMessage } from "../../src/layers/GramJsMapping.ts"
+import { eventsOf, sequencingOf } from "../../src/layers/GramJsUpdates.ts"
 import { parseChatReference } from "../../src/layers/GramJsResolve.ts"
 
 const long = (value: number | string) => helpers.returnBigInt(value)
@@ -79,18 +80,20 @@ describe("GramJsMapping", () => {
     )
   })
 
-  it("classifies channel and basic-group updates, and ignores the rest", () => {
+  it("sequences channel and common updates by pts and pts_count, and gives their events", () => {
     const message = new Api.Message({ id: 3, peerId: new Api.PeerChat({ chatId: long(77) }), date: 1, message: "hi" })
-    assert.deepInclude(classifyUpdate(new Api.UpdateNewMessage({ message, pts: 5, ptsCount: 1 })), { _tag: "Message", chatId: 77, edited: false })
-    assert.deepInclude(
-      classifyUpdate(new Api.UpdateShortChatMessage({ id: 4, fromId: long(5), chatId: long(77), message: "short", pts: 6, ptsCount: 1, date: 2 })),
-      { _tag: "Message", chatId: 77 }
-    )
-    assert.deepStrictEqual(
-      classifyUpdate(new Api.UpdateDeleteChannelMessages({ channelId: long(9), messages: [1, 2], pts: 8, ptsCount: 2 })),
-      { _tag: "Deleted", chatId: 9, messageIds: [1, 2], pts: 8 }
-    )
-    assert.deepStrictEqual(classifyUpdate(new Api.UpdateUserTyping({ userId: long(1), action: new Api.SendMessageTypingAction() })), { _tag: "Ignored" })
+    assert.deepInclude(sequencingOf(new Api.UpdateNewMessage({ message, pts: 5, ptsCount: 1 })), { _tag: "Common", pts: 5, ptsCount: 1 })
+    const short = new Api.UpdateShortChatMessage({ id: 4, fromId: long(5), chatId: long(77), message: "short", pts: 6, ptsCount: 1, date: 2 })
+    assert.deepInclude(sequencingOf(short), { _tag: "Common", pts: 6 })
+    const shortEvents = eventsOf(short, emptyDirectory, 1000, () => true, () => undefined)
+    assert.deepStrictEqual(shortEvents.events.map((event) => event._tag), ["MessageCreated"])
+    assert.strictEqual(shortEvents.topMessageId, 4)
+    const deletion = new Api.UpdateDeleteChannelMessages({ channelId: long(9), messages: [1, 2], pts: 8, ptsCount: 2 })
+    assert.deepInclude(sequencingOf(deletion), { _tag: "Channel", channelId: 9, pts: 8, ptsCount: 2 })
+    assert.deepStrictEqual(eventsOf(deletion, emptyDirectory, 1000, () => true, () => undefined).events.map((event) => event._tag), ["MessageDeleted", "MessageDeleted"])
+    assert.deepStrictEqual(eventsOf(deletion, emptyDirectory, 1000, () => false, () => undefined).events, [], "not a configured chat")
+    assert.deepInclude(sequencingOf(new Api.UpdateChannelTooLong({ channelId: long(9) })), { _tag: "ChannelTooLong", channelId: 9 })
+    assert.deepStrictEqual(sequencingOf(new Api.UpdateUserTyping({ userId: long(1), action: new Api.SendMessageTypingAction() })), { _tag: "Other" })
   })
 })
 

@@ -12,6 +12,7 @@ import type { MessageEvent } from "../../src/domain/Message.ts"
 import * as GramJsTelegramSource from "../../src/layers/GramJsTelegramSource.ts"
 import * as PgChannelRegistry from "../../src/layers/PgChannelRegistry.ts"
 import * as PgClient from "../../src/layers/PgClient.ts"
+import * as PgUpdateStateStore from "../../src/layers/PgUpdateStateStore.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import { TelegramSource } from "../../src/services/TelegramSource.ts"
 import type { TelegramSimulator } from "../../src/simulator/index.ts"
@@ -67,7 +68,7 @@ export const configFor = (setup: SourceSetup, telegram: Record<string, unknown>)
 
 export const sourceLayer = (setup: SourceSetup, telegram: Record<string, unknown>) =>
   GramJsTelegramSource.layerNoDeps.pipe(
-    Layer.provide(PgChannelRegistry.layerNoDeps),
+    Layer.provide(Layer.merge(PgChannelRegistry.layerNoDeps, PgUpdateStateStore.layerNoDeps)),
     Layer.provide(PgClient.layer),
     Layer.provide(configFor(setup, telegram))
   )

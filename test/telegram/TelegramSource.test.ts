@@ -19,12 +19,12 @@ const counterValue = (metric: Metric.Counter<number>) => Metric.value(metric).pi
 describe("GramJsTelegramSource", () => {
   it.live("turns posts, edits and deletions pushed by Telegram into events with their content", () =>
     Effect.gen(function*() {
-      const sim = yield* TelegramSimulator.start()
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const group = sim.world.addChannel({ username: "traders", title: "Traders", kind: "supergroup" })
       const setup = yield* makeSetup(sim)
       const { events } = yield* startSource(setup, { channels: ["@newsroom", "https://t.me/traders"] })
-      yield* eventually("both chats tracked", () => sim.callCount("messages.GetHistory") >= 2)
+      yield* eventually("both chats tracked", () => sim.callCount("updates.GetChannelDifference") >= 2)
 
       const first = sim.world.post(news, {
         text: "BTC long 65000",
@@ -81,26 +81,26 @@ describe("GramJsTelegramSource", () => {
 
   it.live("resolves each chat once: a restart reads it from PostgreSQL and catches up what was posted meanwhile", () =>
     Effect.gen(function*() {
-      const sim = yield* TelegramSimulator.start()
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
 
       yield* Effect.scoped(Effect.gen(function*() {
         const { events } = yield* startSource(setup, { channels: ["newsroom"] })
-        yield* eventually("tracked", () => sim.callCount("messages.GetHistory") >= 1)
+        yield* eventually("tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
         sim.world.post(news, { text: "before the restart" })
         yield* eventually("the first message", () => events.length === 1)
         // Progress is flushed at shutdown.
       }))
-      const rows = yield* query<{ username: string; access_hash: string; last_message_id: number }>(
+      const rows = yield* query<{ username: string; access_hash: string; pts: number; top_message_id: number }>(
         setup.database,
-        "SELECT username, access_hash, last_message_id FROM channels"
+        "SELECT username, access_hash, pts, top_message_id FROM channels JOIN telegram_channel_state USING (channel_id)"
       )
-      assert.deepStrictEqual(rows, [{ username: "newsroom", access_hash: news.accessHash.toString(), last_message_id: 1 }])
+      assert.deepStrictEqual(rows, [{ username: "newsroom", access_hash: news.accessHash.toString(), pts: 2, top_message_id: 1 }])
 
       sim.world.post(news, { text: "while down 1" })
       sim.world.post(news, { text: "while down 2" })
-      const { events } = yield* startSource(setup, { channels: ["newsroom"], catchUpOverlap: 0 })
+      const { events } = yield* startSource(setup, { channels: ["newsroom"] })
       yield* eventually("what was posted while down", () => texts(events, "MessageCreated").length === 2)
 
       assert.deepStrictEqual(texts(events, "MessageCreated"), ["while down 1", "while down 2"])
@@ -109,12 +109,12 @@ describe("GramJsTelegramSource", () => {
 
   it.live("reconnects after the connection drops and recovers through history what was posted meanwhile", () =>
     Effect.gen(function*() {
-      const sim = yield* TelegramSimulator.start()
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const reconnectsBefore = yield* counterValue(Metrics.telegramReconnects)
       const { events, source } = yield* startSource(setup, { channels: ["newsroom"] })
-      yield* eventually("tracked", () => sim.callCount("messages.GetHistory") >= 1)
+      yield* eventually("tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
       sim.world.post(news, { text: "one" })
       yield* eventually("the first message", () => events.length === 1)
 
@@ -135,7 +135,7 @@ describe("GramJsTelegramSource", () => {
 
   it.live("sleeps through a short FLOOD_WAIT and goes on", () =>
     Effect.gen(function*() {
-      const sim = yield* TelegramSimulator.start()
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const floods = Metrics.telegramFloodWaits.pipe(Metric.withAttributes({ method: "contacts.ResolveUsername" }))
@@ -144,7 +144,7 @@ describe("GramJsTelegramSource", () => {
       const started = Date.now()
 
       const { events } = yield* startSource(setup, { channels: ["newsroom"], floodSleepThreshold: "5 seconds" })
-      yield* eventually("tracked", () => sim.callCount("messages.GetHistory") >= 1)
+      yield* eventually("tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
       sim.world.post(news, { text: "after the wait" })
       yield* eventually("the message", () => events.length === 1)
 
@@ -155,42 +155,45 @@ describe("GramJsTelegramSource", () => {
 
   it.live("schedules a long FLOOD_WAIT for later, counted, while pushed updates keep flowing", () =>
     Effect.gen(function*() {
-      const sim = yield* TelegramSimulator.start()
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 0 })
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
-      const floods = Metrics.telegramFloodWaits.pipe(Metric.withAttributes({ method: "messages.GetHistory" }))
+      const floods = Metrics.telegramFloodWaits.pipe(Metric.withAttributes({ method: "updates.GetChannelDifference" }))
       const before = yield* counterValue(floods)
       const { events, source } = yield* startSource(setup, {
         channels: ["newsroom"],
         floodSleepThreshold: "1 second",
-        historyPollInterval: "200 millis"
+        pollInterval: "200 millis"
       })
-      yield* eventually("tracked", () => sim.callCount("messages.GetHistory") >= 1)
-      sim.faults.floodWait("messages.GetHistory", 3)
-      yield* eventually("the next poll, answered FLOOD_WAIT_3", () => sim.callCount("messages.GetHistory") >= 2)
+      yield* eventually("tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
+      const polls = sim.callCount("updates.GetChannelDifference")
+      sim.faults.floodWait("updates.GetChannelDifference", 3)
+      yield* eventually("the next poll, answered FLOOD_WAIT_3", () => sim.callCount("updates.GetChannelDifference") > polls)
       const floodedAt = Date.now()
 
       sim.world.post(news, { text: "pushed during the wait" })
       yield* eventually("the pushed message", () => events.length === 1)
       assert.isBelow(Date.now() - floodedAt, 2500, "pushed updates are not held up by the scheduled call")
       assert.strictEqual(yield* source.connectionState, "connected")
-      const callsDuringWait = sim.callCount("messages.GetHistory")
+      const callsDuringWait = sim.callCount("updates.GetChannelDifference")
       yield* Effect.sleep("1 second")
-      assert.strictEqual(sim.callCount("messages.GetHistory"), callsDuringWait, "no call to the method before the wait is over")
+      assert.strictEqual(sim.callCount("updates.GetChannelDifference"), callsDuringWait, "no call to the method before the wait is over")
 
-      yield* eventually("polling again after the wait", () => sim.callCount("messages.GetHistory") > callsDuringWait, "10 seconds")
+      yield* eventually("polling again after the wait", () => sim.callCount("updates.GetChannelDifference") > callsDuringWait, "10 seconds")
       assert.isAtLeast(Date.now() - floodedAt, 2500)
       assert.strictEqual((yield* counterValue(floods)) - before, 1)
+      const persisted = yield* query<{ method: string }>(setup.database, "SELECT method FROM telegram_flood_waits")
+      assert.deepStrictEqual(persisted, [{ method: "updates.GetChannelDifference" }])
     }))
 
   for (const reason of Object.keys(FATAL_ERRORS) as Array<FatalError>) {
     it.live(`ends the stream with TelegramFatal ${reason} and its exit code, without retrying`, () =>
       Effect.gen(function*() {
-        const sim = yield* TelegramSimulator.start()
+        const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
         sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
         const setup = yield* makeSetup(sim)
         const { ended, source } = yield* startSource(setup, { channels: ["newsroom"] })
-        yield* eventually("tracked", () => sim.callCount("messages.GetHistory") >= 1)
+        yield* eventually("tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
 
         sim.faults.fatal(reason)
         sim.faults.dropConnections()
