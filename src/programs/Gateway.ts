@@ -5,6 +5,7 @@
  */
 import { Effect, Layer, Stream } from "effect"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
+import * as PgBouncerAdmin from "../layers/PgBouncerAdmin.ts"
 import * as PgBusOutbox from "../layers/PgBusOutbox.ts"
 import * as PgClient from "../layers/PgClient.ts"
 import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
@@ -15,6 +16,7 @@ import { TelegramSource } from "../services/TelegramSource.ts"
 import * as AggregateRefresher from "./AggregateRefresher.ts"
 import * as HealthServer from "./HealthServer.ts"
 import * as Ingestion from "./Ingestion.ts"
+import * as PgBouncerPools from "./PgBouncerPools.ts"
 
 /**
  * Redis, RabbitMQ and PostgreSQL, each from its configuration section, with
@@ -32,8 +34,12 @@ export const tiers = Layer.mergeAll(
 /** The ingestion program with its tiers, which stay visible to callers. */
 export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))
 
-/** Ingestion, tiers, the health endpoint and the aggregate refresher: everything but the source. */
-export const daemon = Layer.mergeAll(HealthServer.layer, AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer))).pipe(
+/** Ingestion, tiers, the health endpoint, the aggregate refresher and the PgBouncer pool watcher: everything but the source. */
+export const daemon = Layer.mergeAll(
+  HealthServer.layer,
+  AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer)),
+  PgBouncerPools.layer.pipe(Layer.provide(PgBouncerAdmin.layer))
+).pipe(
   Layer.provideMerge(ingestion)
 )
 

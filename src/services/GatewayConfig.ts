@@ -128,6 +128,21 @@ export const OtelConfig = Config.all({
 }).pipe(Config.nested("otel"))
 export type OtelConfig = Config.Success<typeof OtelConfig>
 
+export const PgBouncerConfig = Config.all({
+  /**
+   * PgBouncer's admin console, read with `SHOW POOLS` (the user must be in
+   * `stats_users`). Unset: `database.url` with the database `pgbouncer`.
+   */
+  adminUrl: Config.Redacted("adminUrl").pipe(Config.option),
+  /** How often the pools are read; `0 seconds` turns the reading off (no PgBouncer in front). */
+  pollInterval: Config.Duration("pollInterval").pipe(Config.withDefault(Duration.seconds(15))),
+  /** Warn once when a pool's server connections in use exceed this share of its size, once more when back. */
+  warnRatio: Config.schema(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })), "warnRatio").pipe(
+    Config.withDefault(0.8)
+  )
+}).pipe(Config.nested("pgbouncer"))
+export type PgBouncerConfig = Config.Success<typeof PgBouncerConfig>
+
 export const TelegramConfig = Config.all({
   /** From my.telegram.org; 0 means no account is configured. */
   apiId: Config.Int("apiId").pipe(Config.withDefault(0)),
@@ -186,6 +201,7 @@ export const GatewayConfig = Config.all({
   http: HttpConfig,
   log: LogConfig,
   otel: OtelConfig,
+  pgbouncer: PgBouncerConfig,
   telegram: TelegramConfig
 })
 export type GatewayConfig = Config.Success<typeof GatewayConfig>
