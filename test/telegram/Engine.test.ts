@@ -10,7 +10,7 @@ import { Effect, Metric } from "effect"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { awaitExactEquality, Ledger, runGateway, storedState } from "./EngineHarness.ts"
+import { awaitCurrentEquality, awaitExactEquality, Ledger, runGateway, storedState } from "./EngineHarness.ts"
 import { eventually, makeSetup, startSource } from "./Harness.ts"
 
 const gapsOf = (channel: number, kind: string) =>
@@ -189,3 +189,76 @@ export const awaitStatePts = (setup: Parameters<typeof storedState>[0], channelI
       yield* Effect.sleep("100 millis")
     }
   }).pipe(Effect.timeout("15 seconds"))
+
+describe("update engine, too-long gaps and flood waits", () => {
+  it.live("TooLong after 20,000 posts with edits and deletions in and before the gap, FLOOD_WAIT on getHistory midway: everything recovered", () =>
+    Effect.gen(function*() {
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1, differenceTooLongAfter: 1000 })
+      const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
+      const setup = yield* makeSetup(sim)
+      const ledger = new Ledger(sim)
+      const settings = { ...fast, channels: ["@newsroom"], floodSleepThreshold: "1 second", rereadWindow: 50 }
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* runGateway(setup, settings)
+        yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
+        for (let i = 1; i <= 40; i++) ledger.post(news, `before ${i}`)
+        yield* awaitExactEquality(setup, ledger)
+        yield* awaitStatePts(setup, news.id, 41)
+      }))
+
+      // While down: edits and deletions of stored messages, then 20,000 posts, some edited or deleted too.
+      ledger.edit(news, 30, "before 30, edited while down")
+      ledger.edit(news, 35, "before 35, edited while down")
+      ledger.delete(news, [31, 38])
+      for (let i = 1; i <= 20_000; i++) {
+        const id = ledger.post(news, `gap ${i}`)
+        if (i % 1000 === 0) ledger.edit(news, id - 10, `gap ${i - 10}, edited`)
+        if (i % 1500 === 0) ledger.delete(news, [id - 20])
+      }
+      const tooLongBefore = yield* gapsOf(news.id, "too_long")
+      const historyCalls = sim.callCount("messages.GetHistory")
+      sim.faults.floodWait("messages.GetHistory", 3, 1)
+      sim.faults.floodWait("updates.GetChannelDifference", 2, 1)
+      // A first page goes through before the flood wait hits: the flood wait falls mid-recovery.
+      yield* runGateway(setup, settings)
+      yield* awaitCurrentEquality(setup, ledger, "150 seconds")
+
+      assert.strictEqual((yield* gapsOf(news.id, "too_long")) - tooLongBefore, 1)
+      assert.isAtLeast(sim.callCount("messages.GetHistory") - historyCalls, 200, "every page of the gap, no cap")
+      const flood = yield* query<{ method: string }>(setup.database, "SELECT method FROM telegram_flood_waits ORDER BY method")
+      assert.deepStrictEqual(flood.map((row) => row.method), ["messages.GetHistory", "updates.GetChannelDifference"])
+    }), { timeout: 240_000 })
+
+  it.live("a FLOOD_WAIT recorded before a restart is honoured after it, and recovery then resumes from the stored state", () =>
+    Effect.gen(function*() {
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
+      const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
+      const setup = yield* makeSetup(sim)
+      const ledger = new Ledger(sim)
+      const settings = { ...fast, channels: ["@newsroom"], floodSleepThreshold: "1 second" }
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* runGateway(setup, settings)
+        yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
+        ledger.post(news, "one")
+        yield* awaitExactEquality(setup, ledger)
+        sim.faults.floodWait("updates.GetChannelDifference", 6, 1)
+        const calls = sim.callCount("updates.GetChannelDifference")
+        yield* eventually("the poll answered FLOOD_WAIT_6", () => sim.callCount("updates.GetChannelDifference") > calls)
+        while ((yield* query(setup.database, "SELECT 1 FROM telegram_flood_waits")).length === 0) yield* Effect.sleep("50 millis")
+      }))
+      const flooded = yield* query<{ until_ms: number }>(
+        setup.database,
+        "SELECT (extract(epoch FROM until) * 1000)::float8 AS until_ms FROM telegram_flood_waits WHERE method = 'updates.GetChannelDifference'"
+      )
+      const until = Number(flooded[0]?.until_ms)
+      assert.isAbove(until, Date.now())
+      ledger.post(news, "two, while down")
+      sim.faults.pushFaults({ dropRatio: 1 })
+      ledger.post(news, "three, never pushed")
+      const callsBefore = sim.callCount("updates.GetChannelDifference")
+      yield* runGateway(setup, settings)
+      yield* awaitExactEquality(setup, ledger, "30 seconds")
+      const firstCall = sim.calls.filter((call) => call.method === "updates.GetChannelDifference")[callsBefore]
+      assert.isAtLeast(firstCall?.at ?? 0, until - 50, "no getChannelDifference before the stored flood wait ended")
+    }), { timeout: 60_000 })
+})

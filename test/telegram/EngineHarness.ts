@@ -165,3 +165,40 @@ export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>
       Effect.forkScoped
     )
   })
+
+/**
+ * Polls until PostgreSQL holds the simulator's current state: each live
+ * message's newest version has its current text, and each deleted message
+ * is either marked deleted or was never stored (posted and deleted inside a
+ * too-long gap, which Telegram never replays; nor the versions in between).
+ */
+export const awaitCurrentEquality = (setup: SourceSetup, ledger: Ledger, timeout: Duration.Input = "120 seconds") =>
+  Effect.gen(function*() {
+    const expected = JSON.stringify(describeCurrent(ledger, undefined))
+    while (true) {
+      const stored = yield* storedState(setup)
+      if (JSON.stringify(describeCurrent(ledger, stored)) === expected) return
+      yield* Effect.sleep("500 millis")
+    }
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () =>
+        storedState(setup).pipe(
+          Effect.flatMap((stored) =>
+            Effect.die(new Error(`PostgreSQL never matched the simulator's current state:\n${JSON.stringify(describeCurrent(ledger, stored)).slice(0, 2000)}`))
+          )
+        )
+    })
+  )
+
+/** Per channel: live messages with their current text, and deleted ones not stored as live. */
+const describeCurrent = (ledger: Ledger, stored: { versions: Ledger["versions"]; deleted: Ledger["deleted"] } | undefined) =>
+  sortedEntries(ledger.versions).map(([channelId, messages]) => {
+    const deleted = ledger.deleted.get(channelId) ?? new Set<number>()
+    const source = stored === undefined ? messages : stored.versions.get(channelId) ?? new Map<number, Array<string>>()
+    const storedDeleted = stored === undefined ? deleted : stored.deleted.get(channelId) ?? new Set<number>()
+    const live = sortedEntries(source).filter(([id]) => !deleted.has(id)).map(([id, texts]) => [id, texts[texts.length - 1]])
+    const deletedButLive = [...deleted].filter((id) => source.has(id) && !storedDeleted.has(id) && stored !== undefined)
+    return { channelId, live, deletedButLive }
+  })
