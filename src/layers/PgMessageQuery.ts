@@ -31,6 +31,7 @@ import {
   MessageQuery,
   MessageVersion,
   QueryError,
+  QueryTimeout,
   SearchHit,
   type StoredEvent,
   type TelegramMessageJson
@@ -137,6 +138,26 @@ export const layer = Layer.effect(
       effect.pipe(failed(operation), Effect.withSpan(`MessageQuery.${operation}`, undefined, { captureStackTrace: false }))
     const onChannel = (column: string, channelId: ChannelId | undefined) =>
       channelId === undefined ? sql.literal("") : sql`AND ${sql(column)} = ${channelId}`
+
+    const timeoutMs = Duration.toMillis(config.expensive.statementTimeout)
+    /** PostgreSQL's SQLSTATE of a failed statement, when the failure carries one. */
+    const sqlState = (cause: unknown): unknown =>
+      (cause as { reason?: { cause?: { code?: unknown } } } | undefined)?.reason?.cause?.code
+    /**
+     * Runs `query` in a transaction whose statement timeout is
+     * `api.expensive.statementTimeout` (SET LOCAL: through PgBouncer a session
+     * setting would leak to other clients). A statement cancelled by it
+     * (57014) is a QueryTimeout.
+     */
+    const withTimeout = <A, R>(operation: string, query: Effect.Effect<A, unknown, R>) =>
+      sql.withTransaction(
+        sql`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`.pipe(Effect.andThen(query))
+      ).pipe(
+        Effect.mapError((cause) =>
+          sqlState(cause) === "57014" ? new QueryTimeout({ operation, timeoutMs }) : new QueryError({ operation, cause })
+        ),
+        Effect.withSpan(`MessageQuery.${operation}`, undefined, { captureStackTrace: false })
+      )
 
     const channels = orFail(
       "channels",
@@ -308,7 +329,7 @@ export const layer = Layer.effect(
       )
 
     const search = (options: { query: string; channelId: ChannelId | undefined; limit: number }) =>
-      orFail(
+      withTimeout(
         "search",
         Effect.gen(function*() {
           const rows = yield* sql<{
@@ -344,7 +365,7 @@ export const layer = Layer.effect(
       )
 
     const counts = (options: { channelId: ChannelId | undefined; from: Date; to: Date; bucket: CountBucketSize }) =>
-      orFail(
+      withTimeout(
         "counts",
         Effect.gen(function*() {
           const { bucket, from, to } = options

@@ -104,9 +104,26 @@ export const ApiConfig = Config.all({
     /** ...up to this many, the burst a key may spend at once. */
     burst: positiveInt("burst", 400)
   }).pipe(Config.nested("rateLimit")),
+  /** The same, per client address, for the endpoints without a key (health, metrics, docs). */
+  publicRateLimit: Config.all({
+    perSecond: positiveInt("perSecond", 20),
+    burst: positiveInt("burst", 40)
+  }).pipe(Config.nested("publicRateLimit")),
+  /** Searches and counts: their cost depends on the data, so they are bounded apart. */
+  expensive: Config.all({
+    /** At most this many at a time per key (429 past it)... */
+    perKey: positiveInt("perKey", 1),
+    /** ...and over all keys (503 past it), leaving the pool to polls, marks and checkpoints. */
+    total: positiveInt("total", 2),
+    /** Each one's statement timeout (503 `query_timeout` past it). */
+    statementTimeout: duration("statementTimeout", "2 seconds")
+  }).pipe(Config.nested("expensive")),
   /** Upper bound of `wait` on a long poll. */
   longPollMaxWait: duration("longPollMaxWait", "30 seconds"),
-  /** How often a long poll looks again while it waits. */
+  /**
+   * How often the one watcher shared by every waiting long poll looks for new
+   * commits; only the polls of the channels it saw change query again.
+   */
   longPollInterval: duration("longPollInterval", "100 millis"),
   /** Largest `limit` a request may ask for; `defaultLimit` when it asks none. */
   maxLimit: positiveInt("maxLimit", 1000),

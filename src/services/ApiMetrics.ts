@@ -31,3 +31,17 @@ export const inFlight = Metric.gauge("api_requests_in_flight", {
 export const longPollsWaiting = Metric.gauge("api_long_polls_waiting", {
   description: "Long polls (GET /api/v1/messages with wait > 0) waiting for an event"
 })
+/**
+ * Attribute `reason`: `rate_limited` (a key's bucket), `public_rate_limited`
+ * (an address's bucket for health, metrics and documents), `key_busy` (the
+ * key's searches and counts), `server_busy` (every key's), `query_timeout`.
+ */
+export const requestsRefused = Metric.counter("api_requests_refused_total", {
+  description: "API requests refused with 429 or 503 to bound their cost, by reason",
+  incremental: true
+})
+/** Attribute `status`: 400, 404, 405, 413, 431. Includes what Node's parser refuses before routing. */
+export const malformedRequests = Metric.counter("api_malformed_requests_total", {
+  description: "HTTP requests refused before reaching an endpoint: no route, wrong method, too large, bad headers",
+  incremental: true
+})

@@ -17,6 +17,16 @@ export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
   }
 }
 
+/** A search or count ran past its statement timeout (api.expensive.statementTimeout). */
+export class QueryTimeout extends Schema.TaggedError<QueryTimeout>()("QueryTimeout", {
+  operation: Schema.String,
+  timeoutMs: Schema.Number
+}) {
+  override get message(): string {
+    return `The ${this.operation} ran past its ${this.timeoutMs} ms statement timeout (api.expensive.statementTimeout)`
+  }
+}
+
 export class UnknownChannel extends Schema.TaggedError<UnknownChannel>()("UnknownChannel", {
   channelId: Schema.Number
 }) {
@@ -174,18 +184,21 @@ export class MessageQuery extends Context.Service<MessageQuery, {
    * a channel, newest first: the same window the Redis recent index keeps.
    */
   readonly recent: (channelId: ChannelId, limit: number) => Effect.Effect<ReadonlyArray<TelegramMessage>, QueryError>
-  /** Full text over the current version of live messages ('simple' configuration: any language). */
+  /**
+   * Full text over the current version of live messages ('simple'
+   * configuration: any language), under the statement timeout.
+   */
   readonly search: (options: {
     readonly query: string
     readonly channelId: ChannelId | undefined
     readonly limit: number
-  }) => Effect.Effect<ReadonlyArray<SearchHit>, QueryError>
+  }) => Effect.Effect<ReadonlyArray<SearchHit>, QueryError | QueryTimeout>
   readonly counts: (options: {
     readonly channelId: ChannelId | undefined
     readonly from: Date
     readonly to: Date
     readonly bucket: CountBucketSize
-  }) => Effect.Effect<ReadonlyArray<CountBucket>, QueryError>
+  }) => Effect.Effect<ReadonlyArray<CountBucket>, QueryError | QueryTimeout>
   /**
    * Idempotent: marking a key twice counts it as already marked. Only keys
    * of stored events are stored (the others come back as `unknown`), and the

@@ -10,9 +10,11 @@ const get = (path: string) =>
     return { status: response.status, text: yield* response.text, type: response.headers["content-type"] ?? "" }
   })
 
-const readiness = get("/health/ready").pipe(Effect.map((r) => ({ status: r.status, body: JSON.parse(r.text) as { status: string } })))
+const readiness = get("/health/ready").pipe(
+  Effect.map((r) => ({ status: r.status, body: JSON.parse(r.text) as { status: string; tiers: Record<string, string> } }))
+)
 
-/** RabbitMQ connects in the background: wait for the first "ok". */
+/** RabbitMQ connects in the background, and one answer serves every caller for a second: wait for `status`. */
 const untilStatus = (status: string) =>
   Effect.gen(function*() {
     for (let attempt = 0; attempt < 50; attempt++) {
@@ -32,13 +34,16 @@ describe("Gateway API health and documents", () => {
         assert.strictEqual(ok.status, 200)
         const { postgres, redis } = yield* TestApi
         yield* redis.cut
-        const degraded = yield* readiness
+        const degraded = yield* untilStatus("degraded")
         yield* redis.restore
         assert.deepStrictEqual([degraded.status, degraded.body.status], [200, "degraded"])
+        assert.deepStrictEqual(degraded.body.tiers, { postgres: "up", redis: "down", rabbitmq: "up" }, "no error texts")
+        yield* untilStatus("ok")
         yield* postgres.cut
-        const down = yield* readiness
+        const down = yield* untilStatus("down")
         yield* postgres.restore
         assert.deepStrictEqual([down.status, down.body.status], [503, "down"])
+        assert.deepStrictEqual(down.body.tiers, { postgres: "down", redis: "up", rabbitmq: "up" })
       }))
 
     it.effect("serves the OpenAPI document, an offline docs page and Prometheus metrics without a key", () =>
@@ -53,6 +58,22 @@ describe("Gateway API health and documents", () => {
         assert.notMatch(docs.text, /<script|https?:\/\/cdn/i)
         const metrics = yield* get("/metrics")
         assert.strictEqual(metrics.status, 200)
+      }))
+  })
+
+  layer(layerTestApi({ publicRateLimit: { perSecond: 1, burst: 2 } }), { timeout: "60 seconds", excludeTestServices: true })((it) => {
+    it.effect("rate-limits the endpoints without a key per client address, in the JSON error shape", () =>
+      Effect.gen(function*() {
+        const statuses: Array<number> = []
+        for (let i = 0; i < 3; i++) statuses.push((yield* get("/health/live")).status)
+        assert.deepStrictEqual(statuses, [200, 200, 429])
+        const http = yield* HttpClient.HttpClient
+        const limited = yield* http.get("/metrics")
+        assert.strictEqual(limited.status, 429)
+        assert.isDefined(limited.headers["retry-after"])
+        const body = (yield* limited.json) as { code: string; message: string }
+        assert.strictEqual(body.code, "rate_limited")
+        assert.match(body.message, /rate limit of 1 requests\/s/)
       }))
   })
 })

@@ -1,13 +1,10 @@
-import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Effect, Fiber } from "effect"
 import { HttpClient, HttpClientRequest, HttpServer } from "effect/http"
 import * as Net from "node:net"
-import { Reactivity } from "effect/reactivity"
 import { ChannelId } from "../../src/domain/Message.ts"
 import { encodeCursor } from "../../src/programs/api/Cursor.ts"
-import type { TestDatabase } from "../support/Database.ts"
-import { client, insertChannel, insertMessage, Keys, layerTestApi, sql, TestApi } from "./TestApi.ts"
+import { client, insertChannel, insertMessage, Keys, layerTestApi, openTransaction, sql, TestApi } from "./TestApi.ts"
 
 const channel = 779_001
 const injection = "'; DROP TABLE messages; --"
@@ -127,7 +124,7 @@ describe("Gateway API inputs", () => {
         yield* send("GET", "/api/v1/channels", { key: "wrong-secret-4242" })
         const http = yield* HttpClient.HttpClient
         const metrics = yield* (yield* http.get("/metrics")).text
-        assert.match(metrics, /api_auth_failures_total\{[^}]*reason="unknown"[^}]*\} [1-9]/)
+        assert.match(metrics, /api_auth_failures_total\{[^}]*reason="unauthenticated"[^}]*\} [1-9]/)
         assert.notInclude(metrics, "wrong-secret-4242")
       }))
 
@@ -176,26 +173,6 @@ describe("Gateway API inputs", () => {
   })
 })
 
-
-/** Runs `statement` in a transaction left open until `commit`, on its own direct connection. */
-const openTransaction = (database: TestDatabase, statement: string) =>
-  Effect.gen(function*() {
-    const ran = yield* Deferred.make<void>()
-    const release = yield* Deferred.make<void>()
-    const done = yield* PgClient.makeClient({ url: database.migrationUrl, prepare: false }).pipe(
-      Effect.flatMap((sql) =>
-        sql.withTransaction(
-          sql.unsafe(statement).pipe(Effect.andThen(Deferred.succeed(ran, undefined)), Effect.andThen(Deferred.await(release)))
-        )
-      ),
-      Effect.provide(Reactivity.layer),
-      Effect.scoped,
-      Effect.orDie,
-      Effect.forkChild
-    )
-    yield* Deferred.await(ran)
-    return { commit: Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(done))) }
-  })
 
 /** Sends `request` as raw bytes to the test server and reads the whole answer (the server closes or it is complete). */
 const raw = (request: string) =>

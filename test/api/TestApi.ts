@@ -6,7 +6,9 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import * as Amqp from "amqplib"
-import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { ConfigProvider, Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
+import { Reactivity } from "effect/reactivity"
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpRouter, HttpServer } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import { Redis } from "ioredis"
@@ -147,3 +149,23 @@ export const insertDeletion = (channelId: number, messageId: number, deletedAt: 
       INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
       VALUES (${channelId}, ${messageId}, '${deletedAt}', '${deletedAt}') RETURNING 1)
     UPDATE messages SET deleted_at = '${deletedAt}' WHERE channel_id = ${channelId} AND message_id = ${messageId}`)
+
+/** Runs `statement` in a transaction left open until `commit`, on its own direct connection. */
+export const openTransaction = (database: TestDatabase, statement: string) =>
+  Effect.gen(function*() {
+    const ran = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const done = yield* PgClient.makeClient({ url: database.migrationUrl, prepare: false }).pipe(
+      Effect.flatMap((sql) =>
+        sql.withTransaction(
+          sql.unsafe(statement).pipe(Effect.andThen(Deferred.succeed(ran, undefined)), Effect.andThen(Deferred.await(release)))
+        )
+      ),
+      Effect.provide(Reactivity.layer),
+      Effect.scoped,
+      Effect.orDie,
+      Effect.forkChild
+    )
+    yield* Deferred.await(ran)
+    return { commit: Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(done))) }
+  })

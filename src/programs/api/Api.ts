@@ -13,7 +13,14 @@ import {
   MessageHistory,
   SearchHit
 } from "../../services/MessageQuery.ts"
-import { Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unavailable, UnsupportedMediaType } from "./Errors.ts"
+import {
+  Conflict,
+  InvalidRequest,
+  NotFound,
+  PayloadTooLarge,
+  UnavailableWithRetryAfter,
+  UnsupportedMediaType
+} from "./Errors.ts"
 import { AckAccess, AdminAccess, ReadAccess, Validation } from "./Security.ts"
 
 const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)).annotate({
@@ -68,7 +75,7 @@ export class ConsumerView extends Schema.Class<ConsumerView>("ConsumerView")({
 }) {}
 
 const channelParams = { channelId: ChannelId }
-const requestErrors = [InvalidRequest, Unavailable] as const
+const requestErrors = [InvalidRequest, UnavailableWithRetryAfter] as const
 
 export class ReadApi extends HttpApiGroup.make("read")
   .add(
@@ -118,7 +125,11 @@ export class ReadApi extends HttpApiGroup.make("read")
       },
       success: Schema.Struct({ hits: Schema.Array(SearchHit) }),
       error: [...requestErrors, NotFound]
-    }).annotate(OpenApi.Description, "Full-text search over the current text of live messages"),
+    }).annotate(
+      OpenApi.Description,
+      "Full-text search over the current text of live messages; per key and overall concurrency limits " +
+        "(429 or 503 with Retry-After) and a statement timeout (503 query_timeout)"
+    ),
     HttpApiEndpoint.get("counts", "/counts", {
       query: {
         from: Timestamp,

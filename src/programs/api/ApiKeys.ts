@@ -2,14 +2,13 @@
  * Who is calling: the presented `X-API-Key` is hashed and compared with every
  * configured SHA-256 in constant time (all of them, so the time taken says
  * nothing about which entry matched), then charged one token from that key's
- * bucket. The key itself is never stored or logged, only its name.
+ * bucket (Limits.ts). The key itself is never stored or logged, only its name.
  */
-import { Clock, Context, Effect, Layer, Metric, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as Crypto from "node:crypto"
 import { ApiConfig, type ApiKeyEntry, type ApiScope } from "../../services/ApiConfig.ts"
-import { authFailures, requestsRefused } from "./ApiMetrics.ts"
-import { Forbidden, RateLimited, Unauthorized } from "./Errors.ts"
-import { makeTokenBuckets } from "./TokenBuckets.ts"
+import { Forbidden, type RateLimited, Unauthorized } from "./Errors.ts"
+import { Limits } from "./Limits.ts"
 
 /** At most one warning about refused keys per this many milliseconds. */
 const authFailureLogIntervalMs = 10_000
@@ -32,7 +31,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
     Effect.gen(function*() {
       const config = yield* ApiConfig
       const hashes = config.keys.map((entry) => ({ entry, hash: Buffer.from(entry.sha256, "hex") }))
-      const buckets = makeTokenBuckets(config.rateLimit)
+      const limits = yield* Limits
 
       const identify = (presented: string): Option.Option<ApiKeyEntry> => {
         const hash = sha256(presented)
@@ -44,13 +43,13 @@ export class ApiKeys extends Context.Service<ApiKeys, {
       }
 
       /**
-       * Each 401 is counted (api_auth_failures_total); a warning sums them up
-       * at most once per `authFailureLogInterval`, so a flood of bad keys
-       * cannot flood the journal. The presented key is never logged.
+       * Each 401 is counted by RequestMetrics.ts (api_auth_failures_total); a
+       * warning sums them up at most once per `authFailureLogIntervalMs`, so a
+       * flood of bad keys cannot flood the journal. The presented key is
+       * never logged.
        */
       const failures = { missing: 0, unknown: 0, since: 0 }
       const refuse = Effect.fnUntraced(function*(reason: "missing" | "unknown", message: string) {
-        yield* Metric.update(authFailures.pipe(Metric.withAttributes({ reason })), 1)
         const now = yield* Clock.currentTimeMillis
         failures[reason] += 1
         if (now - failures.since >= authFailureLogIntervalMs) {
@@ -81,16 +80,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
               `it has: ${entry.value.scopes.join(", ") || "none"}`
           })
         }
-        const waitMs = buckets.take(entry.value.name, Date.now())
-        if (waitMs > 0) {
-          yield* Metric.update(requestsRefused.pipe(Metric.withAttributes({ reason: "rate_limited" })), 1)
-          const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000))
-          return yield* new RateLimited({
-            message: `API key "${entry.value.name}" is over its rate limit of ${config.rateLimit.perSecond} requests/s ` +
-              `(burst ${config.rateLimit.burst}); retry after ${retryAfterSeconds} s`,
-            retryAfterSeconds
-          })
-        }
+        yield* limits.rate("key", entry.value.name, `API key "${entry.value.name}"`)
         return entry.value
       })
 

@@ -71,8 +71,26 @@ export const RateLimitedWithRetryAfter = RateLimited.pipe(
   })
 )
 
+/**
+ * 503, with `Retry-After`: PostgreSQL unreachable (`unavailable`), every slot
+ * for searches and counts busy (`server_busy`), or a query past its statement
+ * timeout (`query_timeout`). One class: HttpApi takes one schema with
+ * headers per status.
+ */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   status: Schema.tag(503),
-  code: Schema.tag("unavailable"),
-  message: Schema.String
+  code: Schema.Literals(["unavailable", "server_busy", "query_timeout"]),
+  message: Schema.String,
+  retryAfterSeconds: Schema.Int
 }, { httpApiStatus: 503 }) {}
+
+/** Unavailable with its `Retry-After` header. */
+export const UnavailableWithRetryAfter = Unavailable.pipe(
+  HttpApiSchema.encodeToWithHeaders({
+    body: Unavailable,
+    headers: { "retry-after": Schema.String }
+  }, {
+    decode: ({ body }) => body,
+    encode: (error) => ({ body: error, headers: { "retry-after": String(error.retryAfterSeconds) } })
+  })
+)

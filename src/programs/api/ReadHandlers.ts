@@ -1,15 +1,18 @@
 /** Handlers of the read group: channels, events, messages, recent, search, counts. */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Metric } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { ChannelId } from "../../domain/Message.ts"
 import { ApiConfig } from "../../services/ApiConfig.ts"
-import { MessageQuery, type StoredEvent } from "../../services/MessageQuery.ts"
+import { requestsRefused } from "../../services/ApiMetrics.ts"
+import { MessageQuery, type QueryTimeout, type StoredEvent } from "../../services/MessageQuery.ts"
 import { type Event, type EventPage, GatewayApi } from "./Api.ts"
 import { decodeCursor, encodeCursor } from "./Cursor.ts"
-import { InvalidRequest, NotFound } from "./Errors.ts"
+import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
+import { Limits } from "./Limits.ts"
 import { recentMessages } from "./RecentMessages.ts"
 import { orUnavailable, pageSize, requireChannel } from "./Requests.ts"
+import { Caller } from "./Security.ts"
 
 const maxCountBuckets = 1000
 const bucketMillis = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const
@@ -56,6 +59,27 @@ export const layer = HttpApiBuilder.group(
     const query = yield* MessageQuery
     const config = yield* ApiConfig
     const maxWaitSeconds = Duration.toSeconds(config.longPollMaxWait)
+    const limits = yield* Limits
+
+    /** A search or count within the caller's concurrency limits; past its statement timeout a 503. */
+    const expensive = <A, E, R>(effect: Effect.Effect<A, E | QueryTimeout, R>) =>
+      Effect.gen(function*() {
+        const caller = yield* Caller
+        return yield* limits.expensive(caller.name, effect).pipe(
+          Effect.catchIf((error): error is QueryTimeout => (error as { _tag?: unknown })._tag === "QueryTimeout", (error) =>
+            Effect.logWarning("Query timed out").pipe(
+              Effect.annotateLogs({ operation: error.operation, timeoutMs: error.timeoutMs }),
+              Effect.andThen(Metric.update(requestsRefused.pipe(Metric.withAttributes({ reason: "query_timeout" })), 1)),
+              Effect.andThen(Effect.fail(
+                new Unavailable({
+                  code: "query_timeout",
+                  message: `${error.message}: narrow it (a channelId, a shorter range, more specific words)`,
+                  retryAfterSeconds: 1
+                })
+              ))
+            ))
+        )
+      })
 
     /** Polls until an event is ready or `waitSeconds` pass; the store has no push through PgBouncer. */
     const eventsAfter = (after: bigint, channelId: ChannelId | undefined, limit: number, waitSeconds: number) =>
@@ -105,7 +129,7 @@ export const layer = HttpApiBuilder.group(
       .handle("search", ({ query: options }) =>
         orUnavailable(Effect.gen(function*() {
           const limit = yield* pageSize(config, options.limit)
-          const hits = yield* query.search({ query: options.q, channelId: options.channelId, limit })
+          const hits = yield* expensive(query.search({ query: options.q, channelId: options.channelId, limit }))
           if (hits.length === 0) yield* requireChannel(options.channelId)
           return { hits }
         })))
@@ -123,7 +147,7 @@ export const layer = HttpApiBuilder.group(
             })
           }
           if (options.channelId !== undefined) yield* requireChannel(options.channelId)
-          const buckets = yield* query.counts({ channelId: options.channelId, from, to, bucket })
+          const buckets = yield* expensive(query.counts({ channelId: options.channelId, from, to, bucket }))
           return { buckets }
         })))
   })

@@ -5,6 +5,8 @@
  * - a body larger than `api.maxBodyBytes` is refused with 413 without being
  *   read, and a chunked body that grows past it fails its read with 413;
  * - a body that is not JSON: 415;
+ * - the endpoints without a key (health, metrics, documents) take a token
+ *   from the caller's address bucket (Limits.ts): 429 past it;
  * - a path no route serves: 404; a path served for other methods: 405 with
  *   `Allow`.
  *
@@ -12,14 +14,15 @@
  * NUL or other invalid byte in a header: 400) is answered by
  * `answerClientErrors` on the Node server itself.
  */
-import { ByteSize, type Context, Effect, Metric } from "effect"
+import { ByteSize, type Context, Effect, Layer, Metric, Option } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { OpenApi } from "effect/http-api"
 import type * as Http from "node:http"
 import type { Duplex } from "node:stream"
 import { ApiConfig } from "../../services/ApiConfig.ts"
 import { GatewayApi } from "./Api.ts"
-import { malformedRequests } from "./ApiMetrics.ts"
+import { malformedRequests } from "../../services/ApiMetrics.ts"
+import { Limits } from "./Limits.ts"
 import { InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.ts"
 
 type GuardError = InvalidRequest | NotFound | MethodNotAllowed | PayloadTooLarge | UnsupportedMediaType
@@ -59,15 +62,28 @@ const unrouted = (method: string, url: string) => {
   )
 }
 
-export const layer = HttpRouter.middleware(
-  Effect.gen(function*() {
-    const config = yield* ApiConfig
-    const maxBodySize = ByteSize.bytes(config.maxBodyBytes)
-    const tooLarge = (size: string) =>
-      new PayloadTooLarge({ message: `The request body is ${size}; the limit is ${config.maxBodyBytes} bytes (api.maxBodyBytes)` })
-    return (httpEffect) =>
+export const layer = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* ApiConfig
+  const limits = yield* Limits
+  const maxBodySize = ByteSize.bytes(config.maxBodyBytes)
+  const tooLarge = (size: string) =>
+    new PayloadTooLarge({ message: `The request body is ${size}; the limit is ${config.maxBodyBytes} bytes (api.maxBodyBytes)` })
+  return HttpRouter.middleware(
+    (httpEffect) =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
+        if (!request.url.startsWith("/api/")) {
+          // Health, metrics and documents need no key: bounded per client address instead.
+          const address = Option.getOrElse(request.remoteAddress, () => "unknown")
+          const limited = yield* limits.rate("public", address, `Client ${address}`).pipe(Effect.flip, Effect.option)
+          if (Option.isSome(limited)) {
+            const error = limited.value
+            return HttpServerResponse.jsonUnsafe(errorBody(error), {
+              status: error.status,
+              headers: { "retry-after": String(error.retryAfterSeconds) }
+            })
+          }
+        }
         const length = request.headers["content-length"]
         const hasBody = (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
         if (length !== undefined && Number(length) > config.maxBodyBytes) return yield* respond(tooLarge(`${length} bytes`))
@@ -101,10 +117,10 @@ export const layer = HttpRouter.middleware(
             return Effect.failCause(cause)
           })
         )
-      }).pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize))
-  }),
-  { global: true }
-)
+      }).pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize)),
+    { global: true }
+  )
+}))
 
 const statusText: Record<number, string> = { 400: "Bad Request", 431: "Request Header Fields Too Large" }
 

@@ -21,7 +21,11 @@ export const orUnavailable = <A, E extends { readonly _tag: string }, R>(effect:
     Effect.catchIf((error): error is QueryError => error._tag === "QueryError", (error) =>
       Effect.logWarning("PostgreSQL read failed").pipe(
         Effect.annotateLogs({ operation: error.operation, error: error.message }),
-        Effect.andThen(Effect.fail(new Unavailable({ message: "The message store is unavailable; retry shortly" })))
+        Effect.andThen(Effect.fail(new Unavailable({
+          code: "unavailable",
+          message: "The message store is unavailable; retry shortly",
+          retryAfterSeconds: 1
+        })))
       ))
   )
 

@@ -22,6 +22,7 @@ import * as Authorization from "./Authorization.ts"
 import * as ConsumerHandlers from "./ConsumerHandlers.ts"
 import * as DocsPage from "./DocsPage.ts"
 import * as Health from "./Health.ts"
+import { Limits } from "./Limits.ts"
 import * as ReadHandlers from "./ReadHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
 import * as RequestMetrics from "./RequestMetrics.ts"
@@ -33,7 +34,9 @@ const ApiRoutes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json
   Layer.provide(ApiKeys.layer)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer, RequestMetrics.layer)
+export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer, RequestMetrics.layer).pipe(
+  Layer.provide(Limits.layer)
+)
 
 /** PostgreSQL through PgBouncer, Redis, RabbitMQ (only pinged, for readiness). */
 export const layerTiers = Layer.mergeAll(
