@@ -4,7 +4,7 @@
  * already knows them, else from Telegram once (contacts.resolveUsername for a
  * username, the dialogs for a numeric id), then remembered.
  */
-import { Effect, Runtime, Schema } from "effect"
+import { Effect, Runtime, Schedule, Schema } from "effect"
 import { Api, helpers } from "telegram"
 import { type ChatIdentity, ChannelRegistry, type KnownChat } from "../services/ChannelRegistry.ts"
 import { TelegramCallError } from "../services/TelegramSource.ts"
@@ -146,7 +146,14 @@ export const resolveChat = Effect.fn("ChannelRegistry.resolve")(function*(
   const existing = known.find((chat) => matches(reference, chat))
   if (existing !== undefined) return existing
   const identity = reference._tag === "Username" ? yield* fromUsername(gram, reference) : yield* fromDialogs(gram, reference)
-  yield* registry.remember(identity)
+  // Never resolve again because PostgreSQL was slow: retry remembering, and
+  // at worst keep the identity for this process only.
+  yield* registry.remember(identity).pipe(
+    Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.upTo({ times: 5 }))),
+    Effect.catch((error) =>
+      Effect.logWarning(`${reference.text} resolved but not remembered (${error.message}): the next start resolves it again`)
+    )
+  )
   yield* Effect.logInfo(`resolved ${reference.text} to ${identity.kind} ${identity.channelId} (${identity.title ?? "untitled"})`)
   return identity satisfies KnownChat
 })

@@ -39,7 +39,6 @@ import * as Metrics from "../services/Metrics.ts"
 import {
   type ChannelStatus,
   type ConnectionState,
-  TelegramCallError,
   type TelegramFatal,
   TelegramSource
 } from "../services/TelegramSource.ts"
@@ -500,15 +499,13 @@ export const make = Effect.gen(function*() {
   /** One channel for one connection: catch up, then sequence pushes, fill gaps, poll. */
   const channelWorker = (gram: GramJs, channel: Channel, known: ReadonlyArray<KnownChat>) =>
     Effect.gen(function*() {
-      const chat = yield* call(
+      // Bounded like differences: a start with hundreds of new channels does not burst resolveUsername.
+      const chat = yield* differences.withPermits(1)(call(
         "contacts.ResolveUsername",
         0,
         `resolving ${channel.reference.text}`,
-        resolveChat(gram, channel.reference, known).pipe(
-          Effect.provideService(ChannelRegistry, registry),
-          Effect.catchTag("RegistryError", (error) => Effect.fail(new TelegramCallError({ method: "resolve", detail: error.message })))
-        )
-      )
+        resolveChat(gram, channel.reference, known).pipe(Effect.provideService(ChannelRegistry, registry))
+      ))
       channel.chat = chat
       channel.label = chat.username !== null ? `@${chat.username}` : chat.title ?? String(chat.channelId)
       byId.set(chat.channelId, channel)
