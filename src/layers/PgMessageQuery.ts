@@ -293,6 +293,12 @@ export const layer = Layer.effect(
         })
       )
 
+    const newestSeq = orFail(
+      "newestSeq",
+      sql<{ seq: bigint | null }>`
+        SELECT greatest((SELECT max(event_seq) FROM messages), (SELECT max(event_seq) FROM message_deletions)) AS seq`
+    ).pipe(Effect.map((rows) => BigInt(rows[0]?.seq ?? 0)))
+
     const history = (channelId: ChannelId, messageId: MessageId) =>
       Effect.gen(function*() {
         const rows = yield* orFail(
@@ -510,6 +516,7 @@ export const layer = Layer.effect(
       channels,
       channelExists,
       events,
+      newestSeq,
       history,
       recent,
       search,

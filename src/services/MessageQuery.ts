@@ -178,6 +178,8 @@ export class MessageQuery extends Context.Service<MessageQuery, {
     readonly channelId: ChannelId | undefined
     readonly limit: number
   }) => Effect.Effect<ReadonlyArray<StoredEvent>, QueryError>
+  /** The highest event sequence committed so far (0 when none): where a watcher of new commits starts. */
+  readonly newestSeq: Effect.Effect<bigint, QueryError>
   readonly history: (channelId: ChannelId, messageId: MessageId) => Effect.Effect<MessageHistory, QueryError | MessageNotFound>
   /**
    * The current version of the `limit` newest live (not deleted) messages of

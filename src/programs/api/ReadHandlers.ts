@@ -9,6 +9,7 @@ import { MessageQuery, type QueryTimeout, type StoredEvent } from "../../service
 import { type Event, type EventPage, GatewayApi } from "./Api.ts"
 import { decodeCursor, encodeCursor } from "./Cursor.ts"
 import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
+import { CommitWatch } from "./CommitWatch.ts"
 import { Limits } from "./Limits.ts"
 import { recentMessages } from "./RecentMessages.ts"
 import { orUnavailable, pageSize, requireChannel } from "./Requests.ts"
@@ -60,6 +61,7 @@ export const layer = HttpApiBuilder.group(
     const config = yield* ApiConfig
     const maxWaitSeconds = Duration.toSeconds(config.longPollMaxWait)
     const limits = yield* Limits
+    const watch = yield* CommitWatch
 
     /** A search or count within the caller's concurrency limits; past its statement timeout a 503. */
     const expensive = <A, E, R>(effect: Effect.Effect<A, E | QueryTimeout, R>) =>
@@ -81,17 +83,29 @@ export const layer = HttpApiBuilder.group(
         )
       })
 
-    /** Polls until an event is ready or `waitSeconds` pass; the store has no push through PgBouncer. */
+    /**
+     * The page after `after`; when it is empty and the request may wait, the
+     * channel is checked once and the poll waits for CommitWatch to see its
+     * channel change (PgBouncer cannot carry LISTEN), then reads its page
+     * again, until an event is ready or `waitSeconds` pass.
+     */
     const eventsAfter = (after: bigint, channelId: ChannelId | undefined, limit: number, waitSeconds: number) =>
       Effect.gen(function*() {
-        const deadline = Date.now() + waitSeconds * 1000
-        while (true) {
-          const events = yield* query.events({ after, channelId, limit })
-          if (events.length > 0) return events
-          yield* requireChannel(channelId)
-          if (Date.now() + Duration.toMillis(config.longPollInterval) > deadline) return events
-          yield* Effect.sleep(config.longPollInterval)
-        }
+        const page = query.events({ after, channelId, limit })
+        const first = yield* page
+        if (first.length > 0) return first
+        yield* requireChannel(channelId)
+        if (waitSeconds === 0) return first
+        return yield* Effect.scoped(Effect.gen(function*() {
+          const waiter = yield* watch.waiter(channelId)
+          const deadline = Date.now() + waitSeconds * 1000
+          while (true) {
+            const events = yield* page
+            const left = deadline - Date.now()
+            if (events.length > 0 || left <= 0) return events
+            if (!(yield* waiter.next(Duration.millis(left)))) return yield* page
+          }
+        }))
       })
 
     return handlers

@@ -22,6 +22,7 @@ import * as Authorization from "./Authorization.ts"
 import * as ConsumerHandlers from "./ConsumerHandlers.ts"
 import * as DocsPage from "./DocsPage.ts"
 import * as Health from "./Health.ts"
+import { CommitWatch } from "./CommitWatch.ts"
 import { Limits } from "./Limits.ts"
 import * as ReadHandlers from "./ReadHandlers.ts"
 import * as RequestGuard from "./RequestGuard.ts"
@@ -35,7 +36,7 @@ const ApiRoutes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json
 )
 
 export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, RequestGuard.layer, RequestMetrics.layer).pipe(
-  Layer.provide(Limits.layer)
+  Layer.provide([Limits.layer, CommitWatch.layer])
 )
 
 /** PostgreSQL through PgBouncer, Redis, RabbitMQ (only pinged, for readiness). */
