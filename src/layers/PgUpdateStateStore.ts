@@ -16,12 +16,17 @@ import {
 } from "../services/UpdateState.ts"
 import * as PgClient from "./PgClient.ts"
 
-const isFenced = (cause: unknown) => String((cause as { message?: unknown })?.message ?? cause).includes("stale update-state epoch")
+/** The trigger's refusal, wherever the driver put PostgreSQL's message (the error or its causes). */
+const fencedMessage = (error: unknown, depth = 0): string | undefined => {
+  if (error === null || error === undefined || depth > 4) return undefined
+  const message = String((error as { message?: unknown }).message ?? "")
+  if (message.includes("stale update-state epoch")) return message
+  return fencedMessage((error as { cause?: unknown }).cause, depth + 1)
+}
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const { statementTimeout } = yield* DatabaseConfig
-  const ownerEpoch = yield* OwnerEpoch
 
   const run = (operation: string) => <A, E>(effect: Effect.Effect<A, E>) =>
     effect.pipe(
@@ -53,7 +58,8 @@ export const make = Effect.gen(function*() {
 
   const save: UpdateStateStore["Service"]["save"] = (state) =>
     Effect.gen(function*(): Effect.fn.Return<void, UpdateStateError | UpdateStateFenced> {
-      const epoch = yield* ownerEpoch
+      // Read at every save, from the caller's context: a renewed lease applies at once.
+      const epoch = yield* (yield* OwnerEpoch)
       const channels = JSON.stringify(
         state.channels.map((c) => ({ channel_id: c.channelId, pts: c.pts, top_message_id: c.topMessageId }))
       )
@@ -81,11 +87,12 @@ export const make = Effect.gen(function*() {
         )
         SELECT (SELECT count(*) FROM channels)::int AS channels, (SELECT count(*) FROM account)::int AS account`
       yield* write.pipe(
-        Effect.catch((cause): Effect.Effect<never, UpdateStateError | UpdateStateFenced> =>
-          isFenced(cause)
-            ? Effect.fail(new UpdateStateFenced({ epoch, detail: String((cause as { message?: unknown }).message ?? cause) }))
+        Effect.catch((cause): Effect.Effect<never, UpdateStateError | UpdateStateFenced> => {
+          const fenced = fencedMessage(cause)
+          return fenced !== undefined
+            ? Effect.fail(new UpdateStateFenced({ epoch, detail: fenced }))
             : Effect.fail(new UpdateStateError({ operation: "save", cause }))
-        )
+        })
       )
     }).pipe(
       Effect.timeoutOrElse({
