@@ -31,9 +31,10 @@ psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 apt_updated=false
 ensure_packages() {
   local missing=() entry command package
-  # promtool, systemd-analyze and curl: the checks of deploy/ (test/deploy) run them.
+  # promtool, systemd-analyze, curl and redis-sentinel: the checks of deploy/ (test/deploy) run them.
   for entry in pg_ctlcluster:postgresql pg_isready:postgresql-client redis-server:redis-server \
-    rabbitmq-server:rabbitmq-server pgbouncer:pgbouncer promtool:prometheus systemd-analyze:systemd curl:curl; do
+    rabbitmq-server:rabbitmq-server pgbouncer:pgbouncer promtool:prometheus systemd-analyze:systemd curl:curl \
+    redis-sentinel:redis-sentinel; do
     command="${entry%%:*}" package="${entry#*:}"
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
       missing+=("$package")

@@ -23,6 +23,12 @@ import { CacheUnavailable, type DedupVerdict, describeCause, MessageCache } from
 
 /** Reconnection backoff: 100 ms doubling up to this, plus up to 100 ms of jitter. */
 const reconnectMaxDelayMs = 2_000
+/**
+ * With sentinels a reconnection first asks a sentinel where the master is,
+ * which is cheap: the cap is lower, so the client reaches a promoted replica
+ * within half a second of the promotion.
+ */
+const sentinelReconnectMaxDelayMs = 500
 /** A TCP connect that neither succeeds nor fails (a blackholed host) is abandoned after this. */
 const connectTimeoutMs = 2_000
 /** No byte for this long while replies are owed: the socket is dead, drop it and reconnect. */
@@ -109,14 +115,36 @@ interface ScriptedRedis extends Redis {
   gatewayRecent(recentKey: string, limit: number, msgPrefix: string): Promise<Array<string>>
 }
 
+/**
+ * With `redis.sentinels`, ioredis asks the sentinels for the master named
+ * `redis.sentinelMasterName`, and again after every disconnection. ioredis's
+ * failover detector stays off: it forces a second reconnection on
+ * `+switch-master` even when the client has just reached the new master,
+ * which the gateway would see as a second outage.
+ */
+const sentinelOptions = (config: RedisConfig) =>
+  config.sentinels.length === 0 ? {} : {
+    sentinels: config.sentinels.map(({ host, port }) => ({ host, port })),
+    name: config.sentinelMasterName,
+    ...Option.match(config.sentinelPassword, {
+      onNone: () => ({}),
+      onSome: (password) => ({ sentinelPassword: Redacted.value(password) })
+    }),
+    sentinelRetryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), sentinelReconnectMaxDelayMs)
+  }
+
 const connect = (config: RedisConfig): ScriptedRedis =>
   new Redis(Redacted.value(config.url), {
+    ...sentinelOptions(config),
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) =>
-      Math.min(100 * 2 ** Math.min(attempt - 1, 10), reconnectMaxDelayMs) + Math.floor(Math.random() * 100),
+      Math.min(
+        100 * 2 ** Math.min(attempt - 1, 10),
+        config.sentinels.length === 0 ? reconnectMaxDelayMs : sentinelReconnectMaxDelayMs
+      ) + Math.floor(Math.random() * 100),
     connectTimeout: connectTimeoutMs,
     socketTimeout: socketTimeoutMs,
     connectionName: "telegram-gateway",

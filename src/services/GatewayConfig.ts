@@ -5,7 +5,7 @@
  * they are constant case (`DATABASE_POOL_SIZE`), in the JSON config file they
  * are nested objects. README.md has the table; `.env.example` the comments.
  */
-import { Config, Duration, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Redacted, Schema } from "effect"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(Schema.Int.check(Schema.isGreaterThan(0)), name).pipe(Config.withDefault(fallback))
@@ -46,8 +46,40 @@ export const DatabaseConfig = Config.all({
 }).pipe(Config.nested("database"))
 export type DatabaseConfig = Config.Success<typeof DatabaseConfig>
 
+/** `host:port` of one Redis Sentinel. */
+export interface SentinelAddress {
+  readonly host: string
+  readonly port: number
+}
+
+const sentinelAddresses = list("sentinels").pipe(
+  Config.mapEffect((entries) =>
+    Effect.forEach(entries, (entry) => {
+      const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(entry)
+      const port = Number(match?.[2])
+      return match !== null && port > 0 && port < 65536
+        ? Effect.succeed<SentinelAddress>({ host: match[1]!, port })
+        : Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({ message: `redis.sentinels: "${entry}" is not host:port` })
+          )
+        )
+    })
+  )
+)
+
 export const RedisConfig = Config.all({
+  /**
+   * Without sentinels, the server. With sentinels, only its password and
+   * database number are used: the master's address comes from the sentinels.
+   */
   url: secret("url", "redis://127.0.0.1:6379/0"),
+  /** Redis Sentinel addresses; set, the client follows the master through failovers (deploy/redis/). */
+  sentinels: sentinelAddresses,
+  /** The master's name in the sentinels' configuration (`sentinel monitor NAME ...`). */
+  sentinelMasterName: string("sentinelMasterName", "telegram-gateway"),
+  /** Password of the sentinels themselves, when they require one (`requirepass` in sentinel.conf). */
+  sentinelPassword: Config.Redacted("sentinelPassword").pipe(Config.option),
   keyPrefix: string("keyPrefix", "tg:"),
   /** Recent messages kept per channel, by count and by age. */
   recentLimit: positiveInt("recentLimit", 1000),
