@@ -1,11 +1,9 @@
 /** `telegram-gateway channels`: the chats the account can see, to copy into `telegram.channels`. */
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
-import { clientSettings, makeGramJs } from "../../layers/GramJsClient.ts"
-import { identityOf, listDialogs } from "../../layers/GramJsResolve.ts"
-import { readSession } from "../../layers/SessionFile.ts"
+import * as GramJsTelegramAccount from "../../layers/GramJsTelegramAccount.ts"
 import type { ChatIdentity } from "../../services/ChannelRegistry.ts"
-import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { TelegramAccount } from "../../services/TelegramAccount.ts"
 import { withRuntime } from "../Startup.ts"
 import { configFile, root } from "./Root.ts"
 
@@ -22,14 +20,10 @@ export const formatChats = (chats: ReadonlyArray<ChatIdentity>): string => {
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n")
 }
 
-export const listChats = Effect.fn("Channels.list")(function*() {
-  const config = yield* TelegramConfig
-  const stored = yield* readSession(config.sessionFile)
-  const gram = yield* makeGramJs(clientSettings(config, stored), stored.session)
-  yield* gram.connect
-  const chats = yield* listDialogs(gram)
-  return chats.map(identityOf)
-}, Effect.scoped)
+export const listChats = () =>
+  Effect.gen(function*() {
+    return yield* (yield* TelegramAccount).listChats
+  }).pipe(Effect.withSpan("Channels.list"), Effect.provide(GramJsTelegramAccount.layer))
 
 export const channels = Command.make("channels", {}, () =>
   Effect.gen(function*() {
