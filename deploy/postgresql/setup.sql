@@ -26,3 +26,8 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'telegram_gateway')
 \gexec
 
 ALTER DATABASE telegram_gateway OWNER TO telegram_gateway;
+
+-- Migration 0001 reads shared_preload_libraries to tell whether TimescaleDB
+-- is preloaded (CREATE EXTENSION fails when it is only installed); PostgreSQL
+-- shows that setting only to superusers and pg_read_all_settings.
+GRANT pg_read_all_settings TO telegram_gateway;

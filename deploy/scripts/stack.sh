@@ -7,6 +7,12 @@
 #   stack.sh status  one line per service; exits non-zero when one is down.
 #   stack.sh down    stops the project's PgBouncer only: PostgreSQL, Redis and
 #                    RabbitMQ are the machine's and shared, they are never stopped.
+#   stack.sh timescaledb
+#                    builds TimescaleDB into its private PostgreSQL tree (skipped
+#                    when built), starts its side cluster on 127.0.0.1:5439 and
+#                    creates the roles there as on 5432, for the test suites'
+#                    TimescaleDB run (.ci/run). Needs ../shared/timescaledb beside
+#                    the clone, or TSDB_SHARED pointing at it.
 #
 # Runs as root (apt-get, runuser). Environment: APP_DB_PASSWORD for the owner
 # role telegram_gateway and APP_ROLE_PASSWORD for the application role
@@ -169,6 +175,20 @@ print_status() {
   return "$failed"
 }
 
+readonly tsdb_port=5439
+
+# The side cluster: TimescaleDB preloaded, never seen by the main cluster on 5432.
+start_timescaledb() {
+  local shared="${TSDB_SHARED:-$project_dir/../shared/timescaledb}"
+  [ -f "$shared/build.sh" ] || { log "no TimescaleDB sources at $shared (set TSDB_SHARED)"; exit 1; }
+  bash "$shared/build.sh" >&2
+  bash "$shared/cluster.sh" up >&2
+  local psql_tsdb=(runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$tsdb_port" -d postgres)
+  "${psql_tsdb[@]}" -v app_password="$app_db_password" <"$project_dir/deploy/postgresql/setup.sql" >/dev/null
+  "${psql_tsdb[@]}" -v app_password="$app_role_password" <"$project_dir/deploy/postgresql/roles.sql" >/dev/null
+  log "TimescaleDB side cluster ready on 127.0.0.1:$tsdb_port"
+}
+
 main() {
   case "${1:-}" in
     up)
@@ -182,8 +202,9 @@ main() {
       ;;
     down) stop_pgbouncer ;;
     status) print_status ;;
+    timescaledb) start_timescaledb ;;
     *)
-      printf 'usage: %s up|down|status\n' "$0" >&2
+      printf 'usage: %s up|down|status|timescaledb\n' "$0" >&2
       exit 2
       ;;
   esac

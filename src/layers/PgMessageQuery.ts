@@ -9,8 +9,9 @@
  * whose writing transaction is not older than the oldest transaction in
  * flight (the xmin of the statement's snapshot): every transaction that could
  * still commit a lower `event_seq` started writing before such a row's did.
- * Comparing ages (`age(xmin)`) rather than raw xids survives wraparound, and a
- * frozen row is the oldest of all. So that one stuck session elsewhere cannot
+ * Each row keeps its writer's 64-bit transaction id as data (`written_xid`,
+ * sql/0021_timescaledb_path: no wraparound, and TimescaleDB's compressed
+ * chunks keep it where they cannot show xmin). So that one stuck session elsewhere cannot
  * stall every consumer, a row older than `api.eventSettleLimit` (30 s, three
  * times the store's statement timeout) is released anyway. The poll itself is
  * the SQL function `api_event_pages` (sql/0009), for its cached plan.

@@ -15,7 +15,7 @@ import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
 import { GatewayApi } from "../../src/programs/api/Api.ts"
 import * as Server from "../../src/programs/api/Server.ts"
-import { makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
+import { applicationServer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
 import { makeTcpProxy, type TcpProxy } from "../support/TcpProxy.ts"
 
 const hash = (key: string) => createHash("sha256").update(key).digest("hex")
@@ -67,7 +67,7 @@ const dropKeys = (keyPrefix: string) =>
 export const layerTestApi = (api: Record<string, unknown> = {}) =>
   Layer.unwrap(Effect.gen(function*() {
     const database = yield* makeTestDatabase("api")
-    const postgres = yield* makeTcpProxy({ host: "127.0.0.1", port: 6434 })
+    const postgres = yield* makeTcpProxy(applicationServer)
     const redis = yield* makeTcpProxy({ host: "127.0.0.1", port: 6379 })
     const keyPrefix = `${unique("tgapi")}:`
     const exchange = unique("tg_api_test")

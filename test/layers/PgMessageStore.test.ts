@@ -7,7 +7,7 @@ import { Array as Arr, Context, Effect, Layer, Redacted } from "effect"
 import { Entity, Media, MessageId, Sender } from "../../src/domain/Message.ts"
 import * as PgMessageStore from "../../src/layers/PgMessageStore.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
-import { configLayer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
+import { applicationServer, configLayer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
 import { created, deleted, edited, freshChannelId, makeMessage } from "../support/TestEvents.ts"
 
@@ -137,7 +137,7 @@ layer(StoreLayer.pipe(Layer.provideMerge(SuiteDatabaseLayer)), { timeout: "60 se
   it.effect("fails with a retryable error while PgBouncer is unreachable, and recovers without a rebuild", () =>
     Effect.gen(function*() {
       const database = yield* SuiteDatabase
-      const proxy = yield* makeTcpProxy({ host: "127.0.0.1", port: 6434 })
+      const proxy = yield* makeTcpProxy(applicationServer)
       const context = yield* Layer.build(Layer.fresh(PgMessageStore.layer.pipe(
         Layer.provide(configLayer(database, {
           url: Redacted.value(urlVia(database, `127.0.0.1:${proxy.port}`)),

@@ -17,6 +17,16 @@ import * as Migrations from "../../src/layers/Migrations.ts"
 const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const appCredentials = "telegram_gateway:telegram_gateway"
 const pgbouncerAddress = process.env.TEST_PGBOUNCER_ADDRESS ?? "127.0.0.1:6434"
+
+/**
+ * Where the application's connections go, as host and port: PgBouncer by
+ * default; .ci/run points TEST_PGBOUNCER_ADDRESS (and TEST_POSTGRES_ADDRESS,
+ * TEST_DATABASE_ADMIN_URL) at the TimescaleDB side cluster for its second run.
+ */
+export const applicationServer = {
+  host: pgbouncerAddress.split(":")[0] ?? "127.0.0.1",
+  port: Number(pgbouncerAddress.split(":")[1] ?? 6434)
+}
 const postgresAddress = process.env.TEST_POSTGRES_ADDRESS ?? "127.0.0.1:5432"
 
 export interface TestDatabase {
@@ -27,9 +37,12 @@ export interface TestDatabase {
   readonly migrationUrl: Redacted.Redacted<string>
 }
 
-const withAdmin = <A, E>(use: (sql: PgClient.PgClient) => Effect.Effect<A, E>) =>
+/** The TimescaleDB side cluster (deploy/scripts/stack.sh timescaledb), for the suites written for it. */
+export const timescaleCluster = { adminUrl: "postgres://postgres@127.0.0.1:5439/postgres", address: "127.0.0.1:5439" }
+
+const withAdmin = <A, E>(use: (sql: PgClient.PgClient) => Effect.Effect<A, E>, url = adminUrl) =>
   Effect.scoped(
-    PgClient.makeClient({ url: Redacted.make(adminUrl), prepare: false, applicationName: "telegram-gateway-tests" }).pipe(
+    PgClient.makeClient({ url: Redacted.make(url), prepare: false, applicationName: "telegram-gateway-tests" }).pipe(
       Effect.flatMap(use),
       Effect.provide(Reactivity.layer)
     )
@@ -56,17 +69,21 @@ export const configLayer = (database: TestDatabase, overrides: Record<string, un
   )
 
 /** Scoped: the database is dropped (closing its connections) when the scope closes. */
-export const makeTestDatabase = (prefix: string, options: { readonly migrate?: boolean } = {}) =>
+export const makeTestDatabase = (
+  prefix: string,
+  options: { readonly migrate?: boolean; readonly cluster?: typeof timescaleCluster } = {}
+) =>
   Effect.gen(function*() {
     const name = `tg_test_${prefix.toLowerCase().replace(/[^a-z0-9]+/g, "_")}_${randomBytes(4).toString("hex")}`
+    const admin = options.cluster?.adminUrl ?? adminUrl
     yield* Effect.acquireRelease(
-      withAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name} OWNER telegram_gateway`)),
-      () => withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.orDie)
+      withAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name} OWNER telegram_gateway`), admin),
+      () => withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`), admin).pipe(Effect.orDie)
     )
     const database: TestDatabase = {
       name,
-      url: urlVia({ name }, pgbouncerAddress),
-      migrationUrl: Redacted.make(`postgres://${appCredentials}@${postgresAddress}/${name}`)
+      url: urlVia({ name }, options.cluster?.address ?? pgbouncerAddress),
+      migrationUrl: Redacted.make(`postgres://${appCredentials}@${options.cluster?.address ?? postgresAddress}/${name}`)
     }
     if (options.migrate !== false) {
       yield* Migrations.migrate.pipe(Effect.provide(configLayer(database)))

@@ -1,0 +1,114 @@
+/**
+ * The TimescaleDB path on a real TimescaleDB (2.28.3, the side cluster on
+ * 5439 that `deploy/scripts/stack.sh timescaledb` builds and starts): the
+ * migrations as the non-superuser owner, the API's poll over compressed
+ * chunks, retention that the aggregates follow, and the monitoring view.
+ * Policies run in the foreground (`CALL run_job`): on this build the
+ * background workers end every job as Failed after committing its work
+ * (docs/database.md).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { makeTestDatabase, query, type TestDatabase, timescaleCluster } from "../support/Database.ts"
+
+const timescaleDatabase = (prefix: string) => makeTestDatabase(prefix, { cluster: timescaleCluster })
+
+/** `count` originals of channel 1 (and their edits) spread over the last `days` days, and one deletion. */
+const seed = (database: TestDatabase, days: number) =>
+  Effect.gen(function*() {
+    yield* query(database, `
+      INSERT INTO messages (channel_id, message_id, version, date, edit_date, text, raw, received_at)
+      SELECT 1 + m % 2, m, v, now() - make_interval(days => m % ${days}) - interval '1 hour',
+             CASE WHEN v > 0 THEN now() END, 'message ' || m, '{}', now()
+      FROM generate_series(1, 30) m, generate_series(0, 1) v
+      WHERE v = 0 OR m % 5 = 0`)
+    yield* query(database, "INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at) VALUES (1, 3, now(), now())")
+  })
+
+const jobs = (database: TestDatabase, proc: string) =>
+  query<{ job_id: number }>(database, `SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = '${proc}' ORDER BY job_id`)
+    .pipe(Effect.map((rows) => rows.map((row) => row.job_id)))
+
+const runJobs = (database: TestDatabase, proc: string) =>
+  Effect.gen(function*() {
+    const ids = yield* jobs(database, proc)
+    for (const id of ids) yield* query(database, `CALL run_job(${id})`)
+    return ids.length
+  })
+
+describe("TimescaleDB", () => {
+  it.effect("migrates as the non-superuser owner: the owner creates the extension and messages is a hypertable", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_migrate")
+      const [owner] = yield* query(database, `
+        SELECT e.extowner::regrole::text AS owner, r.rolsuper AS superuser
+        FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner WHERE e.extname = 'timescaledb'`)
+      assert.deepStrictEqual(owner, { owner: "telegram_gateway", superuser: false })
+      const hypertables = yield* query(database, "SELECT hypertable_name FROM timescaledb_information.hypertables")
+      assert.deepStrictEqual(hypertables, [{ hypertable_name: "messages" }])
+    }))
+
+  it.effect("polls compressed chunks, after the compression policy ran, with the same pages as before", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_compressed")
+      yield* seed(database, 4)
+      const pages = query<{ request: number; event_seq: string; settled: boolean; message_id: number }>(database, `
+        SELECT request, event_seq::text, settled, message_id
+        FROM api_event_pages(ARRAY[0, 5, 0]::bigint[], NULL, ARRAY[100, 7, 3], 30)
+        UNION ALL
+        SELECT 10 + request, event_seq::text, settled, message_id
+        FROM api_event_pages(ARRAY[0, 10]::bigint[], ARRAY[1, 2]::bigint[], ARRAY[100, 100], 30)
+        ORDER BY 1, 2`)
+      const before = yield* pages
+      assert.isAbove(before.length, 40)
+      assert.isTrue(before.every((row) => row.settled))
+      const policies = yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+      assert.include(JSON.stringify(policies), "compress chunks older than 1 day")
+      assert.strictEqual(yield* runJobs(database, "policy_compression"), 1)
+      const [compressed] = yield* query<{ n: number }>(database, `
+        SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'messages' AND is_compressed`)
+      assert.isAtLeast(compressed?.n ?? 0, 2)
+      assert.deepStrictEqual(yield* pages, before)
+    }))
+
+  it.effect("drops expired chunks and both aggregates' expired buckets, so hourly and daily agree", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_retention")
+      yield* seed(database, 12)
+      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_hourly', NULL, NULL)")
+      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_daily', NULL, NULL)")
+      const totals = query<{ source: string; messages: number }>(database, `
+        SELECT 'table' AS source, count(*)::int AS messages FROM messages WHERE version = 0
+        UNION ALL SELECT 'hourly', coalesce(sum(messages), 0)::int FROM message_counts_hourly
+        UNION ALL SELECT 'daily', coalesce(sum(messages), 0)::int FROM message_counts_daily`)
+      assert.deepStrictEqual((yield* totals).map((row) => row.messages), [30, 30, 30])
+      yield* query(database, "SELECT * FROM apply_storage_policies('1 day', NULL, '5 days')")
+      assert.strictEqual(yield* runJobs(database, "policy_retention"), 3)
+      const [kept] = yield* query<{ n: number }>(database, "SELECT count(*)::int AS n FROM messages WHERE version = 0")
+      assert.isBelow(kept?.n ?? 30, 30)
+      // Both aggregates drop their expired buckets by whole materialization chunks: they agree with
+      // each other, and keep at most the counts of one such chunk beyond the table (docs/database.md).
+      const [table, hourly, daily] = (yield* totals).map((row) => row.messages)
+      assert.strictEqual(hourly, daily)
+      assert.isBelow(hourly ?? 30, 30)
+      assert.isAtLeast(hourly ?? 0, table ?? 0)
+      const [oldest] = yield* query<{ hourly: boolean; daily: boolean }>(database, `
+        SELECT (SELECT min(bucket) FROM message_counts_hourly) >= now() - interval '15 days' AS hourly,
+               (SELECT min(bucket) FROM message_counts_daily) >= now() - interval '15 days' AS daily`)
+      assert.deepStrictEqual(oldest, { hourly: true, daily: true })
+    }))
+
+  it.effect("monitor_table_sizes names each chunk's hypertable and time range", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_monitoring")
+      yield* seed(database, 3)
+      const chunks = yield* query<{ parent_table: string | null; partition_range: string | null }>(database, `
+        SELECT parent_table, partition_range FROM monitor_table_sizes
+        WHERE schema_name = '_timescaledb_internal' AND table_name LIKE '\\_hyper\\_%'`)
+      assert.isAtLeast(chunks.length, 3)
+      for (const chunk of chunks) {
+        assert.strictEqual(chunk.parent_table, "messages")
+        assert.match(chunk.partition_range ?? "", /^FROM \('.+'\) TO \('.+'\)$/)
+      }
+    }))
+})
