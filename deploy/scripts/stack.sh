@@ -37,10 +37,12 @@ psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 apt_updated=false
 ensure_packages() {
   local missing=() entry command package
-  # promtool, systemd-analyze, curl and redis-sentinel: the checks of deploy/ (test/deploy) run them.
+  # promtool, systemd-analyze, curl, redis-sentinel and the exporters: the checks of deploy/ (test/deploy) run them.
   for entry in pg_ctlcluster:postgresql pg_isready:postgresql-client redis-server:redis-server \
     rabbitmq-server:rabbitmq-server pgbouncer:pgbouncer promtool:prometheus systemd-analyze:systemd curl:curl \
-    redis-sentinel:redis-sentinel; do
+    redis-sentinel:redis-sentinel prometheus-postgres-exporter:prometheus-postgres-exporter \
+    prometheus-redis-exporter:prometheus-redis-exporter prometheus-pgbouncer-exporter:prometheus-pgbouncer-exporter \
+    prometheus-node-exporter:prometheus-node-exporter; do
     command="${entry%%:*}" package="${entry#*:}"
     if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1; then
       missing+=("$package")
@@ -88,6 +90,14 @@ start_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for 15 redis_up || { log "Redis did not answer PING"; exit 1; }
+}
+
+# The Prometheus endpoint (15692) that deploy/prometheus/prometheus.yml scrapes;
+# enabled on the running node, and for its next start.
+enable_rabbitmq_prometheus() {
+  if rabbitmq-plugins -q is_enabled rabbitmq_prometheus >/dev/null 2>&1; then return; fi
+  log "enabling rabbitmq_prometheus"
+  rabbitmq-plugins -q enable --online rabbitmq_prometheus >/dev/null
 }
 
 start_rabbitmq() {
@@ -196,6 +206,7 @@ main() {
       start_postgres
       start_redis
       start_rabbitmq
+      enable_rabbitmq_prometheus
       setup_database
       start_pgbouncer
       print_status

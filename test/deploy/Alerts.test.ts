@@ -9,27 +9,10 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { deployPath, gatewaySeriesNames, isGatewaySeries, metricNamesIn, projectDir, runCommand } from "./Tools.ts"
+import { deployPath, gatewaySeriesNames, isGatewaySeries, metricNamesIn, projectDir, readAlertRules, runCommand } from "./Tools.ts"
 
 const rulesFile = deployPath("prometheus", "telegram-alerts.yml")
 const rulesTestFile = deployPath("prometheus", "telegram-alerts.test.yml")
-
-interface AlertRule {
-  readonly name: string
-  readonly expr: string
-  readonly runbook: string | undefined
-}
-
-/** The rules file's alerts: name, expression (inline or a `|` block) and runbook_url. */
-const readAlertRules = (text: string): ReadonlyArray<AlertRule> =>
-  text.split(/^\s*- alert: /m).slice(1).map((block) => {
-    const name = block.split("\n")[0]!.trim()
-    const inline = /^\s*expr: (?!\|)(.+)$/m.exec(block)
-    const folded = /^(\s*)expr: \|\n((?:\1\s+.*\n)+)/m.exec(block)
-    const expr = inline?.[1] ?? folded?.[2] ?? ""
-    const runbook = /runbook_url: "([^"]+)"/.exec(block)?.[1]
-    return { name, expr: expr.trim(), runbook }
-  })
 
 /** Per alert name, whether the unit tests expect it firing somewhere and quiet somewhere. */
 const readExpectations = (text: string) => {
@@ -142,7 +125,7 @@ describe("Prometheus config", () => {
       assert.strictEqual(result.code, 0, result.stdout + result.stderr)
       assert.include(result.stdout, "1 rule files found")
       const text = yield* Effect.promise(() => Fs.readFile(config, "utf8"))
-      for (const target of ["127.0.0.1:4007", "127.0.0.1:4010", "127.0.0.1:9121", "127.0.0.1:9127", "127.0.0.1:9187", "127.0.0.1:15692", "127.0.0.1:9100"]) {
+      for (const target of ["127.0.0.1:4007", "127.0.0.1:4010", "127.0.0.1:9121", "127.0.0.1:9187", "127.0.0.1:15692", "127.0.0.1:9100"]) {
         assert.include(text, `"${target}"`)
       }
       assert.include(text, "job_name: telegram-gateway\n")

@@ -2,7 +2,9 @@
  * deploy/exporters/: the postgres-exporter custom queries run on a migrated
  * database and return every column they declare as a number; each exporter's
  * settings agree with the service it reads (PgBouncer's port 6434, Redis's
- * master) and with the Prometheus job that scrapes it.
+ * master) and with the Prometheus job that scrapes it; RabbitMQ's config
+ * serves AMQP and the Prometheus endpoint where the gateway and Prometheus
+ * look for them.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -69,16 +71,15 @@ describe("exporter configuration", () => {
       assert.strictEqual(setting(text, /DATA_SOURCE_NAME='postgresql:\/\/[^@]+@[^:]+:(\d+)\//), "5432")
     }))
 
-  it.effect("the PgBouncer exporter reads the project's PgBouncer on 6434 and listens where Prometheus scrapes it", () =>
+  it.effect("the PgBouncer exporter's drop-in points it at the project's PgBouncer on 6434 as a stats user", () =>
     Effect.gen(function*() {
-      const text = yield* read("exporters", "prometheus-pgbouncer-exporter.default")
+      const text = yield* read("exporters", "prometheus-pgbouncer-exporter.service.d", "telegram-gateway.conf")
       const ini = yield* read("pgbouncer", "pgbouncer.ini")
       const port = setting(ini, /^listen_port = (\d+)$/m)
       assert.strictEqual(port, "6434")
-      assert.strictEqual(setting(text, /connectionString=postgres:\/\/([^@]+)@/).split(":")[0], "telegram_gateway")
-      assert.strictEqual(setting(text, /connectionString=postgres:\/\/[^@]+@[^:]+:(\d+)\/pgbouncer/), port)
-      assert.include(setting(ini, /^stats_users = (.*)$/m).split(/,\s*/), "telegram_gateway")
-      assert.strictEqual(setting(text, /--web\.listen-address=(\S+?)['\s]/), yield* jobTarget("pgbouncer"))
+      assert.strictEqual(setting(text, /^Environment=PGBOUNCER_PORT=(\d+)$/m), port)
+      assert.strictEqual(setting(text, /^Environment=PGBOUNCER_HOST=(\S+)$/m), setting(ini, /^listen_addr = (\S+)$/m))
+      assert.include(setting(ini, /^stats_users = (.*)$/m).split(/,\s*/), setting(text, /^Environment=PGBOUNCER_USER=(\S+)$/m))
     }))
 
   it.effect("the Redis exporter reads the master of deploy/redis and listens where Prometheus scrapes it", () =>
@@ -87,5 +88,17 @@ describe("exporter configuration", () => {
       const master = yield* read("redis", "master.conf")
       assert.strictEqual(setting(text, /-redis\.addr=redis:\/\/[^:]+:(\d+)/), setting(master, /^port (\d+)$/m))
       assert.strictEqual(setting(text, /-web\.listen-address=(\S+?)['\s]/), yield* jobTarget("redis"))
+    }))
+
+  it.effect("rabbitmq.conf listens where RABBITMQ_URL and the rabbitmq job expect, with the Prometheus plugin enabled", () =>
+    Effect.gen(function*() {
+      const text = yield* read("rabbitmq", "rabbitmq.conf")
+      const plugins = yield* read("rabbitmq", "enabled_plugins")
+      assert.include(plugins, "rabbitmq_prometheus")
+      const prometheus = `${setting(text, /^prometheus\.tcp\.ip = (\S+)$/m)}:${setting(text, /^prometheus\.tcp\.port = (\d+)$/m)}`
+      assert.strictEqual(prometheus, yield* jobTarget("rabbitmq"))
+      const env = yield* Effect.promise(() => Fs.readFile(deployPath("..", ".env.example"), "utf8"))
+      const url = new URL(setting(env, /^# RABBITMQ_URL=(\S+)$/m))
+      assert.strictEqual(setting(text, /^listeners\.tcp\.local = (\S+)$/m), `${url.hostname}:${url.port || "5672"}`)
     }))
 })

@@ -64,3 +64,20 @@ export const metricNamesIn = (expr: string): ReadonlyArray<string> => {
 /** The daemon's own series among them: the ones named after a gateway metric family. */
 export const gatewayPrefixes = ["events_", "ingest_", "tier_", "telegram_", "redis_failures", "rabbitmq_failures", "database_write"]
 export const isGatewaySeries = (name: string) => gatewayPrefixes.some((prefix) => name.startsWith(prefix))
+
+export interface AlertRule {
+  readonly name: string
+  readonly expr: string
+  readonly runbook: string | undefined
+}
+
+/** The rules file's alerts: name, expression (inline or a `|` block) and runbook_url. */
+export const readAlertRules = (text: string): ReadonlyArray<AlertRule> =>
+  text.split(/^\s*- alert: /m).slice(1).map((block) => {
+    const name = block.split("\n")[0]!.trim()
+    const inline = /^\s*expr: (?!\|)(.+)$/m.exec(block)
+    const folded = /^(\s*)expr: \|\n((?:\1\s+.*\n)+)/m.exec(block)
+    const expr = inline?.[1] ?? folded?.[2] ?? ""
+    const runbook = /runbook_url: "([^"]+)"/.exec(block)?.[1]
+    return { name, expr: expr.trim(), runbook }
+  })
