@@ -17,6 +17,8 @@ export interface ConnectionHost {
   readonly serverSalt: bigint
   /** Session ids already announced with new_session_created, across connections. */
   readonly knownSessions: Set<bigint>
+  /** Called for every message decrypted with the key, before it is handled (the host records the use). */
+  used(connection: MtprotoConnection): void
   /** Answers a request with its encoded result or rpc_error; may never settle (a hung method). */
   invoke(request: unknown): Promise<Buffer>
   log(message: string): void
@@ -123,6 +125,7 @@ export class MtprotoConnection {
       this.writeFrame(code)
       return
     }
+    this.host.used(this)
     if (envelope.salt !== this.host.serverSalt) {
       this.sessionId ??= envelope.sessionId
       this.enqueue({

@@ -30,6 +30,18 @@ export interface SimulatorOptions {
   readonly log?: (line: string) => void
 }
 
+/**
+ * One TCP connection, from accept to close, and when it used the key (any
+ * message the server could decrypt, pings included).
+ */
+export interface ConnectionRecord {
+  readonly id: number
+  readonly openedAt: number
+  closedAt: number | undefined
+  firstUseAt: number | undefined
+  lastUseAt: number | undefined
+}
+
 /** One call a client made, innermost method name first. */
 export interface CallRecord {
   readonly method: string
@@ -40,6 +52,9 @@ export class SimulatorServer {
   readonly world: World
   readonly faults: Faults
   readonly calls: Array<CallRecord> = []
+  /** Every connection ever accepted, in order. */
+  readonly connectionLog: Array<ConnectionRecord> = []
+  private readonly records = new Map<MtprotoConnection, ConnectionRecord>()
   readonly authKey = AuthKey.random()
   readonly account: Account
   private readonly connections = new Set<MtprotoConnection>()
@@ -141,12 +156,49 @@ export class SimulatorServer {
       authKey: this.authKey,
       serverSalt: this.serverSalt,
       knownSessions: this.knownSessions,
+      used: (user) => this.used(user),
       invoke: (request) => this.invoke(request),
       log: this.log
     })
     this.connections.add(connection)
     this.connectionsAccepted += 1
-    socket.on("close", () => this.connections.delete(connection))
+    const record: ConnectionRecord = {
+      id: this.connectionsAccepted,
+      openedAt: Date.now(),
+      closedAt: undefined,
+      firstUseAt: undefined,
+      lastUseAt: undefined
+    }
+    this.connectionLog.push(record)
+    this.records.set(connection, record)
+    socket.on("close", () => {
+      this.connections.delete(connection)
+      this.records.delete(connection)
+      record.closedAt = Date.now()
+    })
+  }
+
+  /**
+   * As Telegram does, a key used from two connections at once is revoked:
+   * when a connection uses the key while another open connection has used it
+   * since this one opened, every later call fails with 406
+   * AUTH_KEY_DUPLICATED. A connection that went silent (its process frozen)
+   * before the other opened does not count until it speaks again.
+   */
+  private used(connection: MtprotoConnection): void {
+    const record = this.records.get(connection)
+    if (record === undefined) return
+    const now = Date.now()
+    record.firstUseAt ??= now
+    record.lastUseAt = now
+    for (const [other, otherRecord] of this.records) {
+      if (other === connection || otherRecord.lastUseAt === undefined) continue
+      if (otherRecord.lastUseAt >= record.openedAt && record.lastUseAt >= otherRecord.openedAt) {
+        this.log(`connections ${otherRecord.id} and ${record.id} used the same auth key at once: AUTH_KEY_DUPLICATED`)
+        this.faults.fatal("AUTH_KEY_DUPLICATED")
+        return
+      }
+    }
   }
 
   private async invoke(wrapped: unknown): Promise<Buffer> {

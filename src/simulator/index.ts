@@ -27,13 +27,13 @@ import type { ConnectionTCPFull } from "telegram/network/connection/TCPFull.js"
 import { connectionToPort } from "./ClientConnection.ts"
 import type { Faults } from "./Faults.ts"
 import type { DifferenceSettings } from "./Handlers.ts"
-import { type CallRecord, SimulatorServer, type SimulatorOptions } from "./Server.ts"
+import { type CallRecord, type ConnectionRecord, SimulatorServer, type SimulatorOptions } from "./Server.ts"
 import type { World } from "./World.ts"
 
 export { connectionToPort } from "./ClientConnection.ts"
 export { FATAL_ERRORS, type FatalError, Faults, type PushFaults } from "./Faults.ts"
 export { type DifferenceSettings, pageHistory } from "./Handlers.ts"
-export type { CallRecord, SimulatorOptions } from "./Server.ts"
+export type { CallRecord, ConnectionRecord, SimulatorOptions } from "./Server.ts"
 export {
   type ChannelKind,
   type ChannelRef,
@@ -63,6 +63,8 @@ export interface TelegramSimulator {
   callCount(method: string): number
   /** TCP connections accepted so far; a client that reconnected has made more than one. */
   connectionCount(): number
+  /** Every connection accepted, with when it opened, closed and used the key (two used at once: AUTH_KEY_DUPLICATED). */
+  readonly connections: ReadonlyArray<ConnectionRecord>
   /** Whether the account is signed in (false after auth.logOut, true after a login flow). */
   isAuthorized(): boolean
 }
@@ -79,6 +81,7 @@ const toPublic = (server: SimulatorServer): TelegramSimulator => ({
   calls: server.calls,
   callCount: (method) => server.calls.filter((call) => call.method === method).length,
   connectionCount: () => server.connectionsAccepted,
+  connections: server.connectionLog,
   isAuthorized: () => server.account.authorized
 })
 
