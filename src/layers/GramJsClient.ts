@@ -12,6 +12,8 @@
  *   retired and its connection class refuses to dial again, so GramJS's
  *   internal reconnect cannot leave a zombie socket behind. The owner
  *   reconnects with a new client (src/layers/GramJsTelegramSource.ts).
+ * - nothing is sent with the key unless `KeyGuard` allows it at that instant
+ *   (the lease's local deadline, src/programs/AccountOwner.ts).
  * The client is destroyed with the scope (it keeps timers).
  */
 import { Deferred, Duration, Effect, Metric, Redacted } from "effect"
@@ -21,6 +23,7 @@ import { LogLevel } from "telegram/extensions/Logger.js"
 import { ConnectionTCPFull } from "telegram/network/connection/TCPFull.js"
 import { StringSession } from "telegram/sessions/index.js"
 import type { Api } from "telegram/tl/api.js"
+import { KeyGuard } from "../services/AccountLeases.ts"
 import type { TelegramConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { isFatalReason, TelegramCallError, TelegramFatal, TelegramFloodWait } from "../services/TelegramSource.ts"
@@ -57,6 +60,8 @@ type ConnectionParams = ConstructorParameters<typeof ConnectionTCPFull>[0]
 interface ConnectionHooks {
   readonly retired: () => boolean
   readonly onDropped: () => void
+  /** False once this process may no longer use the key (its lease deadline passed): nothing more is sent. */
+  readonly mayUse: () => boolean
 }
 
 /** TCP Full to the configured port, which reports a drop and refuses to dial once the client is retired. */
@@ -67,7 +72,16 @@ const pinnedConnection = (port: number, hooks: ConnectionHooks): typeof Connecti
     }
     override async connect(): Promise<void> {
       if (hooks.retired()) throw new Error("this client is retired; the gateway reconnects with a new one")
+      if (!hooks.mayUse()) throw new Error("this process does not hold the account's lease; it does not connect with its key")
       await super.connect()
+    }
+    /** Checked for every packet, pings included: a process that woke up after its lease ended sends nothing. */
+    override async _send(data: Buffer): Promise<void> {
+      if (!hooks.mayUse()) {
+        await this.disconnect()
+        throw new Error("the account's lease deadline passed: packet not sent, connection closed")
+      }
+      await super._send(data)
     }
     override async disconnect(): Promise<void> {
       const wasConnected = this.isConnected()
@@ -116,9 +130,11 @@ export const makeGramJs = Effect.fn("GramJs.make")(function*(
   let retired = false
   const stringSession = new StringSession(session === undefined ? "" : Redacted.value(session))
   stringSession.setDC(settings.dcId, settings.dcAddress, sessionPortField(settings.dcPort))
+  const mayUse = yield* KeyGuard
   const connection = pinnedConnection(settings.dcPort, {
     retired: () => retired,
-    onDropped: () => Deferred.doneUnsafe(dropped, Effect.void)
+    onDropped: () => Deferred.doneUnsafe(dropped, Effect.void),
+    mayUse
   })
 
   const client = yield* Effect.acquireRelease(

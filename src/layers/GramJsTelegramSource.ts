@@ -90,8 +90,8 @@ class PollDeferred extends Data.TaggedError("PollDeferred")<{}> {}
 /** Telegram refuses the channel (one of REFUSALS): it is dropped, the others go on. */
 class ChannelRefused extends Data.TaggedError("ChannelRefused")<{ readonly error: string }> {}
 
-export const make = Effect.gen(function*() {
-  const config = yield* TelegramConfig
+/** The source for one account: `config` is `telegram.*` with that account's session file and chats. */
+export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const registry = yield* ChannelRegistry
   const store = yield* UpdateStateStore
   const stored = yield* readSession(config.sessionFile)
@@ -809,6 +809,11 @@ export const make = Effect.gen(function*() {
     channels: channelStatus
   })
 }).pipe(Effect.annotateLogs("component", "telegram"))
+
+/** The source for `telegram.*` as configured. */
+export const make = Effect.gen(function*() {
+  return yield* makeWith(yield* TelegramConfig)
+})
 
 /** Needs a `ChannelRegistry` and an `UpdateStateStore` (tests give their own database's). */
 export const layerNoDeps = Layer.effect(TelegramSource, make)

@@ -2,7 +2,10 @@
  * The UpdateStateStore on PostgreSQL (sql/0013_update_state.up.sql), through
  * PgBouncer in transaction mode: one statement per call. Saves only move
  * state forward (GREATEST), and the table's trigger refuses a save with an
- * epoch below the stored one; that refusal becomes `UpdateStateFenced`.
+ * epoch below the stored one, and under high availability one that is not
+ * the account's current lease (sql/0018_update_state_per_account.up.sql);
+ * either refusal becomes `UpdateStateFenced`. Rows belong to the account of
+ * the current `LeaseFence` (`default` without one).
  */
 import { Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -14,6 +17,8 @@ import {
   UpdateStateFenced,
   UpdateStateStore
 } from "../services/UpdateState.ts"
+import { LeaseFence } from "../services/AccountLeases.ts"
+import { fencedDetail } from "./PgAccountLeases.ts"
 import * as PgClient from "./PgClient.ts"
 
 /** The trigger's refusal, wherever the driver put PostgreSQL's message (the error or its causes). */
@@ -39,11 +44,16 @@ export const make = Effect.gen(function*() {
       Effect.withSpan(`UpdateStateStore.${operation}`)
     )
 
-  const load = Effect.all({
+  /** The account whose state this is (sql/0018_update_state_per_account.up.sql): the caller's lease's, else `default`. */
+  const currentAccount = Effect.gen(function*() {
+    return (yield* LeaseFence)?.account ?? "default"
+  })
+
+  const load = Effect.flatMap(currentAccount, (account) => Effect.all({
     channels: sql<{ channel_id: string; pts: number; top_message_id: number }>`
-      SELECT channel_id::text AS channel_id, pts, top_message_id FROM telegram_channel_state`,
+      SELECT channel_id::text AS channel_id, pts, top_message_id FROM telegram_channel_state WHERE account = ${account}`,
     account: sql<{ pts: number; qts: number; date: number; seq: number }>`
-      SELECT pts, qts, date, seq FROM telegram_account_state`,
+      SELECT pts, qts, date, seq FROM telegram_account_state WHERE account = ${account}`,
     floodWaits: sql<{ method: string; chat_id: string; until_ms: number }>`
       SELECT method, chat_id::text AS chat_id, (extract(epoch FROM until) * 1000)::float8 AS until_ms
       FROM telegram_flood_waits WHERE until > now()`
@@ -54,32 +64,33 @@ export const make = Effect.gen(function*() {
       floodWaits: floodWaits.map((row) => ({ method: row.method, chatId: Number(row.chat_id), until: Number(row.until_ms) }))
     })),
     run("load")
-  )
+  ))
 
   const save: UpdateStateStore["Service"]["save"] = (state) =>
     Effect.gen(function*(): Effect.fn.Return<void, UpdateStateError | UpdateStateFenced> {
       // Read at every save, from the caller's context: a renewed lease applies at once.
       const epoch = yield* (yield* OwnerEpoch)
+      const account = yield* currentAccount
       const channels = JSON.stringify(
         state.channels.map((c) => ({ channel_id: c.channelId, pts: c.pts, top_message_id: c.topMessageId }))
       )
-      const account = state.account === undefined ? null : JSON.stringify(state.account)
+      const common = state.account === undefined ? null : JSON.stringify(state.account)
       const write = sql`
         WITH channels AS (
-          INSERT INTO telegram_channel_state AS s (channel_id, pts, top_message_id, epoch, updated_at)
-          SELECT c.channel_id, c.pts, c.top_message_id, ${epoch.toString()}::bigint, now()
+          INSERT INTO telegram_channel_state AS s (account, channel_id, pts, top_message_id, epoch, updated_at)
+          SELECT ${account}, c.channel_id, c.pts, c.top_message_id, ${epoch.toString()}::bigint, now()
           FROM json_to_recordset(${channels}::json) AS c(channel_id bigint, pts integer, top_message_id integer)
-          ON CONFLICT (channel_id) DO UPDATE SET
+          ON CONFLICT (account, channel_id) DO UPDATE SET
             pts = GREATEST(s.pts, EXCLUDED.pts),
             top_message_id = GREATEST(s.top_message_id, EXCLUDED.top_message_id),
             epoch = EXCLUDED.epoch, updated_at = now()
           RETURNING 1
         ), account AS (
-          INSERT INTO telegram_account_state AS s (singleton, pts, qts, date, seq, epoch, updated_at)
-          SELECT true, a.pts, a.qts, a.date, a.seq, ${epoch.toString()}::bigint, now()
-          FROM json_to_record(${account}::json) AS a(pts integer, qts integer, date integer, seq integer)
-          WHERE ${account}::json IS NOT NULL
-          ON CONFLICT (singleton) DO UPDATE SET
+          INSERT INTO telegram_account_state AS s (account, pts, qts, date, seq, epoch, updated_at)
+          SELECT ${account}, a.pts, a.qts, a.date, a.seq, ${epoch.toString()}::bigint, now()
+          FROM json_to_record(${common}::json) AS a(pts integer, qts integer, date integer, seq integer)
+          WHERE ${common}::json IS NOT NULL
+          ON CONFLICT (account) DO UPDATE SET
             pts = GREATEST(s.pts, EXCLUDED.pts), qts = GREATEST(s.qts, EXCLUDED.qts),
             date = GREATEST(s.date, EXCLUDED.date), seq = GREATEST(s.seq, EXCLUDED.seq),
             epoch = EXCLUDED.epoch, updated_at = now()
@@ -88,7 +99,7 @@ export const make = Effect.gen(function*() {
         SELECT (SELECT count(*) FROM channels)::int AS channels, (SELECT count(*) FROM account)::int AS account`
       yield* write.pipe(
         Effect.catch((cause): Effect.Effect<never, UpdateStateError | UpdateStateFenced> => {
-          const fenced = fencedMessage(cause)
+          const fenced = fencedMessage(cause) ?? fencedDetail(cause)
           return fenced !== undefined
             ? Effect.fail(new UpdateStateFenced({ epoch, detail: fenced }))
             : Effect.fail(new UpdateStateError({ operation: "save", cause }))

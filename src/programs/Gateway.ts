@@ -7,15 +7,21 @@ import { Effect, Layer, Stream } from "effect"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
 import * as PgBouncerAdmin from "../layers/PgBouncerAdmin.ts"
 import * as PgBusOutbox from "../layers/PgBusOutbox.ts"
+import * as PgAccountLeases from "../layers/PgAccountLeases.ts"
 import * as PgClient from "../layers/PgClient.ts"
 import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
 import * as PgMessageStore from "../layers/PgMessageStore.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
+import { TelegramConfig } from "../services/GatewayConfig.ts"
 import { TelegramSource } from "../services/TelegramSource.ts"
+import { runAccount } from "./AccountOwner.ts"
+import { accountsOf } from "./Accounts.ts"
+import { makeFleet } from "./Fleet.ts"
 import * as AggregateRefresher from "./AggregateRefresher.ts"
 import * as HealthServer from "./HealthServer.ts"
 import * as Ingestion from "./Ingestion.ts"
+import * as Ownership from "./Ownership.ts"
 import * as PgBouncerPools from "./PgBouncerPools.ts"
 
 /**
@@ -34,13 +40,13 @@ export const tiers = Layer.mergeAll(
 /** The ingestion program with its tiers, which stay visible to callers. */
 export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))
 
-/** Ingestion, tiers, the health endpoint, the aggregate refresher and the PgBouncer pool watcher: everything but the source. */
+/** Ingestion, tiers, the health endpoint, the aggregate refresher and the PgBouncer pool watcher: everything but the sources. */
 export const daemon = Layer.mergeAll(
   HealthServer.layer,
   AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer)),
   PgBouncerPools.layer.pipe(Layer.provide(PgBouncerAdmin.layer))
 ).pipe(
-  Layer.provideMerge(ingestion)
+  Layer.provideMerge(Layer.merge(ingestion, Ownership.layer))
 )
 
 /** The Telegram source over MTProto, from `telegram.*`. */
@@ -59,9 +65,19 @@ export const receive = Effect.gen(function*() {
 })
 
 /**
- * `receive` with the daemon and the Telegram source. The daemon is provided
- * inside the source, so on shutdown ingestion drains first (running the
- * `onCommitted` of what it commits) while the source is still there to record
- * that progress, and the source closes last.
+ * Every configured account, each owned by one process of the fleet at a time
+ * (src/programs/AccountOwner.ts): this process stands by for the accounts it
+ * does not own. Ends only with a fatal error of an owned account's session.
+ * On shutdown each owned account drains ingestion (running the `onCommitted`
+ * of what it commits) while its source is still there to record that
+ * progress, then closes its source and releases its lease.
  */
-export const runDaemon = receive.pipe(Effect.provide(daemon), Effect.provide(telegram))
+export const runAccounts = Effect.gen(function*() {
+  const accounts = yield* accountsOf(yield* TelegramConfig)
+  const fleet = yield* makeFleet(accounts.length)
+  yield* Effect.forEach(accounts, (spec) => runAccount(spec, fleet), { concurrency: "unbounded", discard: true })
+  return yield* Effect.never
+}).pipe(Effect.scoped)
+
+/** `runAccounts` with the daemon and the leases. */
+export const runDaemon = runAccounts.pipe(Effect.provide(PgAccountLeases.layer), Effect.provide(daemon))

@@ -1,7 +1,8 @@
 /**
  * The daemon's own HTTP endpoint (default 127.0.0.1:4007): liveness,
- * readiness with each tier's state and each Telegram channel's freshness
- * (stale and refused channels named), and Prometheus metrics.
+ * readiness with each tier's state, each Telegram channel's freshness
+ * (stale and refused channels named) and each account's role (owner or
+ * standby, who owns it and since when), and Prometheus metrics.
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer, Option } from "effect"
@@ -14,13 +15,20 @@ import { TelegramSource } from "../services/TelegramSource.ts"
 import { Ingestion } from "./Ingestion.ts"
 import * as MetricsAtStart from "./MetricsAtStart.ts"
 import * as ProcessMetrics from "./ProcessMetrics.ts"
+import { Ownership } from "./Ownership.ts"
 import { checkReadiness } from "./Readiness.ts"
 
-/** The Telegram source's channels, when the daemon runs one: stale and refused ones are named. */
+/**
+ * The Telegram sources' channels, when the daemon runs any (one given as a
+ * service, or those of the accounts this process owns): stale and refused
+ * ones are named.
+ */
 const telegramReport = Effect.gen(function*() {
   const source = yield* Effect.serviceOption(TelegramSource)
-  if (Option.isNone(source)) return undefined
-  const channels = yield* source.value.channels
+  const owned = yield* (yield* Ownership).sources
+  const sources = Option.isSome(source) ? [source.value, ...owned] : owned
+  if (sources.length === 0) return undefined
+  const channels = (yield* Effect.forEach(sources, (each) => each.channels)).flat()
   return {
     stale: channels.filter((channel) => channel.stale && channel.refused === null).map((channel) => channel.channel),
     refused: channels.filter((channel) => channel.refused !== null).map((channel) => `${channel.channel} (${channel.refused})`),
@@ -32,23 +40,28 @@ const telegramReport = Effect.gen(function*() {
  * Ready means the tiers answer and the writer keeps up: an accepted event
  * older than `ingest.stallThreshold` means the writer is stalled (503), even
  * if PostgreSQL answers pings. A stale or refused Telegram channel degrades
- * it (200, named under `telegram`).
+ * it (200, named under `telegram`). A standby is ready (200): standing by is
+ * its job. An account whose session Telegram refused makes the process not
+ * ready at once.
  */
 const ready = Effect.gen(function*() {
   const report = yield* checkReadiness
   const writer = yield* (yield* Ingestion).writerStatus
   const { stallThreshold } = yield* IngestConfig
   const telegram = yield* telegramReport
+  const accounts = yield* (yield* Ownership).roles
+  const failed = accounts.some((account) => account.role === "failed")
   const stalled = writer.oldestUncommittedSeconds > Duration.toSeconds(stallThreshold)
   const channelTrouble = telegram !== undefined && (telegram.stale.length > 0 || telegram.refused.length > 0)
-  const status = stalled ? "down" : report.status === "ok" && channelTrouble ? "degraded" : report.status
+  const status = stalled || failed ? "down" : report.status === "ok" && channelTrouble ? "degraded" : report.status
   return yield* HttpServerResponse.json(
     {
       ...report,
       status,
       writer: { status: stalled ? "stalled" : "ok", ...writer },
       pendingWrites: writer.uncommitted,
-      ...(telegram !== undefined ? { telegram } : {})
+      ...(telegram !== undefined ? { telegram } : {}),
+      accounts
     },
     { status: status === "down" ? 503 : 200 }
   )

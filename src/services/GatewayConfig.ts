@@ -175,6 +175,18 @@ export const PgBouncerConfig = Config.all({
 }).pipe(Config.nested("pgbouncer"))
 export type PgBouncerConfig = Config.Success<typeof PgBouncerConfig>
 
+/** One entry of `telegram.accounts`. */
+export const TelegramAccount = Schema.Struct({
+  /** Lower case letters, digits, `_` and `-`: the lease, metrics and `login --account` use it. */
+  name: Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/)),
+  sessionFile: Schema.String,
+  channels: Schema.Array(Schema.String),
+  dcId: Schema.optional(Schema.Int),
+  dcAddress: Schema.optional(Schema.String),
+  dcPort: Schema.optional(Schema.Int)
+})
+export type TelegramAccount = typeof TelegramAccount.Type
+
 export const TelegramConfig = Config.all({
   /** From my.telegram.org; 0 means no account is configured. */
   apiId: Config.Int("apiId").pipe(Config.withDefault(0)),
@@ -220,9 +232,36 @@ export const TelegramConfig = Config.all({
   /** A channel not confirmed up to date for this long is stale: a warning, and /health/ready names it. */
   staleAfter: duration("staleAfter", "60 seconds"),
   /** How often the committed update state is written to PostgreSQL (and once more at shutdown). */
-  stateFlushInterval: duration("stateFlushInterval", "1 second")
+  stateFlushInterval: duration("stateFlushInterval", "1 second"),
+  /**
+   * Several accounts, each with its own session file and chats (and, for
+   * tests, its own DC address and port). Empty: one account named `default`
+   * from `sessionFile` and `channels`. A JSON array in the file or in
+   * TELEGRAM_ACCOUNTS.
+   */
+  accounts: Config.schema(Schema.Array(TelegramAccount), "accounts").pipe(
+    Config.orElse(() => Config.schema(Schema.fromJsonString(Schema.Array(TelegramAccount)), "accounts")),
+    Config.withDefault([] as ReadonlyArray<TelegramAccount>)
+  )
 }).pipe(Config.nested("telegram"))
 export type TelegramConfig = Config.Success<typeof TelegramConfig>
+
+/**
+ * High availability (docs/operations.md, "Running two or more hosts"): each
+ * account is leased to one process; the others stand by and take over when
+ * the lease expires.
+ */
+export const HaConfig = Config.all({
+  /** An owner that stops renewing loses its accounts this long after its last renewal. */
+  leaseTtl: duration("leaseTtl", "10 seconds"),
+  /** How often an owner renews its leases and heartbeat. */
+  renewInterval: duration("renewInterval", "2 seconds"),
+  /** How often a standby tries to take free accounts. */
+  pollInterval: duration("pollInterval", "1 second"),
+  /** How often a process checks that it holds no more than its share of the accounts. */
+  rebalanceInterval: duration("rebalanceInterval", "5 seconds")
+}).pipe(Config.nested("ha"))
+export type HaConfig = Config.Success<typeof HaConfig>
 
 /** Everything at once: `run` reads it first, so a bad key fails at start, not at first use. */
 export const GatewayConfig = Config.all({
@@ -234,6 +273,7 @@ export const GatewayConfig = Config.all({
   log: LogConfig,
   otel: OtelConfig,
   pgbouncer: PgBouncerConfig,
-  telegram: TelegramConfig
+  telegram: TelegramConfig,
+  ha: HaConfig
 })
 export type GatewayConfig = Config.Success<typeof GatewayConfig>

@@ -147,3 +147,34 @@ export const telegramCommitLatency = Metric.histogram("telegram_message_to_commi
   description: "From a message's Telegram date (its edit date for an edit) to its commit in PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 14 })
 })
+
+// High availability (src/programs/AccountOwner.ts).
+/** Attribute `account`: 1 while this process owns the account, 0 while it stands by. */
+export const gatewayRole = Metric.gauge("gateway_role", {
+  description: "This process's role for an account: 1 owner (connected with its key), 0 standby"
+})
+/** Attribute `account`. */
+export const leaseAcquired = Metric.counter("lease_acquired_total", {
+  description: "Account leases this process acquired (start or take-over)",
+  incremental: true
+})
+/** Attributes `account`, `reason`: expired, taken, rebalanced, stopped, fatal. */
+export const leaseReleased = Metric.counter("lease_released_total", {
+  description: "Account leases this process gave up or lost, by reason",
+  incremental: true
+})
+/** Attribute `account`. */
+export const leaseRenewFailures = Metric.counter("lease_renew_failures_total", {
+  description: "Lease renewals that failed (database unreachable or slow); past the lease's deadline the owner steps down",
+  incremental: true
+})
+/** Attribute `account`. */
+export const fencedWrites = Metric.counter("lease_fenced_writes_total", {
+  description: "Writes of update state the database refused because they carried a stale lease epoch",
+  incremental: true
+})
+/** Attribute `account`. */
+export const keyGuardBlocked = Metric.counter("lease_key_guard_blocked_total", {
+  description: "MTProto packets not sent because this process's lease deadline had passed",
+  incremental: true
+})

@@ -35,7 +35,7 @@ const fatalAdvice: Record<FatalReason, string> = {
   USER_DEACTIVATED:
     "the Telegram account is deleted or banned. Restarting will not help: use another account and run 'telegram-gateway login'.",
   AUTH_KEY_DUPLICATED:
-    "the same session is being used by another process at the same time, and Telegram may revoke it. Stop every other instance using this session file, then run 'telegram-gateway login' and start a single instance."
+    "the session was used from two connections at once, and Telegram has revoked it: it will not work again, on any host. Find what else used this session file (a copy on another host, a second unit, a laptop) and stop it; run 'telegram-gateway login' (with --account for a named account) to create a new session, copy the new file to every host that may own this account, and start the gateways again (docs/operations.md, \"Running two or more hosts\"). Gateways sharing the PostgreSQL database never connect at once: see that every copy uses the same database."
 }
 
 export const isFatalReason = (value: string): value is FatalReason => Object.hasOwn(fatalExitCodes, value)

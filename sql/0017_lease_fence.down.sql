@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS lease_fence(text, bigint);

@@ -1,0 +1,213 @@
+/**
+ * One configured account in this process: stand by until its lease is free,
+ * take it, connect to Telegram with its key and feed ingestion, and give it
+ * up when the lease is lost, the fleet rebalances or the process stops.
+ *
+ * While standing by nothing touches the key. While owning:
+ * - a flock on the session file (src/layers/FlockSessionLock.ts) keeps a
+ *   second process on the same host out whatever the database says;
+ * - the lease is renewed every `ha.renewInterval`; its local deadline is the
+ *   start of the last successful renewal plus `ha.leaseTtl` minus a safety
+ *   margin, on the monotonic clock. `KeyGuard` refuses every MTProto packet
+ *   past it (a process that froze and woke up sends nothing), and the
+ *   account steps down when it passes;
+ * - every write of update state carries the lease's epoch (`LeaseFence`) and
+ *   the database refuses a stale one (sql/0017_lease_fence.up.sql).
+ * Stepping down drains ingestion (so the read progress of what was accepted
+ * is saved), closes the source, then releases the lease so a standby takes
+ * it on its next poll.
+ */
+import { Cause, Deferred, Duration, Effect, Exit, Layer, Metric, Schedule, Scope, Stream } from "effect"
+import * as FlockSessionLock from "../layers/FlockSessionLock.ts"
+import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
+import * as PgChannelRegistry from "../layers/PgChannelRegistry.ts"
+import * as PgClient from "../layers/PgClient.ts"
+import * as PgUpdateStateStore from "../layers/PgUpdateStateStore.ts"
+import { AccountLeases, KeyGuard, type Lease, LeaseFence, LeaseLost } from "../services/AccountLeases.ts"
+import { HaConfig, IngestConfig } from "../services/GatewayConfig.ts"
+import * as Metrics from "../services/Metrics.ts"
+import type { TelegramFatal } from "../services/TelegramSource.ts"
+import { OwnerEpoch } from "../services/UpdateState.ts"
+import type { AccountSpec } from "./Accounts.ts"
+import type { Fleet } from "./Fleet.ts"
+import { Ingestion } from "./Ingestion.ts"
+import { Ownership } from "./Ownership.ts"
+
+/** Stop sending this long before the lease would expire in the database. */
+const SAFETY_MARGIN = Duration.seconds(1)
+
+type StepDown = "lost" | "rebalanced"
+
+const iso = (date: Date | null) => (date === null ? null : date.toISOString())
+
+/** Waits until ingestion has committed everything it accepted, or the deadline. */
+const drained = (deadline: Duration.Duration) =>
+  Effect.gen(function*() {
+    const { pending } = yield* Ingestion
+    yield* pending.pipe(
+      Effect.repeat({ until: (count) => count === 0, schedule: Schedule.spaced("50 millis") }),
+      Effect.timeoutOption(deadline)
+    )
+  })
+
+export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
+  Effect.gen(function*() {
+    const leases = yield* AccountLeases
+    const ownership = yield* Ownership
+    const ha = yield* HaConfig
+    const ingest = yield* IngestConfig
+    const account = spec.name
+    const attributes = { account }
+    /** Not before this (ms since epoch): after a hand-over, leave the account to the others for a while. */
+    let cooldownUntil = 0
+
+    const standBy = Effect.gen(function*() {
+      const since = new Date().toISOString()
+      let freeSince: number | undefined
+      while (true) {
+        const holder = (yield* leases.holders([account]).pipe(
+          Effect.catch((error) => Effect.logWarning(`reading the lease failed, will retry: ${error.message}`).pipe(Effect.as([])))
+        ))[0]
+        yield* ownership.set({
+          account,
+          role: "standby",
+          since,
+          owner: holder?.live === true ? holder.owner : null,
+          ownerSince: holder?.live === true ? iso(holder.acquiredAt) : null,
+          epoch: holder?.epoch ?? null
+        })
+        const free = holder === undefined || !holder.live
+        freeSince = free ? freeSince ?? Date.now() : undefined
+        // Take a free account while under this process's share, or any that nobody else took for two polls.
+        const share = yield* fleet.fairShare
+        const owned = yield* ownership.owned
+        const unclaimed = freeSince !== undefined && Date.now() - freeSince >= 2 * Duration.toMillis(ha.pollInterval)
+        if (free && Date.now() >= cooldownUntil && (owned < share || unclaimed)) {
+          const lease = yield* leases.acquire(account).pipe(
+            Effect.catch((error) => Effect.logWarning(`taking the lease failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
+          )
+          if (lease !== undefined) return lease
+        }
+        yield* Effect.sleep(ha.pollInterval)
+      }
+    })
+
+    /** Owns the account until the lease is lost, the fleet asks for it, or a fatal session error. */
+    const own = (lease: Lease) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const ttl = Duration.toMillis(ha.leaseTtl) - Duration.toMillis(SAFETY_MARGIN)
+        let validUntil = performance.now() + ttl
+        const mayUse = () => performance.now() < validUntil
+        const stepDown = yield* Deferred.make<StepDown>()
+        let reason = "stopped" as StepDown | "stopped" | "fatal" | "locked"
+
+        const body = Effect.gen(function*() {
+          yield* Metric.update(Metric.withAttributes(Metrics.leaseAcquired, attributes), 1)
+          yield* Effect.logInfo(`owner of account ${account} at epoch ${lease.epoch}`)
+          yield* Scope.addFinalizer(scope, leases.release(lease).pipe(
+            Effect.timeoutOption("2 seconds"),
+            Effect.catch((error) => Effect.logWarning(`releasing the lease failed (it expires by itself): ${error.message}`)),
+            Effect.andThen(Effect.suspend(() =>
+              Metric.update(Metric.withAttributes(Metrics.leaseReleased, { account, reason }), 1).pipe(
+                Effect.andThen(Effect.logInfo(`gave up account ${account} (epoch ${lease.epoch}): ${reason}`))
+              )
+            ))
+          ))
+          yield* FlockSessionLock.lockSessionFile(spec.config.sessionFile).pipe(Scope.provide(scope))
+
+          // Renewal: each success moves the local deadline; a loss or a passed deadline steps down.
+          yield* Effect.gen(function*() {
+            while (true) {
+              yield* Effect.sleep(ha.renewInterval)
+              const started = performance.now()
+              if (started >= validUntil) return yield* new LeaseLost({ account, epoch: lease.epoch, reason: "not renewed before its deadline" })
+              const renewed = yield* leases.renew(lease).pipe(
+                Effect.as(true),
+                Effect.catchTag("LeaseError", (error) =>
+                  Metric.update(Metric.withAttributes(Metrics.leaseRenewFailures, attributes), 1).pipe(
+                    Effect.andThen(Effect.logWarning(`renewing the lease failed: ${error.message}; stepping down in ${Math.max(0, Math.round(validUntil - performance.now()))} ms unless a renewal succeeds`)),
+                    Effect.as(false)
+                  ))
+              )
+              if (renewed) validUntil = started + ttl
+            }
+          }).pipe(
+            Effect.raceFirst(Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, validUntil - performance.now())))).pipe(
+              Effect.repeat({ until: () => performance.now() >= validUntil }),
+              Effect.andThen(Effect.fail(new LeaseLost({ account, epoch: lease.epoch, reason: "not renewed before its deadline" })))
+            )),
+            Effect.catchTag("LeaseLost", (lost) =>
+              Effect.logError(`${lost.message}: stepping down`).pipe(Effect.andThen(Deferred.succeed(stepDown, "lost")))),
+            Effect.forkIn(scope)
+          )
+
+          // Rebalancing: hand one account over when this process holds more than its share.
+          yield* Effect.gen(function*() {
+            while (true) {
+              yield* Effect.sleep(ha.rebalanceInterval)
+              if (yield* fleet.claimHandover) return yield* Deferred.succeed(stepDown, "rebalanced")
+            }
+          }).pipe(Effect.forkIn(scope))
+
+          const source = yield* GramJsTelegramSource.makeWith(spec.config).pipe(
+            // Fresh: the store is made for this account and this lease's epoch (layers are memoised otherwise).
+            Effect.provide(Layer.merge(PgChannelRegistry.layerNoDeps, Layer.fresh(PgUpdateStateStore.layerNoDeps)).pipe(
+              Layer.provide(PgClient.layer)
+            )),
+            Scope.provide(scope)
+          )
+          yield* ownership.setSource(account, source)
+          yield* Scope.addFinalizer(scope, ownership.setSource(account, undefined))
+          yield* ownership.set({
+            account,
+            role: "owner",
+            since: new Date().toISOString(),
+            owner: leases.member.id,
+            ownerSince: lease.acquiredAt.toISOString(),
+            epoch: lease.epoch
+          })
+          const { ingestBatch } = yield* Ingestion
+          const received = source.events.pipe(Stream.runForEach(ingestBatch), Effect.andThen(Effect.never))
+          return yield* Effect.raceFirst(received, Deferred.await(stepDown))
+        }).pipe(
+          Effect.provideService(LeaseFence, { account, epoch: lease.epoch }),
+          Effect.provideService(OwnerEpoch, Effect.succeed(BigInt(lease.epoch))),
+          Effect.provideService(KeyGuard, mayUse)
+        )
+
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const exit = yield* Effect.exit(restore(body.pipe(
+              Effect.catchTag("SessionFileLocked", (locked) =>
+                Effect.logError(`${locked.message}; standing by`).pipe(Effect.as("locked" as const)))
+            )))
+            if (Exit.isSuccess(exit)) reason = exit.value
+            else if (!Exit.hasInterrupts(exit)) reason = "fatal"
+            if (reason === "fatal") {
+              yield* ownership.set({
+                account,
+                role: "failed",
+                since: new Date().toISOString(),
+                owner: leases.member.id,
+                ownerSince: lease.acquiredAt.toISOString(),
+                epoch: lease.epoch,
+                detail: Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "failed"
+              })
+            }
+            // Drain what was accepted (its read progress is saved by the source's finalizer), then close.
+            yield* drained(ingest.shutdownTimeout)
+            yield* Scope.close(scope, Exit.void)
+            if (reason === "rebalanced" || reason === "locked") cooldownUntil = Date.now() + 3 * Duration.toMillis(ha.leaseTtl)
+            return yield* exit
+          })
+        )
+      })
+
+    while (true) {
+      const lease = yield* standBy
+      yield* own(lease)
+    }
+  }).pipe(Effect.annotateLogs("account", spec.name))
+
+export type { TelegramFatal }

@@ -1,0 +1,110 @@
+/**
+ * Leases and fencing against real PostgreSQL through the real PgBouncer, in
+ * a database of this suite's own: two members are two instances of the
+ * layer, as two processes would be.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import * as PgAccountLeases from "../../src/layers/PgAccountLeases.ts"
+import * as PgUpdateStateStore from "../../src/layers/PgUpdateStateStore.ts"
+import { AccountLeases, LeaseFence } from "../../src/services/AccountLeases.ts"
+import { OwnerEpoch, UpdateStateStore } from "../../src/services/UpdateState.ts"
+import { makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
+
+const config = (database: TestDatabase) =>
+  ConfigProvider.layer(ConfigProvider.fromUnknown({
+    database: { url: Redacted.value(database.url), migrationUrl: Redacted.value(database.migrationUrl) },
+    ha: { leaseTtl: "1 second" }
+  }))
+
+/** A member of its own, as another process would be. */
+const member = (database: TestDatabase) =>
+  Layer.build(Layer.fresh(PgAccountLeases.layer).pipe(Layer.provide(config(database)))).pipe(
+    Effect.map((context) => context.mapUnsafe.get(AccountLeases.key) as AccountLeases["Service"])
+  )
+
+const waitForExpiry = Effect.sleep("1100 millis")
+
+describe("PgAccountLeases", () => {
+  it.live("one owner at a time; a take-over after expiry raises the epoch and the old owner cannot renew", () =>
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("leases")
+      const a = yield* member(database)
+      const b = yield* member(database)
+
+      const first = yield* a.acquire("alpha")
+      assert.strictEqual(first?.epoch, 1)
+      assert.isUndefined(yield* b.acquire("alpha"))
+      yield* a.renew(first!)
+      assert.isUndefined(yield* b.acquire("alpha"))
+
+      yield* waitForExpiry
+      const second = yield* b.acquire("alpha")
+      assert.strictEqual(second?.epoch, 2)
+      const lost = yield* a.renew(first!).pipe(Effect.flip)
+      assert.strictEqual(lost._tag, "LeaseLost")
+      const [holder] = yield* a.holders(["alpha"])
+      assert.strictEqual(holder?.owner, b.member.id)
+      assert.isTrue(holder?.live)
+    }))
+
+  it.live("a released lease is free at once, with a higher epoch for the next owner", () =>
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("leases")
+      const a = yield* member(database)
+      const b = yield* member(database)
+      const lease = yield* a.acquire("alpha")
+      yield* a.release(lease!)
+      const next = yield* b.acquire("alpha")
+      assert.strictEqual(next?.epoch, 2)
+    }))
+
+  it.live("the database refuses update state written under a stale epoch, per account", () =>
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("leases")
+      const a = yield* member(database)
+      const b = yield* member(database)
+      /** The store as an owner of `account` at `epoch` builds it. */
+      const store = (account: string, epoch: number) =>
+        Layer.build(Layer.fresh(PgUpdateStateStore.layer).pipe(Layer.provide(config(database)))).pipe(
+          Effect.map((context) => context.mapUnsafe.get(UpdateStateStore.key) as UpdateStateStore["Service"]),
+          Effect.provideService(LeaseFence, { account, epoch }),
+          Effect.provideService(OwnerEpoch, Effect.succeed(BigInt(epoch)))
+        )
+      const state = (pts: number) => ({ channels: [{ channelId: 42, pts, topMessageId: pts }], account: { pts, qts: 0, date: 0, seq: 0 } })
+      const old = yield* a.acquire("alpha")
+      const oldStore = yield* store("alpha", old!.epoch)
+      yield* oldStore.save(state(10))
+      yield* waitForExpiry
+      const current = yield* b.acquire("alpha")
+      const currentStore = yield* store("alpha", current!.epoch)
+
+      const refused = yield* oldStore.save(state(99)).pipe(Effect.flip)
+      assert.strictEqual(refused._tag, "UpdateStateFenced")
+      assert.match(refused.message, /account alpha is at epoch 2, this write was made under epoch 1/)
+      yield* currentStore.save(state(12))
+      // Another account's state of the same channel is its own.
+      const other = yield* a.acquire("beta")
+      yield* (yield* store("beta", other!.epoch)).save(state(3))
+
+      const loaded = yield* currentStore.load
+      assert.deepStrictEqual(loaded.channels, [{ channelId: 42, pts: 12, topMessageId: 12 }])
+      assert.strictEqual(loaded.account?.pts, 12)
+      const rows = yield* query<{ account: string; pts: number }>(database, "SELECT account, pts FROM telegram_channel_state ORDER BY account")
+      assert.deepStrictEqual(rows.map((row) => [row.account, row.pts]), [["alpha", 12], ["beta", 3]])
+    }))
+
+  it.live("counts only members whose heartbeat has not expired", () =>
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("leases")
+      const a = yield* member(database)
+      const b = yield* member(database)
+      yield* a.heartbeat
+      yield* b.heartbeat
+      assert.strictEqual(yield* a.liveMembers, 2)
+      yield* b.leave
+      assert.strictEqual(yield* a.liveMembers, 1)
+      yield* waitForExpiry
+      assert.strictEqual(yield* a.liveMembers, 0)
+    }))
+})
