@@ -13,6 +13,7 @@ import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
 import * as PgMessageStore from "../layers/PgMessageStore.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
+import { readSession } from "../layers/SessionFile.ts"
 import { TelegramConfig } from "../services/GatewayConfig.ts"
 import { TelegramSource } from "../services/TelegramSource.ts"
 import { runAccount } from "./AccountOwner.ts"
@@ -74,6 +75,8 @@ export const receive = Effect.gen(function*() {
  */
 export const runAccounts = Effect.gen(function*() {
   const accounts = yield* accountsOf(yield* TelegramConfig)
+  // Every session file is checked now, so a standby does not learn at take-over time that it cannot connect.
+  yield* Effect.forEach(accounts, (spec) => readSession(spec.config.sessionFile), { discard: true })
   const fleet = yield* makeFleet(accounts.length)
   yield* Effect.forEach(accounts, (spec) => runAccount(spec, fleet), { concurrency: "unbounded", discard: true })
   return yield* Effect.never
