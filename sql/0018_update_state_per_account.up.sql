@@ -13,15 +13,15 @@ ALTER TABLE telegram_account_state DROP COLUMN singleton;
 ALTER TABLE telegram_account_state ADD PRIMARY KEY (account);
 
 -- On top of 0013's rule (an epoch never goes back), a write for an account
--- whose lease is live, or made under a lease epoch (> 0), must come from the
--- lease's current holder: lease_fence (0017) refuses anything else, and its
--- share lock orders the write against a take-over. Epoch 0 on an account
--- nobody holds (tools, a single instance's tests) passes as before.
+-- that has a lease row (high availability runs it) must come from the
+-- lease's current, unexpired holder: lease_fence (0017) refuses anything
+-- else, and its share lock orders the write against a take-over. Accounts
+-- without a lease row (a single instance's tools and tests) write as before.
 CREATE FUNCTION check_update_state_lease() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  IF NEW.epoch > 0 OR EXISTS (SELECT 1 FROM account_leases WHERE account = NEW.account AND expires_at > now()) THEN
+  IF EXISTS (SELECT 1 FROM account_leases WHERE account = NEW.account) THEN
     PERFORM lease_fence(NEW.account, NEW.epoch);
   END IF;
   RETURN NEW;

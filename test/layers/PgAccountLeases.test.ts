@@ -64,13 +64,18 @@ describe("PgAccountLeases", () => {
       const database = yield* makeTestDatabase("leases")
       const a = yield* member(database)
       const b = yield* member(database)
-      /** The store as an owner of `account` at `epoch` builds it. */
-      const store = (account: string, epoch: number) =>
-        Layer.build(Layer.fresh(PgUpdateStateStore.layer).pipe(Layer.provide(config(database)))).pipe(
-          Effect.map((context) => context.mapUnsafe.get(UpdateStateStore.key) as UpdateStateStore["Service"]),
-          Effect.provideService(LeaseFence, { account, epoch }),
-          Effect.provideService(OwnerEpoch, Effect.succeed(BigInt(epoch)))
-        )
+      const built = yield* Layer.build(Layer.fresh(PgUpdateStateStore.layer).pipe(Layer.provide(config(database)))).pipe(
+        Effect.map((context) => context.mapUnsafe.get(UpdateStateStore.key) as UpdateStateStore["Service"])
+      )
+      /** The store as the owner of `account` at `epoch` calls it (the references are read at each call). */
+      const store = (account: string, epoch: number) => {
+        const as = <A, E>(effect: Effect.Effect<A, E>) =>
+          effect.pipe(Effect.provideService(LeaseFence, { account, epoch }), Effect.provideService(OwnerEpoch, Effect.succeed(BigInt(epoch))))
+        return Effect.succeed({
+          save: (state: Parameters<UpdateStateStore["Service"]["save"]>[0]) => as(built.save(state)),
+          load: as(built.load)
+        })
+      }
       const state = (pts: number) => ({ channels: [{ channelId: 42, pts, topMessageId: pts }], account: { pts, qts: 0, date: 0, seq: 0 } })
       const old = yield* a.acquire("alpha")
       const oldStore = yield* store("alpha", old!.epoch)
