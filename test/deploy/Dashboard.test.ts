@@ -15,7 +15,7 @@ interface Panel {
   readonly type: string
   readonly title: string
   readonly datasource?: { readonly uid: string }
-  readonly targets?: ReadonlyArray<{ readonly expr: string }>
+  readonly targets?: ReadonlyArray<{ readonly expr?: string }>
 }
 
 interface Dashboard {
@@ -28,8 +28,11 @@ const readDashboard = Effect.promise(() => Fs.readFile(deployPath("grafana", "da
   Effect.map((text) => JSON.parse(text) as Dashboard)
 )
 
+/** The PromQL queries of a dashboard (SQL targets of other data sources left out). */
 const queries = (dashboard: Dashboard) =>
-  dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })))
+  dashboard.panels.flatMap((panel) =>
+    (panel.targets ?? []).flatMap((target) => (target.expr === undefined ? [] : [{ panel: panel.title, expr: target.expr }]))
+  )
 
 /** Grafana's variables replaced by values Prometheus accepts. */
 const asPromQL = (expr: string) => expr.replaceAll("$__rate_interval", "1m").replaceAll("$instance", ".*")
@@ -91,7 +94,7 @@ describe("the Grafana dashboard", () => {
     Effect.gen(function*() {
       const dashboard = yield* readDashboard
       const provisioning = yield* Effect.promise(() =>
-        Fs.readFile(deployPath("grafana", "provisioning", "datasources", "prometheus.yml"), "utf8")
+        Fs.readFile(deployPath("grafana", "provisioning", "datasources", "telegram.yml"), "utf8")
       )
       const uid = /^\s*uid: (\S+)$/m.exec(provisioning)?.[1]
       const variable = dashboard.templating.list.find((entry) => entry.name === "datasource")
@@ -100,4 +103,66 @@ describe("the Grafana dashboard", () => {
         assert.strictEqual(panel.datasource?.uid, "${datasource}", panel.title)
       }
     }))
+})
+
+const readAllDashboards = Effect.promise(async () => {
+  const directory = deployPath("grafana", "dashboards")
+  const files = (await Fs.readdir(directory)).filter((file) => file.endsWith(".json")).sort()
+  return Promise.all(files.map(async (file) => ({
+    file,
+    dashboard: JSON.parse(await Fs.readFile(Path.join(directory, file), "utf8")) as Dashboard & { readonly title: string }
+  })))
+})
+
+describe("the provisioned dashboards and data sources", () => {
+  it.effect("are the six of the stack over three data sources, each panel on a provisioned one", () =>
+    Effect.gen(function*() {
+      const all = yield* readAllDashboards
+      assert.deepStrictEqual(all.map(({ file }) => file), [
+        "telegram-gateway.json",
+        "telegram-mtproto.json",
+        "telegram-overview.json",
+        "telegram-postgresql.json",
+        "telegram-rabbitmq.json",
+        "telegram-redis.json",
+        "telegram-slo.json"
+      ])
+      assert.strictEqual(new Set(all.map(({ dashboard }) => dashboard.uid)).size, all.length, "unique uids")
+      const provisioning = yield* Effect.promise(() =>
+        Fs.readFile(deployPath("grafana", "provisioning", "datasources", "telegram.yml"), "utf8")
+      )
+      const uids = new Set([...provisioning.matchAll(/^\s*uid: (\S+)$/gm)].map((match) => match[1]!))
+      const types = [...provisioning.matchAll(/^\s*type: (\S+)$/gm)].map((match) => match[1]!)
+      assert.deepStrictEqual(types, ["prometheus", "grafana-postgresql-datasource", "alertmanager"])
+      const used = new Set<string>()
+      for (const { file, dashboard } of all) {
+        for (const panel of dashboard.panels.filter((panel) => panel.type !== "row")) {
+          const uid = panel.datasource?.uid
+          assert.isDefined(uid, `${file}: ${panel.title}`)
+          assert.isTrue(uid === "${datasource}" || uids.has(uid!), `${file}: ${panel.title} uses ${uid}`)
+          used.add(uid === "${datasource}" ? "telegram-prometheus" : uid!)
+        }
+      }
+      assert.deepStrictEqual([...used].sort(), [...uids].sort(), "every data source is used by a panel")
+    }))
+
+  it.effect("query Prometheus with valid PromQL only", () =>
+    Effect.gen(function*() {
+      const all = (yield* readAllDashboards).flatMap(({ dashboard }) => queries(dashboard))
+      assert.isAbove(all.length, 60)
+      const directory = yield* Effect.acquireRelease(
+        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dashboards-"))),
+        (path) => Effect.promise(() => Fs.rm(path, { recursive: true, force: true }))
+      )
+      const rules = [
+        "groups:",
+        "  - name: dashboards",
+        "    rules:",
+        ...all.flatMap((query, index) => [`      - record: dashboard:query_${index}`, `        expr: ${JSON.stringify(asPromQL(query.expr))}`])
+      ].join("\n")
+      const file = Path.join(directory, "dashboard-queries.yml")
+      yield* Effect.promise(() => Fs.writeFile(file, rules + "\n"))
+      const result = yield* runCommand("promtool", ["check", "rules", file])
+      assert.strictEqual(result.code, 0, result.stdout + result.stderr)
+    }).pipe(Effect.scoped))
 })
