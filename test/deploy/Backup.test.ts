@@ -138,3 +138,88 @@ describe("backup.sh", () => {
       assert.include(result.stderr, source.name)
     }).pipe(Effect.scoped))
 })
+
+const restoreScript = deployPath("scripts", "restore.sh")
+
+describe("restore.sh", () => {
+  it.effect("prints its usage with --help and refuses a call without a database", () =>
+    Effect.gen(function*() {
+      const help = yield* runCommand("bash", [restoreScript, "--help"])
+      assert.strictEqual(help.code, 0, help.stderr)
+      assert.include(help.stdout, "--database-url")
+      const bad = yield* runCommand("bash", [restoreScript, "/tmp"])
+      assert.strictEqual(bad.code, 2)
+      assert.include(bad.stderr, "--database-url is required")
+    }))
+
+  it.effect("round trip: what backup.sh saved comes back, twice the same, and a damaged backup is refused", () =>
+    Effect.gen(function*() {
+      const source = yield* makeTestDatabase("restore_source", { migrate: false })
+      yield* query(source, "CREATE TABLE backup_probe (id int PRIMARY KEY, note text NOT NULL)")
+      yield* query(source, "INSERT INTO backup_probe VALUES (1, 'first'), (2, 'second')")
+      const { sessionDir, configDir } = yield* hostFiles
+      const output = yield* scratchDirectory("restore-output-")
+      const backed = yield* runCommand("bash", [
+        script, "--output", output, "--database-url", Redacted.value(source.migrationUrl),
+        "--session-dir", sessionDir, "--config-dir", configDir, "--env-file", "/nonexistent", "--no-rabbitmq"
+      ])
+      assert.strictEqual(backed.code, 0, backed.stderr)
+      const backup = backed.stdout.trim()
+
+      // A host that has moved on: other rows, another session, another setting.
+      const target = yield* makeTestDatabase("restore_target", { migrate: false })
+      yield* query(target, "CREATE TABLE backup_probe (id int PRIMARY KEY, note text NOT NULL)")
+      yield* query(target, "INSERT INTO backup_probe VALUES (3, 'written after the backup')")
+      const host = yield* scratchDirectory("restore-host-")
+      const targetSession = Path.join(host, ".session")
+      const targetConfig = Path.join(host, "etc")
+      yield* Effect.promise(async () => {
+        await Fs.mkdir(targetSession, { mode: 0o755 })
+        await Fs.writeFile(Path.join(targetSession, "telegram.session"), "OTHER", { mode: 0o644 })
+        await Fs.writeFile(Path.join(targetSession, "stray"), "left over")
+      })
+      const restore = runCommand("bash", [
+        restoreScript, backup, "--database-url", Redacted.value(target.migrationUrl),
+        "--session-dir", targetSession, "--config-dir", targetConfig
+      ])
+
+      const dry = yield* runCommand("bash", [
+        restoreScript, backup, "--database-url", Redacted.value(target.migrationUrl), "--session-dir", targetSession, "--dry-run"
+      ])
+      assert.strictEqual(dry.code, 0, dry.stderr)
+      assert.include(dry.stdout, "pg_restore")
+      assert.deepStrictEqual((yield* query<{ id: number }>(target, "SELECT id FROM backup_probe")).map((row) => row.id), [3])
+
+      for (const round of [1, 2]) {
+        const result = yield* restore
+        assert.strictEqual(result.code, 0, `round ${round}: ${result.stderr}`)
+        assert.notInclude(result.stdout + result.stderr, "telegram_gateway:telegram_gateway@")
+        const rows = yield* query<{ id: number; note: string }>(target, "SELECT id, note FROM backup_probe ORDER BY id")
+        assert.deepStrictEqual(rows.map((row) => `${row.id} ${row.note}`), ["1 first", "2 second"], `round ${round}`)
+        assert.deepStrictEqual(yield* listing(targetSession), ["telegram.session"])
+        assert.strictEqual(
+          yield* Effect.promise(() => Fs.readFile(Path.join(targetSession, "telegram.session"), "utf8")),
+          "1BQANOTASESSION"
+        )
+        assert.strictEqual((yield* Effect.promise(() => Fs.stat(targetSession))).mode & 0o777, 0o700)
+        assert.strictEqual((yield* Effect.promise(() => Fs.stat(Path.join(targetSession, "telegram.session")))).mode & 0o777, 0o600)
+        assert.strictEqual(
+          yield* Effect.promise(() => Fs.readFile(Path.join(targetConfig, "gateway.env"), "utf8")),
+          "TELEGRAM_API_ID=12345\n"
+        )
+      }
+
+      // One flipped byte in the dump: refused before anything is touched.
+      yield* query(target, "INSERT INTO backup_probe VALUES (4, 'after the restore')")
+      yield* Effect.promise(async () => {
+        const dump = Path.join(backup, "database.dump")
+        const bytes = await Fs.readFile(dump)
+        bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff
+        await Fs.writeFile(dump, bytes)
+      })
+      const damaged = yield* restore
+      assert.strictEqual(damaged.code, 1)
+      assert.include(damaged.stderr, "checksums do not match")
+      assert.deepStrictEqual((yield* query<{ id: number }>(target, "SELECT id FROM backup_probe ORDER BY id")).map((row) => row.id), [1, 2, 4])
+    }).pipe(Effect.scoped), { timeout: 120_000 })
+})
