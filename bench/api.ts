@@ -26,6 +26,11 @@
  * (default 3) and reported as the median of the rounds; the load average is
  * printed per round. Prints a table, then one JSON line.
  *
+ * Then the same poll while another key floods `/search` (8 loops) and while
+ * it holds 500 long polls open. BENCH_TIMESCALEDB=1 runs it all on the
+ * TimescaleDB side cluster (deploy/scripts/stack.sh timescaledb) with every
+ * chunk older than a day compressed.
+ *
  * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
  * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
  * server and the direct SQL reach PgBouncer through its Unix socket instead of
@@ -42,7 +47,7 @@ import * as PgClient from "../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
 import { encodeCursor } from "../src/programs/api/Cursor.ts"
 import { MessageQuery } from "../src/services/MessageQuery.ts"
-import { makeTestDatabase, query } from "../test/support/Database.ts"
+import { makeTestDatabase, query, timescaleCluster } from "../test/support/Database.ts"
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
 interface AutocannonRequest {
@@ -72,6 +77,10 @@ const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
 const channels = 100
 const messages = Number(process.env.BENCH_MESSAGES ?? 1_000_000)
 const key = "bench-key-0123456789"
+/** Another key, the one that floods searches or holds long polls open while `key` polls. */
+const otherKey = "bench-other-key-0123456789"
+/** BENCH_TIMESCALEDB=1: the database on the TimescaleDB side cluster (5439, no PgBouncer), its chunks compressed. */
+const timescale = process.env.BENCH_TIMESCALEDB === "1"
 const port = 4810 + Math.floor(Math.random() * 100)
 const phaseSeconds = Number(process.env.BENCH_SECONDS ?? 10)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -129,7 +138,7 @@ const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
 const startSeq = (consumer: number) => BigInt(Math.floor(messages / 10) + consumer)
 const httpCursors = Array.from({ length: channels }, (_, consumer) => encodeCursor(startSeq(consumer)))
 const sqlCursors = Array.from({ length: channels }, (_, consumer) => startSeq(consumer))
-let markCounter = 0
+const markCounters = Array.from({ length: channels }, () => 0)
 
 const headers = { "x-api-key": key }
 const pollRequest = (consumer: number): AutocannonRequest => ({
@@ -143,13 +152,13 @@ const pollRequest = (consumer: number): AutocannonRequest => ({
     if (status === 200) httpCursors[consumer] = (JSON.parse(body) as { nextCursor: string }).nextCursor
   }
 })
-/** Ten keys never marked before, as a consumer marks what it has just processed. */
+/** Ten stored events this consumer has not marked before, as a consumer marks what it has just processed. */
 const markRequest = (consumer: number): AutocannonRequest => ({
   method: "POST",
   headers: { ...headers, "content-type": "application/json" },
   setupRequest: (request) => {
-    const base = markCounter++ * 10
-    const keys = Array.from({ length: 10 }, (_, i) => `${1000 + consumer}:${base + i + 1}:0`)
+    const base = markCounters[consumer]!++ * 10
+    const keys = Array.from({ length: 10 }, (_, i) => `${1000 + consumer}:${((base + i) % (messages / channels)) + 1}:0`)
     return { ...request, path: `/api/v1/consumers/bench-${consumer}/processed`, body: JSON.stringify({ keys }) }
   },
   onResponse: () => undefined
@@ -205,6 +214,34 @@ const directPhase = async (rate: number, poll: (consumer: number) => Promise<voi
   return summarize(latencies, failed)
 }
 
+/**
+ * Runs `phase` while `loops` clients of the other key keep `path` busy (each
+ * sends its next request when the previous one is answered, 429s and 503s
+ * included, as a hostile client would); returns the phase's summary and the
+ * other key's answers by status.
+ */
+const whileOtherKey = async (loops: number, path: () => string, phase: () => Promise<Summary>) => {
+  let running = true
+  const statuses: Record<string, number> = {}
+  const loop = async () => {
+    while (running) {
+      const status = await fetch(`http://127.0.0.1:${port}${path()}`, { headers: { "x-api-key": otherKey } })
+        .then(async (response) => {
+          await response.arrayBuffer()
+          return String(response.status)
+        }, () => "error")
+      statuses[status] = (statuses[status] ?? 0) + 1
+    }
+  }
+  const clients = Array.from({ length: loops }, loop)
+  await sleep(500)
+  const summary = await phase()
+  running = false
+  await Promise.all(clients)
+  console.error(`  other key's answers: ${JSON.stringify(statuses)}`)
+  return summary
+}
+
 /** Starts the API program in its own process and waits until it answers. */
 const startServer = (env: Record<string, string>) =>
   Effect.acquireRelease(
@@ -232,7 +269,7 @@ const startServer = (env: Record<string, string>) =>
   )
 
 const program = Effect.gen(function*() {
-  const database = yield* makeTestDatabase("bench_api")
+  const database = yield* makeTestDatabase("bench_api", timescale ? { cluster: timescaleCluster } : {})
   const started = performance.now()
   yield* query(database, `
     INSERT INTO messages (channel_id, message_id, version, date, sender_id, sender_kind, sender_name, text, raw, received_at)
@@ -243,6 +280,17 @@ const program = Effect.gen(function*() {
   yield* query(database, `INSERT INTO channels (channel_id, username, kind) SELECT 1000 + g, 'c' || g, 'channel' FROM generate_series(0, ${channels - 1}) g`)
   // The polling indexes come from migration 0003_indexes (messages (event_seq), (channel_id, event_seq)).
   yield* query(database, "VACUUM ANALYZE")
+  if (timescale) {
+    // Every chunk older than a day compressed, by the policy run in the foreground (docs/database.md).
+    yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+    const [job] = yield* query<{ job_id: number }>(database,
+      "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'")
+    yield* query(database, `CALL run_job(${job?.job_id})`)
+    const [chunks] = yield* query<{ compressed: number; total: number }>(database, `
+      SELECT count(*) FILTER (WHERE is_compressed)::int AS compressed, count(*)::int AS total
+      FROM timescaledb_information.chunks WHERE hypertable_name = 'messages'`)
+    console.error(`TimescaleDB: ${chunks?.compressed} of ${chunks?.total} chunks compressed`)
+  }
   const loadSeconds = (performance.now() - started) / 1000
 
   const exchange = `bench_api_${port}`
@@ -259,7 +307,9 @@ const program = Effect.gen(function*() {
     REDIS_KEY_PREFIX: `${exchange}:`,
     RABBITMQ_EXCHANGE: exchange,
     API_PORT: String(port),
-    API_KEYS: `bench:${createHash("sha256").update(key).digest("hex")}:read+ack`,
+    API_KEYS: `bench:${createHash("sha256").update(key).digest("hex")}:read+ack:` +
+      Array.from({ length: channels }, (_, consumer) => `bench-${consumer}`).join("+") +
+      `,other:${createHash("sha256").update(otherKey).digest("hex")}:read`,
     API_RATE_LIMIT_PER_SECOND: "100000",
     API_RATE_LIMIT_BURST: "100000",
     LOG_LEVEL: "Warn"
@@ -283,7 +333,15 @@ const program = Effect.gen(function*() {
     "direct SQL poll, staggered @1000": () => directPhase(1000, directPoll),
     "HTTP mark processed (10 keys), staggered @200": () => httpPhase("staggered", 200, markRequest),
     "HTTP poll, synchronised @200": () => httpPhase("synchronised", 200, pollRequest),
-    "HTTP poll, synchronised @1000": () => httpPhase("synchronised", 1000, pollRequest)
+    "HTTP poll, synchronised @1000": () => httpPhase("synchronised", 1000, pollRequest),
+    "HTTP poll, staggered @200, other key floods /search (8 loops)": () =>
+      whileOtherKey(8, () => "/api/v1/search?q=btcusdt&limit=100", () => httpPhase("staggered", 200, pollRequest)),
+    "HTTP poll, staggered @200, other key holds 500 long polls": () =>
+      whileOtherKey(
+        500,
+        () => `/api/v1/messages?channelId=${1000 + Math.floor(Math.random() * channels)}&after=${encodeCursor(BigInt(messages) * 2n)}&wait=5`,
+        () => httpPhase("staggered", 200, pollRequest)
+      )
   } as const
   type Phase = keyof typeof phases
 
@@ -310,7 +368,11 @@ const program = Effect.gen(function*() {
       `${rounds} rounds of ${phaseSeconds} s per phase, ${pageSize} events per poll; medians of the rounds; latencies in ms`
   )
   console.log(`load average (1/5/15 min) at the start of each round: ${loads.join(" | ")}; ${Os.cpus().length} CPUs`)
-  console.log(`PgBouncer reached through ${pgbouncerSocket === undefined ? "TCP 127.0.0.1:6434" : `its Unix socket in ${pgbouncerSocket}`}`)
+  console.log(
+    timescale
+      ? "TimescaleDB side cluster 127.0.0.1:5439 directly (no PgBouncer), chunks older than a day compressed"
+      : `PgBouncer reached through ${pgbouncerSocket === undefined ? "TCP 127.0.0.1:6434" : `its Unix socket in ${pgbouncerSocket}`}`
+  )
   console.log("| what | n | failed | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- |")
   for (const [name, s] of Object.entries(results)) console.log(`| ${name} | ${s.n} | ${s.failed} | ${s.p50} | ${s.p95} | ${s.p99} |`)
   // Evidence that the consumers followed their cursors rather than re-reading one page.
@@ -324,6 +386,7 @@ const program = Effect.gen(function*() {
     phaseSeconds,
     pageSize,
     loadTool: "autocannon 9, server in its own process",
+    database: timescale ? "timescaledb 5439, compressed chunks" : "postgresql via pgbouncer",
     pgbouncer: pgbouncerSocket === undefined ? "tcp 127.0.0.1:6434" : `unix ${pgbouncerSocket}`,
     loadAverages: loads,
     consumersAdvanced: advanced,

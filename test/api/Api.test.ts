@@ -13,12 +13,15 @@ import {
 import * as RedisMessageCache from "../../src/layers/RedisMessageCache.ts"
 import { EventPage } from "../../src/programs/api/Api.ts"
 import { encodeCursor } from "../../src/programs/api/Cursor.ts"
-import { client, insertChannel, insertDeletion, insertMessage, Keys, layerTestApi, TestApi } from "./TestApi.ts"
+import { client, insertChannel, insertDeletion, insertMessage, Keys, layerTestApi, sql, TestApi } from "./TestApi.ts"
 
 const channel = ChannelId.make(777_001)
 const other = ChannelId.make(777_002)
 
+/** What every test reads, inserted once per suite database, so that each test also runs alone. */
 const seed = Effect.gen(function*() {
+  const [seeded] = yield* sql(`SELECT count(*)::int AS n FROM channels WHERE channel_id = ${channel}`)
+  if (seeded?.n !== 0) return
   yield* insertChannel(channel, "signals")
   yield* insertChannel(other, "quiet")
   yield* insertMessage({ channelId: channel, messageId: 1, text: "BUY BTCUSDT at 60000" })
@@ -56,6 +59,7 @@ describe("Gateway API", () => {
 
     it.effect("answers a poll with exactly the JSON that encoding its EventPage gives", () =>
       Effect.gen(function*() {
+        yield* seed
         const response = yield* HttpClient.get(`/api/v1/messages?channelId=${channel}`, {
           headers: { "x-api-key": Keys.reader }
         })
@@ -69,6 +73,7 @@ describe("Gateway API", () => {
 
     it.effect("answers polls that arrive together each with its own page", () =>
       Effect.gen(function*() {
+        yield* seed
         const reader = yield* client(Keys.reader)
         const all = yield* reader.read.events({ query: {} })
         const cursors = [undefined, ...all.events.map((event) => event.cursor)]
@@ -91,6 +96,7 @@ describe("Gateway API", () => {
 
     it.effect("returns a message with all its versions", () =>
       Effect.gen(function*() {
+        yield* seed
         const reader = yield* client(Keys.reader)
         const history = yield* reader.read.message({ params: { channelId: channel, messageId: MessageId.make(1) } })
         assert.deepStrictEqual(history.versions.map((v) => v.message.text), ["BUY BTCUSDT at 60000", "BUY BTCUSDT at 61000 (edited)"])
@@ -106,6 +112,7 @@ describe("Gateway API", () => {
 
     it.effect("lists channels with their freshness", () =>
       Effect.gen(function*() {
+        yield* seed
         const reader = yield* client(Keys.reader)
         const { channels } = yield* reader.read.channels()
         const signals = channels.find((c) => c.channelId === channel)
@@ -117,6 +124,7 @@ describe("Gateway API", () => {
 
     it.effect("searches current text in any language, not deleted or superseded versions", () =>
       Effect.gen(function*() {
+        yield* seed
         const reader = yield* client(Keys.reader)
         const cyrillic = yield* reader.read.search({ query: { q: "купить" } })
         assert.deepStrictEqual(cyrillic.hits.map((hit) => hit.messageId), [3])
@@ -130,6 +138,7 @@ describe("Gateway API", () => {
 
     it.effect("counts messages, edits and deletions per window", () =>
       Effect.gen(function*() {
+        yield* seed
         const reader = yield* client(Keys.reader)
         const { buckets } = yield* reader.read.counts({
           query: { from: "2026-01-05T09:00:00Z", to: "2026-01-05T12:00:00Z", bucket: "hour", channelId: channel }
@@ -143,6 +152,7 @@ describe("Gateway API", () => {
 
     it.effect("serves the recent window from Redis, and the same window from PostgreSQL with Redis cut", () =>
       Effect.gen(function*() {
+        yield* seed
         const { keyPrefix, postgres, redis } = yield* TestApi
         const cache = yield* RedisMessageCache.make.pipe(
           Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ redis: { keyPrefix } })))
@@ -191,6 +201,7 @@ describe("Gateway API", () => {
 
     it.effect("marks processed idempotently and keeps a checkpoint per consumer", () =>
       Effect.gen(function*() {
+        yield* seed
         const acker = yield* client(Keys.acker)
         const keys = [`${channel}:1:0`, `${channel}:2:deleted`]
         const first = yield* acker.ack.markProcessed({ params: { consumer: "billing" }, payload: { keys } })

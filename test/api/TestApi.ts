@@ -73,7 +73,7 @@ export const layerTestApi = (api: Record<string, unknown> = {}) =>
     const exchange = unique("tg_api_test")
     yield* Effect.addFinalizer(() => Effect.andThen(dropExchange(exchange), dropKeys(keyPrefix)))
     const config = ConfigProvider.layer(ConfigProvider.fromUnknown({
-      database: { url: Redacted.value(urlVia(database, `127.0.0.1:${postgres.port}`)), poolSize: 4, connectTimeout: "2 seconds" },
+      database: { url: Redacted.value(urlVia(database, `127.0.0.1:${postgres.port}`)), poolSize: 4, connectTimeout: "10 seconds" },
       redis: { url: `redis://127.0.0.1:${redis.port}/0`, keyPrefix },
       rabbitmq: { exchange, reconnectMaxDelay: "500 millis" },
       api: {
