@@ -66,7 +66,8 @@ const readiness = (gateway: GatewayProcess) =>
 const roleOf = (gateway: GatewayProcess, account = "default") =>
   readiness(gateway).pipe(Effect.map((ready) => ready?.accounts.find((role) => role.account === account)))
 
-const waitForRole = (gateway: GatewayProcess, role: Role["role"], account = "default", timeout: Duration.Input = "60 seconds") =>
+/** Generous by default: starting a process (tsx compiles on the fly) takes long on a loaded machine. */
+const waitForRole = (gateway: GatewayProcess, role: Role["role"], account = "default", timeout: Duration.Input = "180 seconds") =>
   roleOf(gateway, account).pipe(
     Effect.repeat({ until: (found) => found?.role === role, schedule: Schedule.spaced("100 millis") }),
     Effect.timeoutOrElse({
@@ -146,7 +147,7 @@ describe("high availability", () => {
         yield* awaitExactEquality(setup, ledger)
         assertNeverTwoAtOnce(sim)
       }),
-    { timeout: 180_000 }
+    { timeout: 600_000 }
   )
 
   it.live(
@@ -173,7 +174,7 @@ describe("high availability", () => {
         const took = yield* timeToOwn(second)
         yield* Effect.sleep("3 seconds")
         first.kill("SIGCONT")
-        yield* waitForRole(first, "standby", "default", "30 seconds")
+        yield* waitForRole(first, "standby", "default", "120 seconds")
         yield* Effect.sleep("2 seconds")
         yield* Fiber.interrupt(posting)
 
@@ -196,7 +197,7 @@ describe("high availability", () => {
         assert.isAtMost(handover, 5_000)
         assert.strictEqual(yield* second.exited, 0)
       }),
-    { timeout: 180_000 }
+    { timeout: 600_000 }
   )
 
   it.live("a second process on the same host and session file cannot use it, even with another database", () =>
@@ -209,12 +210,12 @@ describe("high availability", () => {
       yield* waitForRole(first, "owner")
       const second = yield* startGatewayProcess({ env: singleAccountEnv(sim, baseEnv(elsewhere), setup.sessionFile, "@ha_flock") })
 
-      yield* second.waitForLog(/is in use by another process on this host/)
+      yield* second.waitForLog(/is in use by another process on this host/, "180 seconds")
       assert.strictEqual((yield* roleOf(second))?.role, "standby")
       assert.strictEqual(sim.connections.length, 1)
       assertNeverTwoAtOnce(sim)
       assert.isTrue(yield* Effect.promise(() => Fs.access(`${setup.sessionFile}.lock`).then(() => true, () => false)))
-    }), { timeout: 120_000 })
+    }), { timeout: 400_000 })
 
   it.live(
     "three processes and five accounts: each account owned once, spread out; after a SIGKILL its accounts move and nothing is lost",
@@ -263,7 +264,7 @@ describe("high availability", () => {
               schedule: Schedule.spaced("250 millis")
             }),
             Effect.timeoutOrElse({
-              duration: "90 seconds",
+              duration: "240 seconds",
               orElse: () => owners.pipe(Effect.flatMap((counts) => Effect.die(new Error(`accounts never settled: ${JSON.stringify([...counts])}`))))
             })
           )
@@ -287,6 +288,6 @@ describe("high availability", () => {
         yield* awaitExactEquality({ sim: accounts[0]!.sim, database, sessionFile: accounts[0]!.sessionFile }, all)
         for (const account of accounts) assertNeverTwoAtOnce(account.sim)
       }),
-    { timeout: 300_000 }
+    { timeout: 800_000 }
   )
 })

@@ -9,15 +9,18 @@ import { Config, Effect, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as GramJsTelegramAccount from "../../layers/GramJsTelegramAccount.ts"
 import { writeSession } from "../../layers/SessionFile.ts"
-import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { type TelegramConfig as TelegramConfigType, TelegramConfig } from "../../services/GatewayConfig.ts"
 import { TelegramAccount } from "../../services/TelegramAccount.ts"
-import { withRuntime } from "../Startup.ts"
+import { accountsOf } from "../Accounts.ts"
+import { InvalidConfiguration, withRuntime } from "../Startup.ts"
 import { type Prompt, terminalPrompt } from "./Prompt.ts"
 import { configFile, root } from "./Root.ts"
 
 export { LoginFailed } from "../../services/TelegramAccount.ts"
 
 export interface LoginAnswers {
+  /** The account of `telegram.accounts` whose session file is written; none: `telegram.sessionFile`. */
+  readonly account?: Option.Option<string>
   readonly phone: Option.Option<string>
   readonly code: Option.Option<string>
   readonly password: Option.Option<Redacted.Redacted<string>>
@@ -33,19 +36,38 @@ const answer = <A>(given: Option.Option<A>, ask: Effect.Effect<A>) =>
 export const signIn = (answers: LoginAnswers, prompt: Prompt, seed?: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
     const config = yield* TelegramConfig
+    const sessionFile = yield* sessionFileOf(config, answers.account ?? Option.none())
     const account = yield* TelegramAccount
     const { session, user } = yield* account.signIn({
       phone: answer(answers.phone, prompt.ask("Phone number (international format, e.g. +15550000001): ")),
       code: answer(answers.code, prompt.ask("Login code (sent to your Telegram app): ")),
       password: answer(answers.password, prompt.askSecret("Two-step verification password: "))
     }, seed)
-    yield* writeSession(config.sessionFile, session)
-    yield* Effect.logInfo(`signed in as ${user}; session saved to ${config.sessionFile} (mode 0600)`)
+    yield* writeSession(sessionFile, session)
+    yield* Effect.logInfo(`signed in as ${user}; session saved to ${sessionFile} (mode 0600)`)
   }).pipe(Effect.withSpan("Login.signIn"), Effect.provide(GramJsTelegramAccount.layer))
+
+/** The session file of the named account (telegram.accounts), or telegram.sessionFile. */
+const sessionFileOf = (config: TelegramConfigType, name: Option.Option<string>) =>
+  Effect.gen(function*() {
+    if (Option.isNone(name)) return config.sessionFile
+    const accounts = yield* accountsOf(config)
+    const found = accounts.find((account) => account.name === name.value)
+    if (found === undefined) {
+      return yield* new InvalidConfiguration({
+        detail: `--account ${name.value}: telegram.accounts has no such account (configured: ${accounts.map((account) => account.name).join(", ")})`
+      })
+    }
+    return found.config.sessionFile
+  })
 
 const fromEnv = (name: string) => Flag.withFallbackConfig(Config.String(name))
 
 export const login = Command.make("login", {
+  account: Flag.String("account").pipe(
+    Flag.withDescription("Write the session of this account of telegram.accounts (default: telegram.sessionFile)"),
+    Flag.optional
+  ),
   phone: Flag.String("phone").pipe(
     fromEnv("TELEGRAM_PHONE"),
     Flag.withDescription("Phone number of the account, international format (default: $TELEGRAM_PHONE, else asked)"),

@@ -1,0 +1,69 @@
+/** `login --account NAME` writes the session file of that account of `telegram.accounts`, and nothing else. */
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Option, Redacted } from "effect"
+import * as Fs from "node:fs/promises"
+import * as Path from "node:path"
+import { readSession } from "../../src/layers/SessionFile.ts"
+import { signIn } from "../../src/programs/commands/Login.ts"
+import type { Prompt } from "../../src/programs/commands/Prompt.ts"
+import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
+import { makeSessionDirectory } from "./Harness.ts"
+
+const noPrompt: Prompt = {
+  ask: (question) => Effect.die(new Error(`unexpected question: ${question}`)),
+  askSecret: (question) => Effect.die(new Error(`unexpected question: ${question}`))
+}
+
+const configFor = (sim: TelegramSimulator, directory: string) =>
+  ConfigProvider.layer(ConfigProvider.fromUnknown({
+    telegram: {
+      apiId: 1,
+      apiHash: "simulator",
+      sessionFile: Path.join(directory, "telegram.session"),
+      dcId: sim.dcId,
+      dcAddress: sim.host,
+      dcPort: sim.port,
+      connectTimeout: "5 seconds",
+      callTimeout: "5 seconds",
+      accounts: [
+        { name: "news", sessionFile: Path.join(directory, "news.session"), channels: ["@newsroom"] },
+        { name: "markets", sessionFile: Path.join(directory, "markets.session"), channels: ["@tickers"] }
+      ]
+    }
+  }))
+
+const exists = (path: string) => Effect.promise(() => Fs.access(path).then(() => true, () => false))
+
+describe("login --account", () => {
+  it.live("writes the named account's session file only", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.start({ authorized: false })
+      const directory = Path.dirname(yield* makeSessionDirectory)
+
+      yield* signIn(
+        { account: Option.some("markets"), phone: Option.some("+15550000001"), code: Option.some("12345"), password: Option.none() },
+        noPrompt,
+        Redacted.make(sim.sessionString)
+      ).pipe(Effect.provide(configFor(sim, directory)))
+
+      assert.strictEqual((yield* readSession(Path.join(directory, "markets.session"))).dcId, sim.dcId)
+      assert.isFalse(yield* exists(Path.join(directory, "news.session")))
+      assert.isFalse(yield* exists(Path.join(directory, "telegram.session")))
+    }))
+
+  it.live("names the configured accounts when the account is unknown", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.start({ authorized: false })
+      const directory = Path.dirname(yield* makeSessionDirectory)
+
+      const error = yield* signIn(
+        { account: Option.some("sports"), phone: Option.some("+15550000001"), code: Option.some("12345"), password: Option.none() },
+        noPrompt,
+        Redacted.make(sim.sessionString)
+      ).pipe(Effect.provide(configFor(sim, directory)), Effect.flip)
+
+      assert.strictEqual(error._tag, "InvalidConfiguration")
+      assert.include(error.message, "--account sports: telegram.accounts has no such account (configured: news, markets)")
+      assert.isFalse(sim.isAuthorized())
+    }))
+})
