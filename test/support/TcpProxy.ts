@@ -12,6 +12,13 @@ export interface TcpProxy {
   readonly cut: Effect.Effect<void>
   /** Listens again on the same port. */
   readonly restore: Effect.Effect<void>
+  /**
+   * Stops delivering bytes either way and holds new connections, as when the
+   * route drops packets: nothing errors, bytes wait (as retransmissions would)
+   * and arrive after `heal`, unless a side gives up and closes first.
+   */
+  readonly blackhole: Effect.Effect<void>
+  readonly heal: Effect.Effect<void>
 }
 
 const listen = (server: Net.Server, port: number) =>
@@ -23,21 +30,38 @@ const listen = (server: Net.Server, port: number) =>
 export const makeTcpProxy = (target: { readonly host: string; readonly port: number }) =>
   Effect.gen(function*() {
     const sockets = new Set<Net.Socket>()
+    let holed = false
+    /** Connections accepted during a blackhole, connected upstream on heal. */
+    const held: Array<() => void> = []
+    const forward = (client: Net.Socket) => {
+      const upstream = Net.connect(target.port, target.host)
+      sockets.add(upstream)
+      client.pipe(upstream)
+      upstream.pipe(client)
+      if (holed) upstream.pause()
+      const close = () => {
+        client.destroy()
+        upstream.destroy()
+        sockets.delete(client)
+        sockets.delete(upstream)
+      }
+      client.on("error", close).on("close", close)
+      upstream.on("error", close).on("close", close)
+    }
     const makeServer = () =>
       Net.createServer((client) => {
-        const upstream = Net.connect(target.port, target.host)
         sockets.add(client)
-        sockets.add(upstream)
-        client.pipe(upstream)
-        upstream.pipe(client)
-        const close = () => {
-          client.destroy()
-          upstream.destroy()
-          sockets.delete(client)
-          sockets.delete(upstream)
+        if (holed) {
+          client.pause()
+          const onClose = () => sockets.delete(client)
+          client.on("error", onClose).on("close", onClose)
+          held.push(() => {
+            client.off("close", onClose)
+            if (!client.destroyed) forward(client)
+          })
+        } else {
+          forward(client)
         }
-        client.on("error", close).on("close", close)
-        upstream.on("error", close).on("close", close)
       })
     let server = makeServer()
     const port = yield* listen(server, 0)
@@ -50,6 +74,15 @@ export const makeTcpProxy = (target: { readonly host: string; readonly port: num
       server = makeServer()
       return listen(server, port)
     }).pipe(Effect.asVoid)
+    const blackhole = Effect.sync(() => {
+      holed = true
+      for (const socket of sockets) socket.pause()
+    })
+    const heal = Effect.sync(() => {
+      holed = false
+      for (const socket of sockets) socket.resume()
+      for (const connect of held.splice(0)) connect()
+    })
     yield* Effect.addFinalizer(() => cut)
-    return { port, cut, restore } satisfies TcpProxy
+    return { port, cut, restore, blackhole, heal } satisfies TcpProxy
   })
