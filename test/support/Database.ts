@@ -68,22 +68,38 @@ export const configLayer = (database: TestDatabase, overrides: Record<string, un
     })
   )
 
+/** Where a test database lives: the machine's PostgreSQL and PgBouncer unless a test brings its own. */
+export interface DatabaseServers {
+  readonly postgresAddress: string
+  readonly pgbouncerAddress: string
+}
+
 /** Scoped: the database is dropped (closing its connections) when the scope closes. */
 export const makeTestDatabase = (
   prefix: string,
-  options: { readonly migrate?: boolean; readonly cluster?: typeof timescaleCluster } = {}
+  options: {
+    readonly migrate?: boolean
+    readonly cluster?: typeof timescaleCluster
+    /** Private servers a destructive test brings (test/support/SideServices.ts). */
+    readonly servers?: DatabaseServers
+  } = {}
 ) =>
   Effect.gen(function*() {
     const name = `tg_test_${prefix.toLowerCase().replace(/[^a-z0-9]+/g, "_")}_${randomBytes(4).toString("hex")}`
-    const admin = options.cluster?.adminUrl ?? adminUrl
+    const servers = options.servers ??
+      (options.cluster === undefined
+        ? { postgresAddress, pgbouncerAddress }
+        : { postgresAddress: options.cluster.address, pgbouncerAddress: options.cluster.address })
+    const admin = options.cluster?.adminUrl ??
+      (options.servers === undefined ? adminUrl : `postgres://postgres@${options.servers.postgresAddress}/postgres`)
     yield* Effect.acquireRelease(
       withAdmin((sql) => sql.unsafe(`CREATE DATABASE ${name} OWNER telegram_gateway`), admin),
       () => withAdmin((sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`), admin).pipe(Effect.orDie)
     )
     const database: TestDatabase = {
       name,
-      url: urlVia({ name }, options.cluster?.address ?? pgbouncerAddress),
-      migrationUrl: Redacted.make(`postgres://${appCredentials}@${options.cluster?.address ?? postgresAddress}/${name}`)
+      url: urlVia({ name }, servers.pgbouncerAddress),
+      migrationUrl: Redacted.make(`postgres://${appCredentials}@${servers.postgresAddress}/${name}`)
     }
     if (options.migrate !== false) {
       yield* Migrations.migrate.pipe(Effect.provide(configLayer(database)))
