@@ -124,13 +124,18 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       defectsAsRetryable("writeBatch")
     )
 
-  const write = (events: Array.NonEmptyReadonlyArray<MessageEvent>): Effect.Effect<WriteSummary> =>
-    attempt(events).pipe(
+  const write = (events: Array.NonEmptyReadonlyArray<MessageEvent>): Effect.Effect<WriteSummary> => {
+    let began = 0
+    return Effect.suspend(() => {
+      began = health.began()
+      return attempt(events)
+    }).pipe(
       Effect.tapError((error) => (error.retryable ? health.failed(error) : Effect.void)),
       Effect.retry(retryTransient),
-      Effect.tap(() => health.succeeded),
+      Effect.tap(() => health.succeeded(began)),
       Effect.catch((error) => onRefused(events, error))
     )
+  }
 
   // An error that looks final is only believed while the database answers:
   // if it does not, this is an outage after all, and the batch waits for it.

@@ -117,6 +117,7 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
       }
     }
     if (toPublish.length > 0) {
+      const began = rabbitmq.began()
       const outcomes = yield* bus.publishAll(events as [MessageEvent, ...Array<MessageEvent>])
       let lastError: { readonly message: string } | undefined
       outcomes.forEach((error, index) => {
@@ -128,7 +129,7 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
       const confirmed = toPublish.length - failed.size
       yield* Metric.update(Metrics.busRelayPublished, confirmed)
       if (lastError !== undefined) yield* rabbitmq.failed(lastError, failed.size)
-      else yield* rabbitmq.succeeded
+      else yield* rabbitmq.succeeded(began)
     }
 
     // The mark passes the contiguous run of confirmed events.

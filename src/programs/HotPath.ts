@@ -70,11 +70,13 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) =>
     Effect.gen(function*() {
       let attempts = 0
+      let began = 0
       const verdicts = yield* Effect.suspend(() => {
         attempts++
+        began = redis.began()
         return cache.rememberAll(events)
       }).pipe(Effect.retry(retry))
-      yield* redis.succeeded
+      yield* redis.succeeded(began)
       // An attempt that timed out or lost its connection may still have run in
       // Redis, so after a retry "duplicate" may be our own first attempt.
       return {
@@ -97,9 +99,11 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       const confirmed = new Set<MessageEvent>()
       if (!rabbitmq.isUp()) return confirmed
       let waiting = events
+      let began = 0
       let lastError: { readonly message: string } | undefined
       for (let attempt = 0; attempt < 3 && waiting.length > 0; attempt++) {
         if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + (yield* Random.next)))
+        began = rabbitmq.began()
         const outcomes = yield* bus.publishAll(waiting as Arr.NonEmptyReadonlyArray<MessageEvent>)
         const failed: Array<MessageEvent> = []
         outcomes.forEach((error, index) => {
@@ -109,7 +113,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
         waiting = failed
       }
       if (waiting.length > 0 && lastError !== undefined) yield* rabbitmq.failed(lastError, waiting.length)
-      else if (events.length > 0) yield* rabbitmq.succeeded
+      else if (events.length > 0) yield* rabbitmq.succeeded(began)
       return confirmed
     })
 

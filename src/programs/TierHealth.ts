@@ -2,6 +2,11 @@
  * Tracks whether an optional tier is up, so that an outage is logged once
  * when it starts and once when it ends, not once per message, while every
  * failed attempt is still counted.
+ *
+ * Attempts overlap (several workers, batches in flight), so an attempt that
+ * began before the outage may succeed after the first failure was seen: it
+ * says nothing about the tier now. `succeeded` takes when its attempt began
+ * (`began()`), and only an attempt begun since the outage started ends it.
  */
 import { Effect, Metric } from "effect"
 import * as Metrics from "../services/Metrics.ts"
@@ -12,7 +17,10 @@ export interface TierHealth {
   readonly tier: Tier
   /** Whether the tier answered the last time it was used. */
   readonly isUp: () => boolean
-  readonly succeeded: Effect.Effect<void>
+  /** A token for an attempt about to begin, for `succeeded`. */
+  readonly began: () => number
+  /** The attempt begun at `began` succeeded. */
+  readonly succeeded: (began: number) => Effect.Effect<void>
   /** Counts `count` failures (events that missed the tier, or attempts), logging only when the tier goes down. */
   readonly failed: (error: { readonly message: string }, count?: number) => Effect.Effect<void>
 }
@@ -33,6 +41,8 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
   Effect.gen(function*() {
     // A plain variable: read synchronously on the hot path, written only here.
     let up = true
+    /** Counts the outages so far: an attempt's token is this count when it began. */
+    let outages = 0
     const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
     yield* Metric.update(gauge, 1)
 
@@ -43,7 +53,9 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
         return was
       })
 
-    const succeeded = swap(true).pipe(
+    const succeeded = (began: number) =>
+      Effect.suspend(() => (began < outages ? Effect.void : recovered))
+    const recovered = swap(true).pipe(
       Effect.flatMap((wasUp) =>
         wasUp
           ? Effect.void
@@ -58,6 +70,7 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
     const failed = (error: { readonly message: string }, count = 1) =>
       Metric.update(options.failures, count).pipe(
         Effect.andThen(swap(false)),
+        Effect.tap((wasUp) => Effect.sync(() => wasUp && outages++)),
         Effect.flatMap((wasUp) =>
           wasUp
             ? Effect.logWarning(options.downMessage).pipe(
@@ -68,5 +81,5 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
         )
       )
 
-    return { tier: options.tier, isUp: () => up, succeeded, failed }
+    return { tier: options.tier, isUp: () => up, began: () => outages, succeeded, failed }
   })

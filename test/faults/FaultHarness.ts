@@ -8,6 +8,10 @@
  * `verify` holds PostgreSQL and the bus to exactly that.
  */
 import * as Amqp from "amqplib"
+import { Redis } from "ioredis"
+import { writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Context, Duration, Effect, type Fiber, Layer, Redacted, type Scope } from "effect"
 import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
@@ -70,6 +74,8 @@ export interface Scenario {
   readonly verify: Effect.Effect<{ readonly committed: number; readonly delivered: number; readonly duplicates: number }>
   /** How many times the gateway's output (over every run) contains `text`. */
   readonly logged: (text: string) => number
+  /** Stable keys among `keys` that Redis holds no cache entry for. */
+  readonly uncached: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>
 }
 
 export interface ScenarioOptions {
@@ -95,6 +101,7 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
     yield* writeSession(sessionFile, Redacted.make(simulator.sessionString))
     const exchange = uniqueName("faults.messages")
     const rabbitPort = options.rabbitmqProxy?.port ?? stack.rabbitmq.port
+    const keyPrefix = `${uniqueName("faults")}:`
 
     // The consumer's queue exists before the first publish, and outlives the broker's restarts.
     const queue = uniqueName("faults_consumer")
@@ -107,7 +114,7 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
       DATABASE_STATEMENT_TIMEOUT: "3 seconds",
       DATABASE_CONNECT_TIMEOUT: "2 seconds",
       REDIS_URL: `redis://127.0.0.1:${stack.redis.port}/0`,
-      REDIS_KEY_PREFIX: `${uniqueName("faults")}:`,
+      REDIS_KEY_PREFIX: keyPrefix,
       RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${rabbitPort}`,
       RABBITMQ_EXCHANGE: exchange,
       RABBITMQ_PUBLISH_TIMEOUT: "2 seconds",
@@ -122,6 +129,12 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
       TELEGRAM_POLL_INTERVAL: "2 seconds"
     }
     const outputs: Array<GatewayProcess> = []
+    // Each run's output stays in the temporary directory, for reading after a failure.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() =>
+        Promise.all(outputs.map((gateway, run) => writeFile(join(tmpdir(), `${database.name}-gateway-${run}.log`), gateway.output())))
+      ).pipe(Effect.ignore)
+    )
     const launch = Effect.gen(function*() {
       const gateway = yield* startGatewayProcess({ env })
       outputs.push(gateway)
@@ -203,7 +216,20 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
       produce,
       restartGateway: launch.pipe(Effect.tap((gateway) => Effect.sync(() => (current = gateway)))),
       verify,
-      logged: (text: string) => outputs.reduce((count, gateway) => count + gateway.output().split(text).length - 1, 0)
+      logged: (text: string) => outputs.reduce((count, gateway) => count + gateway.output().split(text).length - 1, 0),
+      uncached: (keys) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => new Redis({ port: stack.redis.port, host: "127.0.0.1", lazyConnect: false })),
+          (redis) =>
+            Effect.promise(async () => {
+              const missing: Array<string> = []
+              for (const key of keys) {
+                if ((await redis.exists(`${keyPrefix}msg:${key}`)) === 0) missing.push(key)
+              }
+              return missing
+            }),
+          (redis) => Effect.sync(() => redis.disconnect())
+        )
     } satisfies Scenario
   })
 

@@ -9,13 +9,35 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Duration, Effect, Fiber } from "effect"
+import { query, type TestDatabase } from "../support/Database.ts"
 import { downMessages, proxyTo, SideStack, startScenario } from "./FaultHarness.ts"
 
 const rate = 200
 
+/**
+ * Starts a fault and returns its healing, which also runs when the test ends
+ * early: a failed test never leaves a side service down for the next one.
+ */
+const fault = (start: Effect.Effect<void>, heal: Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    let healed = false
+    const healOnce = Effect.suspend(() => {
+      if (healed) return Effect.void
+      healed = true
+      return heal
+    })
+    yield* Effect.acquireRelease(start, () => healOnce)
+    return healOnce
+  })
+
 /** Polls a sample of the gateway's /metrics until `accept` holds. */
 const awaitMetric = (
-  scenario: { readonly gateway: () => { readonly metric: (sample: string) => Effect.Effect<number | undefined> } },
+  scenario: {
+    readonly gateway: () => {
+      readonly metric: (sample: string) => Effect.Effect<number | undefined>
+      readonly output: () => string
+    }
+  },
   sample: string,
   accept: (value: number) => boolean,
   timeout: Duration.Input = "20 seconds"
@@ -29,7 +51,10 @@ const awaitMetric = (
   }).pipe(
     Effect.timeoutOrElse({
       duration: timeout,
-      orElse: () => Effect.die(new Error(`${sample} never reached the expected value`))
+      orElse: () =>
+        Effect.die(
+          new Error(`${sample} never reached the expected value; gateway output:\n${scenario.gateway().output().slice(-6000)}`)
+        )
     })
   )
 
@@ -41,20 +66,201 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       const producer = yield* scenario.produce(rate)
       yield* Effect.sleep("5 seconds")
 
-      yield* stack.pgbouncer.kill
+      const heal = yield* fault(stack.pgbouncer.kill, stack.pgbouncer.start)
       yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 0)
       const backlog = yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value >= 5)
       assert.isAtLeast(backlog, 5)
       yield* Effect.sleep("12 seconds")
-      yield* stack.pgbouncer.start
+      yield* heal
       yield* Effect.sleep("5 seconds")
       yield* Fiber.interrupt(producer)
 
       const result = yield* scenario.verify
+      yield* report("PgBouncer SIGKILL", result)
       assert.isAbove(result.committed, 5_000)
       yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 1)
       assert.isAbove((yield* scenario.gateway().metric("database_write_failures_total")) ?? 0, 0)
       assert.strictEqual(yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value < 1), 0)
       assert.strictEqual(scenario.logged(downMessages.postgres), 1)
     }), { timeout: 180_000 })
+
+  it.effect("PostgreSQL stopped (fast shutdown) for 20 s, then started: nothing lost", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_postgres_restart")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.postgres.stop, stack.postgres.start)
+      yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 0)
+      yield* Effect.sleep("18 seconds")
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("PostgreSQL fast restart", result)
+      assert.isAbove(result.committed, 5_000)
+      yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 1)
+      assert.strictEqual(scenario.logged(downMessages.postgres), 1)
+    }), { timeout: 180_000 })
+
+  it.effect("RabbitMQ stopped (stop_app) for 20 s: the relay publishes every committed event afterwards", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_rabbitmq_stop")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.rabbitmq.stopApp, stack.rabbitmq.startApp)
+      yield* awaitMetric(scenario, `tier_up{tier="rabbitmq"}`, (value) => value === 0)
+      yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value > 100)
+      yield* Effect.sleep("15 seconds")
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("RabbitMQ stop_app", result)
+      yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value === 0, "30 seconds")
+      yield* awaitMetric(scenario, `tier_up{tier="rabbitmq"}`, (value) => value === 1)
+      assert.isAbove((yield* scenario.gateway().metric("bus_relay_published_total")) ?? 0, 1_000)
+      assert.isAbove((yield* scenario.gateway().metric("rabbitmq_failures_total")) ?? 0, 0)
+      assert.strictEqual(scenario.logged(downMessages.rabbitmq), 1)
+      // Only publishes in flight when the broker went away may arrive twice.
+      assert.isAtMost(result.duplicates, 1_000)
+    }), { timeout: 180_000 })
+
+  it.effect("RabbitMQ unreachable (packets dropped) for 20 s: noticed within seconds, duplicates bounded", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const proxy = yield* proxyTo(stack.rabbitmq.port)
+      const scenario = yield* startScenario("fault_rabbitmq_blackhole", { rabbitmqProxy: proxy })
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(proxy.blackhole, proxy.heal)
+      const started = Date.now()
+      yield* awaitMetric(scenario, `tier_up{tier="rabbitmq"}`, (value) => value === 0, "15 seconds")
+      const noticedAfter = Date.now() - started
+      yield* Effect.sleep(Duration.millis(Math.max(0, 20_000 - noticedAfter)))
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report(`RabbitMQ blackholed (noticed after ${noticedAfter} ms)`, result)
+      assert.isAtMost(noticedAfter, 10_000)
+      yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value === 0, "30 seconds")
+      assert.strictEqual(scenario.logged(downMessages.rabbitmq), 1)
+      assert.isAtMost(result.duplicates, 1_000)
+    }), { timeout: 180_000 })
+
+  it.effect("the gateway SIGKILLed while PostgreSQL is down, restarted after: every accepted event recovered", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_kill_during_outage")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.postgres.stop, stack.postgres.start)
+      yield* awaitMetric(scenario, "ingest_queue_depth", (value) => value > 500)
+      scenario.gateway().kill("SIGKILL")
+      yield* scenario.gateway().exited
+      yield* Effect.sleep("5 seconds")
+      yield* heal
+      yield* scenario.restartGateway
+      yield* Effect.sleep("10 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("gateway SIGKILL while PostgreSQL down", result)
+      assert.isAbove(result.committed, 3_000)
+    }), { timeout: 180_000 })
+
+  it.effect("Redis killed for 20 s, then restarted empty: the cache is refilled from PostgreSQL", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_redis_kill")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.redis.kill, stack.redis.start)
+      yield* awaitMetric(scenario, `tier_up{tier="redis"}`, (value) => value === 0)
+      yield* Effect.sleep("18 seconds")
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("Redis SIGKILL", result)
+      yield* awaitMetric(scenario, `tier_up{tier="redis"}`, (value) => value === 1)
+      assert.isAbove((yield* scenario.gateway().metric("redis_failures_total")) ?? 0, 0)
+      assert.strictEqual(scenario.logged(downMessages.redis), 1)
+      // The recent window (redis.recentLimit, 1,000 by default) answers as the database does.
+      const recent = yield* recentKeys(scenario, 1_000)
+      const uncached = yield* Effect.gen(function*() {
+        while (true) {
+          const missing = yield* scenario.uncached(recent)
+          if (missing.length === 0) return missing
+          yield* Effect.sleep("500 millis")
+        }
+      }).pipe(Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => scenario.uncached(recent) }))
+      assert.deepStrictEqual(uncached, [])
+    }), { timeout: 180_000 })
+
+  it.effect("all three tiers down at once for 20 s: nothing lost in PostgreSQL or on the bus", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_all_tiers")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(
+        Effect.all([stack.pgbouncer.kill, stack.redis.kill, stack.rabbitmq.stopApp], { concurrency: "unbounded" }),
+        Effect.all([stack.pgbouncer.start, stack.redis.start, stack.rabbitmq.startApp], { concurrency: "unbounded" })
+      )
+      yield* Effect.sleep("20 seconds")
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("all three tiers down", result)
+      for (const tier of ["postgres", "redis", "rabbitmq"] as const) {
+        yield* awaitMetric(scenario, `tier_up{tier="${tier}"}`, (value) => value === 1, "30 seconds")
+        assert.strictEqual(scenario.logged(downMessages[tier]), 1, `${tier} warned once`)
+      }
+    }), { timeout: 180_000 })
+
+  it.effect("PostgreSQL stopped for 60 s: the backlog is held, reported, and committed after", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_postgres_60s")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.postgres.stop, stack.postgres.start)
+      yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value >= 30, "45 seconds")
+      const ready = yield* scenario.gateway().get("/health/ready")
+      assert.strictEqual(ready?.status, 503)
+      yield* Effect.sleep("25 seconds")
+      yield* heal
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("PostgreSQL stopped 60 s", result)
+      yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value < 1)
+      assert.strictEqual(scenario.logged(downMessages.postgres), 1)
+    }), { timeout: 240_000 })
 })
+
+/** What each fault cost, for docs/benchmarks.md and the closing note. */
+const report = (fault: string, result: { readonly committed: number; readonly delivered: number; readonly duplicates: number }) =>
+  Effect.logInfo(
+    `FAULT ${fault}: ${result.committed} events committed, ${result.delivered} deliveries on the bus, ${result.duplicates} duplicates`
+  )
+
+/** The newest `limit` stable keys of the scenario's channel, as the cache's recent window holds them. */
+const recentKeys = (scenario: { readonly database: TestDatabase; readonly channelId: number }, limit: number) =>
+  query<{ key: string }>(
+    scenario.database,
+    `SELECT key FROM (
+       SELECT channel_id || ':' || message_id || ':' || version AS key, event_seq FROM messages
+       UNION ALL SELECT channel_id || ':' || message_id || ':deleted', event_seq FROM message_deletions) k
+     ORDER BY event_seq DESC LIMIT ${limit}`
+  ).pipe(Effect.map((rows) => rows.map((row) => row.key)), Effect.orDie)
