@@ -3,9 +3,12 @@
  * RabbitMQ with a bound queue, PostgreSQL through PgBouncer), measured from
  * receipt to (a) cache and bus done and (b) committed, beside a naive
  * baseline (one awaited INSERT per message, no batching, cache or bus) in the
- * same run. Ends with one JSON line of the figures.
+ * same run; then a recovery phase (bench/Recovery.ts): PostgreSQL, then
+ * RabbitMQ, unreachable for `--outage` seconds under `--recovery-rate`
+ * messages per second, and how fast the backlog drains. Ends with one JSON
+ * line of the figures.
  *
- *   npm run bench -- --messages 50000 --rates 1000,5000
+ *   npm run bench -- --messages 50000 --rates 1000,5000 --outage 30 --recovery-rate 1000
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Fiber, Layer, PubSub, Redacted } from "effect"
@@ -16,6 +19,7 @@ import { Ingestion, type IngestProgress } from "../src/programs/Ingestion.ts"
 import { makeTestDatabase } from "../test/support/Database.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
 import { makeTestConsumer, testIngestion, uniqueName } from "../test/support/TestGateway.ts"
+import { recoveryPhase } from "./Recovery.ts"
 import { percentile, RssSampler, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
@@ -23,9 +27,13 @@ const { values: args } = parseArgs({
     messages: { type: "string", default: "50000" },
     rates: { type: "string", default: "1000,5000" },
     seconds: { type: "string", default: "10" },
-    baseline: { type: "string", default: "3000" }
+    baseline: { type: "string", default: "3000" },
+    outage: { type: "string", default: "30" },
+    "recovery-rate": { type: "string", default: "1000" }
   }
 })
+const outageSeconds = Number(args.outage)
+const recoveryRate = Number(args["recovery-rate"])
 const totalMessages = Number(args.messages)
 const rates = args.rates.split(",").map(Number)
 const secondsPerRate = Number(args.seconds)
@@ -167,6 +175,7 @@ const main = Effect.gen(function*() {
   const peakRssMb = rss.peakMb()
   const onQueue = yield* consumer.queued
   const naive = yield* baseline(database.url, messagesFor(baselineMessages))
+  const recovery = outageSeconds > 0 ? yield* recoveryPhase({ rate: recoveryRate, outageSeconds }) : []
 
   console.log(`\nPipeline: ${totalMessages} messages as fast as accepted, then ${rates.join(" and ")} msg/s for ${secondsPerRate} s each`)
   console.log(table(
@@ -192,6 +201,14 @@ const main = Effect.gen(function*() {
   console.log(`latencies in ms from offer; peak RSS over the whole run ${peakRssMb.toFixed(0)} MB (process holds the harness too); messages on the bound queue: ${onQueue}`)
   console.log(`gateway process CPU per event at full speed: ${results.sustained.cpuMicrosPerEvent.toFixed(0)} µs`)
   console.log(`batched pipeline vs naive INSERT: ${(results.sustained.throughput / naive.throughput).toFixed(1)}x the throughput`)
+  if (recovery.length > 0) {
+    console.log(`\nRecovery: each tier unreachable for ${outageSeconds} s under ${recoveryRate} msg/s, then back`)
+    console.log(table(
+      ["tier", "backlog", "drain msg/s", "caught up after s"],
+      recovery.map((run) => [run.tier, run.backlog, run.drainMsgPerSec, run.catchUpSeconds])
+    ))
+    console.log("postgres: caught up = ingest_oldest_uncommitted_seconds under 1 s; rabbitmq: bus relay published every committed event")
+  }
   console.log(JSON.stringify({
     bench: "pipeline",
     messages: totalMessages,
@@ -203,7 +220,12 @@ const main = Effect.gen(function*() {
     paced: results.paced.map((run) => ({ ...run, throughput: Math.round(run.throughput) })),
     peakRssMb: Math.round(peakRssMb),
     baseline: { msgPerSec: Math.round(naive.throughput), latencyMs: naive.latency },
-    ratio: Number((results.sustained.throughput / naive.throughput).toFixed(1))
+    ratio: Number((results.sustained.throughput / naive.throughput).toFixed(1)),
+    recovery: recovery.map((run) => ({
+      ...run,
+      drainMsgPerSec: Math.round(run.drainMsgPerSec),
+      catchUpSeconds: Number(run.catchUpSeconds.toFixed(2))
+    }))
   }))
 })
 

@@ -38,6 +38,8 @@ class Session {
   drained: Deferred.Deferred<void> | undefined = undefined
   /** Completed, with the reason, when the connection or the channel goes. */
   readonly lost = Deferred.makeUnsafe<unknown>()
+  /** When the broker last confirmed (or refused) a publish on this session, epoch ms. */
+  lastHeardAt = Date.now()
 
   readonly connection: Amqp.ChannelModel
   readonly channel: Amqp.ConfirmChannel
@@ -71,10 +73,11 @@ class Session {
   }
 
   /**
-   * Gives up on a connection that stopped answering (confirms overdue on a
-   * socket that reports no error, as when packets are dropped): the socket is
-   * destroyed, so what the kernel still buffers for it is never delivered
-   * late, and the supervisor connects afresh.
+   * Gives up on a connection that stopped answering (no confirm at all for a
+   * whole publish timeout, on a socket that reports no error, as when packets
+   * are dropped): the socket is destroyed, so what the kernel still buffers
+   * for it is never delivered late, and the supervisor connects afresh. A
+   * broker that is slow but still confirming is not abandoned.
    */
   abandon(reason: string): void {
     this.lose(reason)
@@ -246,7 +249,9 @@ const make = Effect.gen(function*() {
         }
       }
       const timer = setTimeout(() => {
-        session.abandon(`publisher confirms overdue after ${Duration.format(config.publishTimeout)}`)
+        if (Date.now() - session.lastHeardAt >= publishTimeoutMs) {
+          session.abandon(`no publisher confirm for ${Duration.format(config.publishTimeout)}`)
+        }
         for (let index = 0; index < events.length; index++) settle(index, notConfirmed())
       }, Math.max(0, deadline - Date.now()))
       events.forEach((event, index) => {
@@ -256,7 +261,10 @@ const make = Effect.gen(function*() {
             routingKey(event),
             Buffer.from(encodeMessageEventJson(event)),
             messageProperties(event),
-            (error) => settle(index, error ? new BusUnavailable({ operation: "publish", cause: error }) : undefined)
+            (error) => {
+              session.lastHeardAt = Date.now()
+              settle(index, error ? new BusUnavailable({ operation: "publish", cause: error }) : undefined)
+            }
           )
           if (!writable) session.markFull()
         } catch (cause) {

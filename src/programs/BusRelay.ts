@@ -47,6 +47,8 @@ export interface BusRelayOptions {
 
 /** Ledger entries older than this are dropped: the relay has long passed them, or never will. */
 const ledgerRetention = Duration.minutes(10)
+/** Events published at once, each batch with its own `rabbitmq.publishTimeout`. */
+const publishChunk = 500
 /** Above this many, the backlog gauge stops counting. */
 const backlogCountCap = 10_000_000
 
@@ -116,21 +118,29 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
         yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
       }
     }
-    if (toPublish.length > 0) {
+    // In chunks, each with its own publish deadline, stopping at the first
+    // chunk with a failure: the rest would fail too, and is left for later.
+    let confirmed = 0
+    let lastError: { readonly message: string } | undefined
+    for (let start = 0; start < toPublish.length && lastError === undefined; start += publishChunk) {
+      const chunk = events.slice(start, start + publishChunk) as [MessageEvent, ...Array<MessageEvent>]
       const began = rabbitmq.began()
-      const outcomes = yield* bus.publishAll(events as [MessageEvent, ...Array<MessageEvent>])
-      let lastError: { readonly message: string } | undefined
+      const outcomes = yield* bus.publishAll(chunk)
       outcomes.forEach((error, index) => {
-        if (error !== undefined) {
-          failed.add(toPublish[index]!.key)
+        if (error === undefined) {
+          confirmed++
+        } else {
+          failed.add(toPublish[start + index]!.key)
           lastError = error
         }
       })
-      const confirmed = toPublish.length - failed.size
-      yield* Metric.update(Metrics.busRelayPublished, confirmed)
-      if (lastError !== undefined) yield* rabbitmq.failed(lastError, failed.size)
-      else yield* rabbitmq.succeeded(began)
+      if (lastError === undefined) yield* rabbitmq.succeeded(began)
+      else {
+        for (const row of toPublish.slice(start + publishChunk)) failed.add(row.key)
+        yield* rabbitmq.failed(lastError, failed.size)
+      }
     }
+    yield* Metric.update(Metrics.busRelayPublished, confirmed)
 
     // The mark passes the contiguous run of confirmed events.
     let passed = 0

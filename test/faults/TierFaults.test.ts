@@ -58,7 +58,7 @@ const awaitMetric = (
     })
   )
 
-layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("durable path under tier faults", (it) => {
+layer(SideStack.layer, { timeout: "5 minutes", excludeTestServices: true })("durable path under tier faults", (it) => {
   it.effect("PgBouncer killed for 20 s, then restarted: nothing lost, the outage seen and logged once", () =>
     Effect.gen(function*() {
       const stack = yield* SideStack
@@ -82,7 +82,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       assert.isAbove((yield* scenario.gateway().metric("database_write_failures_total")) ?? 0, 0)
       assert.strictEqual(yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value < 1), 0)
       assert.strictEqual(scenario.logged(downMessages.postgres), 1)
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("PostgreSQL stopped (fast shutdown) for 20 s, then started: nothing lost", () =>
     Effect.gen(function*() {
@@ -102,7 +102,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       assert.isAbove(result.committed, 5_000)
       yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 1)
       assert.strictEqual(scenario.logged(downMessages.postgres), 1)
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("RabbitMQ stopped (stop_app) for 20 s: the relay publishes every committed event afterwards", () =>
     Effect.gen(function*() {
@@ -127,7 +127,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       assert.strictEqual(scenario.logged(downMessages.rabbitmq), 1)
       // Only publishes in flight when the broker went away may arrive twice.
       assert.isAtMost(result.duplicates, 1_000)
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("RabbitMQ unreachable (packets dropped) for 20 s: noticed within seconds, duplicates bounded", () =>
     Effect.gen(function*() {
@@ -151,7 +151,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value === 0, "30 seconds")
       assert.strictEqual(scenario.logged(downMessages.rabbitmq), 1)
       assert.isAtMost(result.duplicates, 1_000)
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("the gateway SIGKILLed while PostgreSQL is down, restarted after: every accepted event recovered", () =>
     Effect.gen(function*() {
@@ -172,7 +172,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       const result = yield* scenario.verify
       yield* report("gateway SIGKILL while PostgreSQL down", result)
       assert.isAbove(result.committed, 3_000)
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("Redis killed for 20 s, then restarted empty: the cache is refilled from PostgreSQL", () =>
     Effect.gen(function*() {
@@ -202,7 +202,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
         }
       }).pipe(Effect.timeoutOrElse({ duration: "15 seconds", orElse: () => scenario.uncached(recent) }))
       assert.deepStrictEqual(uncached, [])
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("all three tiers down at once for 20 s: nothing lost in PostgreSQL or on the bus", () =>
     Effect.gen(function*() {
@@ -225,7 +225,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
         yield* awaitMetric(scenario, `tier_up{tier="${tier}"}`, (value) => value === 1, "30 seconds")
         assert.strictEqual(scenario.logged(downMessages[tier]), 1, `${tier} warned once`)
       }
-    }), { timeout: 180_000 })
+    }), { timeout: 300_000 })
 
   it.effect("PostgreSQL stopped for 60 s: the backlog is held, reported, and committed after", () =>
     Effect.gen(function*() {
@@ -246,7 +246,7 @@ layer(SideStack.layer, { timeout: "3 minutes", excludeTestServices: true })("dur
       yield* report("PostgreSQL stopped 60 s", result)
       yield* awaitMetric(scenario, "ingest_oldest_uncommitted_seconds", (value) => value < 1)
       assert.strictEqual(scenario.logged(downMessages.postgres), 1)
-    }), { timeout: 240_000 })
+    }), { timeout: 360_000 })
 })
 
 /** What each fault cost, for docs/benchmarks.md and the closing note. */
