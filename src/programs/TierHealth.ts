@@ -7,8 +7,13 @@
  * began before the outage may succeed after the first failure was seen: it
  * says nothing about the tier now. `succeeded` takes when its attempt began
  * (`began()`), and only an attempt begun since the outage started ends it.
+ *
+ * A tier that fails again soon after it recovered (a database working through
+ * a backlog, a broker still starting) is the same incident: the relapse is
+ * logged at info level, not as a new warning, while the gauge and the
+ * failure counter still tell the truth.
  */
-import { Effect, Metric } from "effect"
+import { Clock, Duration, Effect, Metric } from "effect"
 import * as Metrics from "../services/Metrics.ts"
 
 export type Tier = "redis" | "rabbitmq" | "postgres"
@@ -37,12 +42,16 @@ export interface TierHealthOptions {
   readonly onRecovered?: Effect.Effect<void>
 }
 
+/** A failure this soon after a recovery continues the same incident. */
+const relapseWindow = Duration.seconds(30)
+
 export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHealth> =>
   Effect.gen(function*() {
     // A plain variable: read synchronously on the hot path, written only here.
     let up = true
     /** Counts the outages so far: an attempt's token is this count when it began. */
     let outages = 0
+    let recoveredAt: number | undefined
     const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
     yield* Metric.update(gauge, 1)
 
@@ -61,6 +70,8 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
           ? Effect.void
           : Effect.logInfo(options.upMessage).pipe(
             Effect.annotateLogs({ tier: options.tier }),
+            Effect.andThen(Clock.currentTimeMillis),
+            Effect.tap((now) => Effect.sync(() => (recoveredAt = now))),
             Effect.andThen(Metric.update(gauge, 1)),
             Effect.andThen(options.onRecovered ?? Effect.void)
           )
@@ -73,10 +84,16 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
         Effect.tap((wasUp) => Effect.sync(() => wasUp && outages++)),
         Effect.flatMap((wasUp) =>
           wasUp
-            ? Effect.logWarning(options.downMessage).pipe(
-              Effect.annotateLogs({ tier: options.tier, error: error.message }),
-              Effect.andThen(Metric.update(gauge, 0))
-            )
+            ? Effect.gen(function*() {
+              const now = yield* Clock.currentTimeMillis
+              const relapse = recoveredAt !== undefined && now - recoveredAt < Duration.toMillis(relapseWindow)
+              yield* (relapse
+                ? Effect.logInfo(`${options.tier} failing again soon after recovering; the same incident as the last warning`)
+                : Effect.logWarning(options.downMessage)).pipe(
+                  Effect.annotateLogs({ tier: options.tier, error: error.message })
+                )
+              yield* Metric.update(gauge, 0)
+            })
             : Effect.void
         )
       )

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric } from "effect"
+import { Effect, Logger, Metric } from "effect"
+import { TestClock } from "effect/testing"
 import { makeTierHealth } from "../../src/programs/TierHealth.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
 
@@ -30,5 +31,30 @@ describe("TierHealth", () => {
       assert.isTrue(health.isUp())
       assert.strictEqual(recoveries, 1)
       assert.strictEqual((yield* Metric.value(gauge)).value, 1)
+    }))
+
+  it.effect("a relapse within 30 s of recovering is the same incident: no second warning, the gauge still drops", () =>
+    Effect.gen(function*() {
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      yield* Effect.gen(function*() {
+        const health = yield* makeTierHealth({
+          tier: "redis",
+          failures: Metrics.redisFailures,
+          downMessage: "down",
+          upMessage: "up"
+        })
+        yield* health.failed({ message: "refused" })
+        yield* health.succeeded(health.began())
+        yield* TestClock.adjust("10 seconds")
+        yield* health.failed({ message: "timeout" })
+        assert.strictEqual((yield* Metric.value(gauge)).value, 0)
+        yield* health.succeeded(health.began())
+        yield* TestClock.adjust("31 seconds")
+        yield* health.failed({ message: "refused again" })
+      }).pipe(Effect.provide(Logger.layer([logger])))
+      assert.deepStrictEqual(warnings, ["down", "down"])
     }))
 })
