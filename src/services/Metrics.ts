@@ -173,8 +173,3 @@ export const fencedWrites = Metric.counter("lease_fenced_writes_total", {
   description: "Writes of update state the database refused because they carried a stale lease epoch",
   incremental: true
 })
-/** Attribute `account`. */
-export const keyGuardBlocked = Metric.counter("lease_key_guard_blocked_total", {
-  description: "MTProto packets not sent because this process's lease deadline had passed",
-  incremental: true
-})
