@@ -9,8 +9,8 @@
  * starts. `shardLockExpiration` 10 s and `shardLockRefreshInterval` 3 s (the
  * defaults, 35 s and 10 s, are too slow for a 15 s take-over),
  * `refreshAssignmentsInterval` 1 s, 30 shards. Once both runners are up
- * (settle 20 s) the runner that started the singleton gets SIGKILL, SIGSTOP
- * or SIGTERM; the time is from the signal until the other prints that it
+ * the runner that started the singleton gets SIGKILL, SIGSTOP
+ * or SIGTERM (once one runner started it, and 10 s more); the time is from the signal until the other prints that it
  * started it. `BENCH_ROUNDS` rounds (default 3). Then five singletons on
  * three runners: where they end up, and how many moves it took.
  */
@@ -87,7 +87,9 @@ const takeover = (signal: NodeJS.Signals, basePort: number) =>
     const database = yield* makeTestDatabase("bench_cluster")
     const events: Array<Event> = []
     const children = yield* startRunners([basePort, basePort + 1], Redacted.value(database.migrationUrl), 1, events)
-    yield* Effect.sleep("20 seconds")
+    // Until a runner started the singleton, then a few refreshes more.
+    while (holderOf(events, "account-0") === undefined) yield* Effect.sleep("100 millis")
+    yield* Effect.sleep("10 seconds")
     const holder = holderOf(events, "account-0")!
     const started = Date.now()
     ;(children.get(holder) as ChildProcess).kill(signal)
