@@ -38,6 +38,15 @@ import {
   type TelegramMessageJson
 } from "../services/MessageQuery.ts"
 
+/**
+ * The columns a `MessageRow` reads, named: never `*`, because a column the
+ * driver has no decoder for (`written_xid`, an xid8, sql/0021) would fail the
+ * whole row whenever its bytes are not valid UTF-8.
+ */
+const messageColumns =
+  "channel_id, message_id, version, date, edit_date, sender_id, sender_kind, sender_name, text, text_escaped, " +
+  "entities, media, reply_to_message_id, grouped_id, views, forwards, raw, received_at, deleted_at"
+
 interface MessageRow {
   readonly channel_id: bigint
   readonly message_id: number
@@ -305,7 +314,8 @@ export const layer = Layer.effect(
         const rows = yield* orFail(
           "history",
           sql<MessageRow>`
-            SELECT * FROM messages WHERE channel_id = ${channelId} AND message_id = ${messageId} ORDER BY version`
+            SELECT ${sql.unsafe(messageColumns)}
+            FROM messages WHERE channel_id = ${channelId} AND message_id = ${messageId} ORDER BY version`
         )
         const last = rows.at(-1)
         if (last === undefined) return yield* new MessageNotFound({ channelId, messageId })
@@ -327,7 +337,7 @@ export const layer = Layer.effect(
         Effect.gen(function*() {
           // deleted_at is set on every version, so filtering before DISTINCT ON is exact.
           const rows = yield* sql<MessageRow>`
-            SELECT DISTINCT ON (message_id) * FROM messages
+            SELECT DISTINCT ON (message_id) ${sql.unsafe(messageColumns)} FROM messages
             WHERE channel_id = ${channelId} AND deleted_at IS NULL
             ORDER BY message_id DESC, version DESC
             LIMIT ${limit}`
