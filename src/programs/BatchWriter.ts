@@ -49,8 +49,6 @@ export interface BatchWriterOptions {
 export interface BatchWriter {
   /** Queues an event for the database; waits while the queue is full. */
   readonly offer: (entry: Accepted) => Effect.Effect<void>
-  /** Events waiting in the queue (not yet taken by a writer). */
-  readonly queued: Effect.Effect<number>
 }
 
 /** Closing left accepted events uncommitted: the process must not exit 0. */
@@ -240,7 +238,6 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
     offer: (entry: Accepted) =>
       Queue.offer(queue, entry).pipe(
         Effect.flatMap((accepted) => accepted ? Effect.void : Effect.die(new Error("BatchWriter is closed")))
-      ),
-    queued: Queue.size(queue)
+      )
   } satisfies BatchWriter
 })
