@@ -2,10 +2,10 @@
  * The TelegramAccount on GramJS: one short-lived client per operation, with
  * the deadlines and error mapping of src/layers/GramJsClient.ts.
  */
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { Api } from "telegram"
 import { computeCheck } from "telegram/Password.js"
-import { TelegramConfig } from "../services/GatewayConfig.ts"
+import type { TelegramConfig } from "../services/GatewayConfig.ts"
 import { LoginFailed, type LoginQuestions, TelegramAccount } from "../services/TelegramAccount.ts"
 import { clientSettings, makeGramJs, toCallError } from "./GramJsClient.ts"
 import { identityOf, listDialogs } from "./GramJsResolve.ts"
@@ -14,8 +14,8 @@ import { readSession } from "./SessionFile.ts"
 const userLabel = (user: Api.TypeUser) =>
   user instanceof Api.User ? `${user.username != null ? `@${user.username}` : user.firstName ?? "user"} (id ${user.id.toString()})` : "user"
 
-export const make = Effect.gen(function*() {
-  const config = yield* TelegramConfig
+/** For one account's configuration (src/programs/Accounts.ts, `accountConfig`). */
+export const makeWith = (config: TelegramConfig) => {
 
   const signIn = Effect.fn("TelegramAccount.signIn")(function*(questions: LoginQuestions, seed?: Redacted.Redacted<string>) {
     if (config.apiId === 0 || Redacted.value(config.apiHash) === "") {
@@ -79,6 +79,5 @@ export const make = Effect.gen(function*() {
   }).pipe(Effect.scoped, Effect.withSpan("TelegramAccount.listChats"))
 
   return TelegramAccount.of({ signIn, signOut, listChats })
-})
+}
 
-export const layer = Layer.effect(TelegramAccount, make)

@@ -44,3 +44,21 @@ export const accountsOf = (config: TelegramConfig): Effect.Effect<ReadonlyArray<
       }
     })))
   })
+
+/**
+ * The `telegram.*` configuration of the account a CLI command names with
+ * `--account` (its session file and DC), or the whole section when none is
+ * named. An unknown name fails naming the configured ones.
+ */
+export const accountConfig = (config: TelegramConfig, name: Option.Option<string>) =>
+  Effect.gen(function*() {
+    if (Option.isNone(name)) return config
+    const accounts = yield* accountsOf(config)
+    const found = accounts.find((account) => account.name === name.value)
+    if (found === undefined) {
+      return yield* new InvalidConfiguration({
+        detail: `--account ${name.value}: telegram.accounts has no such account (configured: ${accounts.map((account) => account.name).join(", ")})`
+      })
+    }
+    return found.config
+  })

@@ -1,10 +1,16 @@
-/** `login --account NAME` writes the session file of that account of `telegram.accounts`, and nothing else. */
+/**
+ * `login --account NAME` writes the session file of that account of
+ * `telegram.accounts`, and nothing else; `logout` and `channels` take the
+ * same flag and use that account's session file and DC.
+ */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option, Redacted } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
-import { readSession } from "../../src/layers/SessionFile.ts"
+import { readSession, writeSession } from "../../src/layers/SessionFile.ts"
+import { listChats } from "../../src/programs/commands/Channels.ts"
 import { signIn } from "../../src/programs/commands/Login.ts"
+import { signOut } from "../../src/programs/commands/Logout.ts"
 import type { Prompt } from "../../src/programs/commands/Prompt.ts"
 import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
 import { makeSessionDirectory } from "./Harness.ts"
@@ -14,7 +20,7 @@ const noPrompt: Prompt = {
   askSecret: (question) => Effect.die(new Error(`unexpected question: ${question}`))
 }
 
-const configFor = (sim: TelegramSimulator, directory: string) =>
+const configFor = (sim: TelegramSimulator, directory: string, markets?: TelegramSimulator) =>
   ConfigProvider.layer(ConfigProvider.fromUnknown({
     telegram: {
       apiId: 1,
@@ -27,7 +33,12 @@ const configFor = (sim: TelegramSimulator, directory: string) =>
       callTimeout: "5 seconds",
       accounts: [
         { name: "news", sessionFile: Path.join(directory, "news.session"), channels: ["@newsroom"] },
-        { name: "markets", sessionFile: Path.join(directory, "markets.session"), channels: ["@tickers"] }
+        {
+          name: "markets",
+          sessionFile: Path.join(directory, "markets.session"),
+          channels: ["@tickers"],
+          ...(markets === undefined ? {} : { dcId: markets.dcId, dcAddress: markets.host, dcPort: markets.port })
+        }
       ]
     }
   }))
@@ -65,5 +76,30 @@ describe("login --account", () => {
       assert.strictEqual(error._tag, "InvalidConfiguration")
       assert.include(error.message, "--account sports: telegram.accounts has no such account (configured: news, markets)")
       assert.isFalse(sim.isAuthorized())
+    }))
+
+  it.live("logout and channels --account use that account's session file and DC, and leave the others alone", () =>
+    Effect.gen(function*() {
+      const newsSim = yield* Simulator.start()
+      const marketsSim = yield* Simulator.start()
+      marketsSim.world.addChannel({ username: "tickers", title: "Tickers", kind: "channel" })
+      newsSim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
+      const directory = Path.dirname(yield* makeSessionDirectory)
+      yield* writeSession(Path.join(directory, "news.session"), Redacted.make(newsSim.sessionString))
+      yield* writeSession(Path.join(directory, "markets.session"), Redacted.make(marketsSim.sessionString))
+      const config = configFor(newsSim, directory, marketsSim)
+
+      const chats = yield* listChats(Option.some("markets")).pipe(Effect.provide(config))
+      assert.deepStrictEqual(chats.map((chat) => chat.username), ["tickers"])
+
+      yield* signOut(Option.some("markets")).pipe(Effect.provide(config))
+      assert.isFalse(marketsSim.isAuthorized())
+      assert.isTrue(newsSim.isAuthorized())
+      assert.strictEqual(newsSim.connectionCount(), 0)
+      assert.isFalse(yield* exists(Path.join(directory, "markets.session")))
+      assert.isTrue(yield* exists(Path.join(directory, "news.session")))
+
+      const unknown = yield* listChats(Option.some("sports")).pipe(Effect.provide(config), Effect.flip)
+      assert.include(unknown.message, "--account sports: telegram.accounts has no such account (configured: news, markets)")
     }))
 })

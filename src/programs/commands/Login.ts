@@ -7,13 +7,13 @@
  */
 import { Config, Effect, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
-import * as GramJsTelegramAccount from "../../layers/GramJsTelegramAccount.ts"
+import { makeWith } from "../../layers/GramJsTelegramAccount.ts"
 import { writeSession } from "../../layers/SessionFile.ts"
-import { type TelegramConfig as TelegramConfigType, TelegramConfig } from "../../services/GatewayConfig.ts"
-import { TelegramAccount } from "../../services/TelegramAccount.ts"
-import { accountsOf } from "../Accounts.ts"
-import { InvalidConfiguration, withRuntime } from "../Startup.ts"
+import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { accountConfig } from "../Accounts.ts"
+import { withRuntime } from "../Startup.ts"
 import { type Prompt, terminalPrompt } from "./Prompt.ts"
+import { accountFlag } from "./AccountFlag.ts"
 import { configFile, root } from "./Root.ts"
 
 export { LoginFailed } from "../../services/TelegramAccount.ts"
@@ -35,9 +35,9 @@ const answer = <A>(given: Option.Option<A>, ask: Effect.Effect<A>) =>
  */
 export const signIn = (answers: LoginAnswers, prompt: Prompt, seed?: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
-    const config = yield* TelegramConfig
-    const sessionFile = yield* sessionFileOf(config, answers.account ?? Option.none())
-    const account = yield* TelegramAccount
+    const config = yield* accountConfig(yield* TelegramConfig, answers.account ?? Option.none())
+    const sessionFile = config.sessionFile
+    const account = makeWith(config)
     const { session, user } = yield* account.signIn({
       phone: answer(answers.phone, prompt.ask("Phone number (international format, e.g. +15550000001): ")),
       code: answer(answers.code, prompt.ask("Login code (sent to your Telegram app): ")),
@@ -45,29 +45,12 @@ export const signIn = (answers: LoginAnswers, prompt: Prompt, seed?: Redacted.Re
     }, seed)
     yield* writeSession(sessionFile, session)
     yield* Effect.logInfo(`signed in as ${user}; session saved to ${sessionFile} (mode 0600)`)
-  }).pipe(Effect.withSpan("Login.signIn"), Effect.provide(GramJsTelegramAccount.layer))
-
-/** The session file of the named account (telegram.accounts), or telegram.sessionFile. */
-const sessionFileOf = (config: TelegramConfigType, name: Option.Option<string>) =>
-  Effect.gen(function*() {
-    if (Option.isNone(name)) return config.sessionFile
-    const accounts = yield* accountsOf(config)
-    const found = accounts.find((account) => account.name === name.value)
-    if (found === undefined) {
-      return yield* new InvalidConfiguration({
-        detail: `--account ${name.value}: telegram.accounts has no such account (configured: ${accounts.map((account) => account.name).join(", ")})`
-      })
-    }
-    return found.config.sessionFile
-  })
+  }).pipe(Effect.withSpan("Login.signIn"))
 
 const fromEnv = (name: string) => Flag.withFallbackConfig(Config.String(name))
 
 export const login = Command.make("login", {
-  account: Flag.String("account").pipe(
-    Flag.withDescription("Write the session of this account of telegram.accounts (default: telegram.sessionFile)"),
-    Flag.optional
-  ),
+  account: accountFlag("Write the session of this account of telegram.accounts"),
   phone: Flag.String("phone").pipe(
     fromEnv("TELEGRAM_PHONE"),
     Flag.withDescription("Phone number of the account, international format (default: $TELEGRAM_PHONE, else asked)"),
