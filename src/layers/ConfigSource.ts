@@ -5,13 +5,14 @@
  */
 import { ConfigProvider, Effect, Runtime, Schema } from "effect"
 import * as Fs from "node:fs/promises"
+import { ExitCode } from "../services/ExitCodes.ts"
 
 export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
   path: Schema.String,
   reason: Schema.String
 }) {
-  /** sysexits EX_CONFIG, as for an invalid key. */
-  override readonly [Runtime.errorExitCode] = 78
+  /** As for an invalid key. */
+  override readonly [Runtime.errorExitCode] = ExitCode.config
   override get message(): string {
     return `Cannot use config file ${this.path}: ${this.reason}`
   }

@@ -7,6 +7,7 @@
 import { Effect, Runtime, Schedule, Schema } from "effect"
 import { Api, helpers } from "telegram"
 import { type ChatIdentity, ChannelRegistry, type KnownChat } from "../services/ChannelRegistry.ts"
+import { ExitCode } from "../services/ExitCodes.ts"
 import { TelegramCallError } from "../services/TelegramSource.ts"
 import type { CallError, GramJs } from "./GramJsClient.ts"
 import { chatKindOf, toNumber } from "./GramJsMapping.ts"
@@ -20,8 +21,8 @@ export class InvalidChatReference extends Schema.TaggedError<InvalidChatReferenc
   text: Schema.String,
   reason: Schema.String
 }) {
-  /** A configuration error (sysexits EX_CONFIG). */
-  override readonly [Runtime.errorExitCode] = 78
+  /** A configuration error. */
+  override readonly [Runtime.errorExitCode] = ExitCode.config
   override get message(): string {
     return `telegram.channels entry "${this.text}" is not usable: ${this.reason}. Use @username, https://t.me/username or a numeric id (see 'telegram-gateway channels')`
   }

@@ -21,7 +21,7 @@ import { Effect, Redacted, Schema } from "effect"
 import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
-import { describeCause } from "../services/MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 
 export class LegacyImportFailed extends Schema.TaggedError<LegacyImportFailed>()("LegacyImportFailed", {

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import { describeCause } from "../services/MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import { splitStatements } from "./SqlScript.ts"
 

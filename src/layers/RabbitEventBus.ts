@@ -15,7 +15,7 @@ import type { ConfigError } from "effect/Config"
 import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { BusUnavailable, EventBus, routingKey } from "../services/EventBus.ts"
 import { RabbitMqConfig } from "../services/GatewayConfig.ts"
-import { describeCause } from "../services/MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 import { declareExchange } from "./RabbitTopology.ts"
 
 /** A TCP connect or AMQP handshake slower than this counts as a failed attempt. */

@@ -19,7 +19,8 @@ import {
   messageVersion
 } from "../domain/Message.ts"
 import { RedisConfig } from "../services/GatewayConfig.ts"
-import { CacheUnavailable, type DedupVerdict, describeCause, MessageCache } from "../services/MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
+import { CacheUnavailable, type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 
 /** Reconnection backoff: 100 ms doubling up to this, plus up to 100 ms of jitter. */
 const reconnectMaxDelayMs = 2_000

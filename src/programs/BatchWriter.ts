@@ -21,7 +21,7 @@ import { Array, Cause, Duration, Effect, Fiber, Metric, Queue, Runtime, Schedule
 import { encodeMessageEventJson, eventKey, type MessageEvent } from "../domain/Message.ts"
 import { MessageStore, StoreError, type WriteSummary } from "../services/MessageStore.ts"
 import * as Metrics from "../services/Metrics.ts"
-import { ExitCode } from "./ExitCodes.ts"
+import { ExitCode } from "../services/ExitCodes.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
 /** An accepted event and the source batch it belongs to (CommitTracker.ts). */

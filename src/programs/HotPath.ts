@@ -26,7 +26,7 @@ import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
-import type { IngestProgress } from "./Ingestion.ts"
+import type { IngestProgress } from "./IngestProgress.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 

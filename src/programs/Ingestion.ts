@@ -20,13 +20,14 @@ import type { SourceBatch } from "../domain/SourceBatch.ts"
 import { EventBus } from "../services/EventBus.ts"
 import { DatabaseConfig, IngestConfig, RabbitMqConfig, RedisConfig } from "../services/GatewayConfig.ts"
 import { MessageStore } from "../services/MessageStore.ts"
-import { type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
+import { MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { makeBatchWriter } from "./BatchWriter.ts"
 import { runBusRelay } from "./BusRelay.ts"
 import { makeCacheRefill } from "./CacheRefill.ts"
 import { makeCommitTracker } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
+import type { IngestProgress } from "./IngestProgress.ts"
 import { makePublishLedger } from "./PublishLedger.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
@@ -37,18 +38,6 @@ export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("Malfor
     return `Malformed event rejected: ${this.reason}`
   }
 }
-
-/** What happened to events, for live views, benchmarks and tests. */
-export type IngestProgress =
-  | {
-    readonly _tag: "HotPathDone"
-    readonly event: MessageEvent
-    readonly verdict: DedupVerdict | "unknown"
-    readonly cached: boolean
-    readonly published: boolean
-    readonly at: number
-  }
-  | { readonly _tag: "Committed"; readonly events: ReadonlyArray<MessageEvent>; readonly at: number }
 
 export interface WriterStatus {
   /** Events accepted and not yet committed. */

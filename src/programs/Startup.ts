@@ -7,7 +7,7 @@ import * as ConfigSource from "../layers/ConfigSource.ts"
 import * as Logging from "../layers/Logging.ts"
 import * as Tracing from "../layers/Tracing.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
-import { ExitCode } from "./ExitCodes.ts"
+import { ExitCode } from "../services/ExitCodes.ts"
 
 export class InvalidConfiguration extends Schema.TaggedError<InvalidConfiguration>()("InvalidConfiguration", {
   detail: Schema.String

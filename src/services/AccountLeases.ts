@@ -7,7 +7,7 @@
  * one (`LeaseFenced`).
  */
 import { Context, type Effect, Schema } from "effect"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 /** An account name as configured: lower case letters, digits, `_` and `-`. */
 export const AccountName = Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/))

@@ -6,7 +6,7 @@
  * read is the update engine's state (src/services/UpdateState.ts).
  */
 import { Context, type Effect, Schema } from "effect"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 /** Channels and supergroups have access hashes; basic groups do not. */
 export const ChatKind = Schema.Literals(["channel", "supergroup", "group"])

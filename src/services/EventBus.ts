@@ -4,7 +4,7 @@
  */
 import { type Array, Context, type Effect, Schema } from "effect"
 import { eventChannelId, eventKind, type MessageEvent } from "../domain/Message.ts"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 export class BusUnavailable extends Schema.TaggedError<BusUnavailable>()("BusUnavailable", {
   operation: Schema.String,

@@ -4,6 +4,7 @@
  * may degrade on, never a reason to stop the durable write.
  */
 import { type Array, Context, type Effect, type Option, Schema } from "effect"
+import { describeCause } from "../domain/DescribeCause.ts"
 import type { ChannelId, MessageEvent, MessageId } from "../domain/Message.ts"
 
 export class CacheUnavailable extends Schema.TaggedError<CacheUnavailable>()("CacheUnavailable", {
@@ -36,6 +37,3 @@ export class MessageCache extends Context.Service<MessageCache, {
   readonly lastSeenMessageId: (channelId: ChannelId) => Effect.Effect<Option.Option<MessageId>, CacheUnavailable>
   readonly ping: Effect.Effect<void, CacheUnavailable>
 }>()("telegram-gateway/MessageCache") {}
-
-export const describeCause = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause) ?? String(cause)

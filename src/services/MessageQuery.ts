@@ -6,7 +6,7 @@
  */
 import { Context, type Effect, type Option, Schema } from "effect"
 import { ChannelId, type EventKind, MessageId, TelegramMessage } from "../domain/Message.ts"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
   operation: Schema.String,

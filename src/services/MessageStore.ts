@@ -4,7 +4,7 @@
  */
 import { Context, type Array, type Duration, type Effect, Schema } from "effect"
 import type { ChannelId, MessageEvent, MessageId, TelegramMessage } from "../domain/Message.ts"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,

@@ -11,7 +11,7 @@
  * (`UpdateStateFenced`): an instance that lost its lease cannot move the state.
  */
 import { Context, Effect, Schema } from "effect"
-import { describeCause } from "./MessageCache.ts"
+import { describeCause } from "../domain/DescribeCause.ts"
 
 export interface ChannelUpdateState {
   readonly channelId: number

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
 import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
 import * as Gateway from "../../src/programs/Gateway.ts"
-import type { IngestProgress } from "../../src/programs/Ingestion.ts"
+import type { IngestProgress } from "../../src/programs/IngestProgress.ts"
 
 export interface TestGatewayOptions {
   /** Through PgBouncer, or through a proxy in front of it. */

@@ -7,7 +7,7 @@ import { Console, Effect, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import { importLegacyMessages, type ImportProgress } from "../../layers/LegacyImport.ts"
 import { withRuntime } from "../Startup.ts"
-import { withoutPassword } from "./Run.ts"
+import { withoutPassword } from "../../domain/WithoutPassword.ts"
 import { configFile, root } from "./Root.ts"
 
 const barWidth = 30

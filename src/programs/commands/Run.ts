@@ -1,16 +1,10 @@
 /** `telegram-gateway run`: the daemon, until SIGTERM. */
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect } from "effect"
 import { Command } from "effect/cli"
+import { withoutPassword } from "../../domain/WithoutPassword.ts"
 import * as Gateway from "../Gateway.ts"
 import { validatedConfig, withRuntime } from "../Startup.ts"
 import { configFile, root } from "./Root.ts"
-
-/** An endpoint without its password, for logs. */
-export const withoutPassword = (url: Redacted.Redacted<string>): string => {
-  const parsed = new URL(Redacted.value(url))
-  if (parsed.password !== "") parsed.password = "***"
-  return parsed.toString()
-}
 
 const logStart = Effect.gen(function*() {
   const config = yield* validatedConfig

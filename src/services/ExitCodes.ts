@@ -3,7 +3,7 @@
  * ones that restarting cannot fix in `RestartPreventExitStatus=`. The Telegram
  * codes are defined next to their errors (src/services/TelegramSource.ts).
  */
-import { fatalExitCodes, sessionFileExitCodes } from "../services/TelegramSource.ts"
+import { fatalExitCodes, sessionFileExitCodes } from "./TelegramSource.ts"
 
 export const ExitCode = {
   ok: 0,
