@@ -5,7 +5,7 @@
  * test/layers/PgMessageStore.test.ts is for). `beforeWrite` lets a test make
  * a write fail, die or hang, as a real connection can.
  */
-import { type Array, Effect } from "effect"
+import { type Array, Effect, Layer } from "effect"
 import {
   eventChannelId,
   eventKey,
@@ -67,3 +67,7 @@ export const make = (options: MemoryStoreOptions = {}) =>
     })
     return { store, memory: { committed } satisfies MemoryMessageStore }
   })
+
+/** The store alone, as a layer. */
+export const layer = (options: MemoryStoreOptions = {}) =>
+  Layer.effect(MessageStore, Effect.map(make(options), ({ store }) => store))
