@@ -166,8 +166,10 @@ $$;
 
 -- TimescaleDB chunks are not partitions (no relpartbound) and, in 2.x, not
 -- found as children through pg_inherits by this view's join: their
--- hypertable and time range come from timescaledb_information.chunks. Same
--- columns as 0006 (that view stays as is on plain PostgreSQL).
+-- hypertable and time range come from timescaledb_information.chunks. A
+-- continuous aggregate's chunks name the aggregate, not its internal
+-- materialized hypertable. Same columns as 0006 (that view stays as is on
+-- plain PostgreSQL).
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
@@ -177,7 +179,7 @@ BEGIN
     CREATE OR REPLACE VIEW monitor_table_sizes AS
     SELECT n.nspname AS schema_name,
            c.relname AS table_name,
-           coalesce(parent.relname, ch.hypertable_name) AS parent_table,
+           coalesce(parent.relname, aggregate.view_name, ch.hypertable_name) AS parent_table,
            coalesce(pg_get_expr(c.relpartbound, c.oid),
                     CASE WHEN ch.chunk_name IS NOT NULL
                          THEN format('FROM (%L) TO (%L)', ch.range_start, ch.range_end) END) AS partition_range,
@@ -195,6 +197,9 @@ BEGIN
     LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
     LEFT JOIN pg_class parent ON parent.oid = i.inhparent
     LEFT JOIN timescaledb_information.chunks ch ON ch.chunk_schema = n.nspname AND ch.chunk_name = c.relname
+    LEFT JOIN timescaledb_information.continuous_aggregates aggregate
+      ON aggregate.materialization_hypertable_schema = ch.hypertable_schema
+     AND aggregate.materialization_hypertable_name = ch.hypertable_name
     LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
     WHERE c.relkind IN ('r', 'p', 'm')
       AND (n.nspname = 'public' OR n.nspname = '_timescaledb_internal')

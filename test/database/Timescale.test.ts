@@ -98,16 +98,19 @@ describe("TimescaleDB", () => {
       assert.deepStrictEqual(oldest, { hourly: true, daily: true })
     }))
 
-  it.effect("monitor_table_sizes names each chunk's hypertable and time range", () =>
+  it.effect("monitor_table_sizes names each chunk's hypertable or aggregate and time range", () =>
     Effect.gen(function*() {
       const database = yield* timescaleDatabase("tsdb_monitoring")
       yield* seed(database, 3)
+      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_hourly', NULL, NULL)")
+      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_daily', NULL, NULL)")
       const chunks = yield* query<{ parent_table: string | null; partition_range: string | null }>(database, `
         SELECT parent_table, partition_range FROM monitor_table_sizes
         WHERE schema_name = '_timescaledb_internal' AND table_name LIKE '\\_hyper\\_%'`)
-      assert.isAtLeast(chunks.length, 3)
+      const parents = new Set(chunks.map((chunk) => chunk.parent_table))
+      assert.deepStrictEqual([...parents].sort(), ["message_counts_daily", "message_counts_hourly", "messages"])
+      assert.isAtLeast(chunks.filter((chunk) => chunk.parent_table === "messages").length, 3)
       for (const chunk of chunks) {
-        assert.strictEqual(chunk.parent_table, "messages")
         assert.match(chunk.partition_range ?? "", /^FROM \('.+'\) TO \('.+'\)$/)
       }
     }))

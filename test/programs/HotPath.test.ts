@@ -5,7 +5,7 @@
  * test/programs/Ingestion.test.ts and test/faults/TierFaults.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Array, Effect, Exit, Fiber, Logger, Metric, PubSub, Scope } from "effect"
+import { Array, Duration, Effect, Exit, Fiber, Logger, Metric, PubSub, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
 import * as MemoryEventBus from "../../src/layers/MemoryEventBus.ts"
@@ -79,7 +79,7 @@ const hotPathWith = (setup: Setup = {}) =>
         progress,
         ledger,
         capacity: setup.capacity ?? 1_000,
-        shutdownTimeout: "3 seconds"
+        shutdownTimeout: Duration.seconds(3)
       })
       return { hotPath, done, ledger, redis, rabbitmq }
     }).pipe(Scope.provide(scope), Effect.provide(logger))
