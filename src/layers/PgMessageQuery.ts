@@ -309,6 +309,13 @@ export const layer = Layer.effect(
         SELECT greatest((SELECT max(event_seq) FROM messages), (SELECT max(event_seq) FROM message_deletions)) AS seq`
     ).pipe(Effect.map((rows) => BigInt(rows[0]?.seq ?? 0)))
 
+    // A sequence's last value is read outside any snapshot: it already counts the
+    // values drawn by transactions still in flight.
+    const newestDrawnSeq = orFail(
+      "newestDrawnSeq",
+      sql<{ seq: bigint }>`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM event_seq`
+    ).pipe(Effect.map((rows) => BigInt(rows[0]?.seq ?? 0)))
+
     const history = (channelId: ChannelId, messageId: MessageId) =>
       Effect.gen(function*() {
         const rows = yield* orFail(
@@ -528,6 +535,7 @@ export const layer = Layer.effect(
       channelExists,
       events,
       newestSeq,
+      newestDrawnSeq,
       history,
       recent,
       search,

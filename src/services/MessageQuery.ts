@@ -57,14 +57,18 @@ export class MarkLimitReached extends Schema.TaggedError<MarkLimitReached>()("Ma
   }
 }
 
-/** A checkpoint beyond every event sequence value drawn so far: the consumer would poll empty forever. */
+/**
+ * A cursor (a poll's `after`, a checkpoint) beyond every event sequence value
+ * drawn so far: no event can ever follow it, and a consumer would poll empty
+ * until the sequence caught up.
+ */
 export class CursorBeyondNewest extends Schema.TaggedError<CursorBeyondNewest>()("CursorBeyondNewest", {
   seq: Schema.BigInt,
   newest: Schema.BigInt
 }) {
   override get message(): string {
     return `The cursor points past the newest event (sequence ${this.seq}, newest drawn ${this.newest}): ` +
-      `store the nextCursor of a page or an event's cursor`
+      `use the nextCursor of a page or an event's cursor`
   }
 }
 
@@ -180,6 +184,12 @@ export class MessageQuery extends Context.Service<MessageQuery, {
   }) => Effect.Effect<ReadonlyArray<StoredEvent>, QueryError>
   /** The highest event sequence committed so far (0 when none): where a watcher of new commits starts. */
   readonly newestSeq: Effect.Effect<bigint, QueryError>
+  /**
+   * The last value `event_seq` drew (0 before the first), committed or not:
+   * every cursor the API hands out is at or below it, since it never goes
+   * back, and every event still to commit is above any cursor beyond it.
+   */
+  readonly newestDrawnSeq: Effect.Effect<bigint, QueryError>
   readonly history: (channelId: ChannelId, messageId: MessageId) => Effect.Effect<MessageHistory, QueryError | MessageNotFound>
   /**
    * The current version of the `limit` newest live (not deleted) messages of

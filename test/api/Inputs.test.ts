@@ -170,6 +170,44 @@ describe("Gateway API inputs", () => {
         }
         assert.deepStrictEqual(released.events.map((event) => event.key), [`${channel}:500:deleted`, `${channel}:3:0`])
       }))
+
+    it.effect("refuses a poll's cursor past the newest event, and accepts every cursor it handed out", () =>
+      Effect.gen(function*() {
+        const lone = 779_002
+        yield* insertChannel(lone, "lone")
+        yield* insertMessage({ channelId: lone, messageId: 1, text: "the only message" })
+        const reader = yield* client(Keys.reader)
+        const page = yield* reader.read.events({ query: { channelId: ChannelId.make(lone) } })
+        const handedOut = [page.nextCursor, ...page.events.map((event) => event.cursor)]
+        const [drawn] = yield* sql("SELECT last_value::text AS seq FROM event_seq")
+        const newest = BigInt(String(drawn?.seq))
+        const beyond = encodeCursor(newest + 1_000_000n)
+        for (const query of [`after=${beyond}`, `after=${beyond}&channelId=${lone}`, `after=${beyond}&wait=2`]) {
+          const started = Date.now()
+          const answer = yield* send("GET", `/api/v1/messages?${query}`, { key: Keys.reader })
+          assert.deepStrictEqual([answer.status, answer.body.code], [400, "cursor_beyond_newest"], query)
+          assert.match(answer.body.message ?? "", /past the newest event .*nextCursor/, query)
+          assert.isBelow(Date.now() - started, 1_500, `${query}: refused before waiting`)
+        }
+        // A value drawn by a transaction still in flight is no event yet, but nothing can commit
+        // below the values the sequence drew: a cursor at it is accepted (an empty page).
+        const { database } = yield* TestApi
+        const inFlight = yield* openTransaction(database, `
+          INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
+          VALUES (${lone}, 2, now(), now())`)
+        const [drawnInFlight] = yield* sql("SELECT last_value::text AS seq FROM event_seq")
+        const atDrawn = yield* send("GET", `/api/v1/messages?after=${encodeCursor(BigInt(String(drawnInFlight?.seq)))}`, { key: Keys.reader })
+        assert.strictEqual(atDrawn.status, 200, JSON.stringify(atDrawn.body))
+        yield* inFlight.commit
+        // The cursors handed out stay valid even once the events they point at are gone (as when
+        // retention drops their chunk): the bound is the sequence, which never goes back.
+        yield* sql(`DELETE FROM messages WHERE channel_id = ${lone}`)
+        yield* sql(`DELETE FROM message_deletions WHERE channel_id = ${lone}`)
+        for (const after of handedOut) {
+          const answer = yield* send("GET", `/api/v1/messages?after=${after}&channelId=${lone}`, { key: Keys.reader })
+          assert.strictEqual(answer.status, 200, JSON.stringify(answer.body))
+        }
+      }))
   })
 })
 

@@ -6,8 +6,8 @@ import { type Checkpoint, MessageQuery } from "../../services/MessageQuery.ts"
 import { allows } from "./ApiKeys.ts"
 import { CheckpointView, ConsumerView, GatewayApi, MarkResult } from "./Api.ts"
 import { encodeCursor, requireCursor } from "./Cursor.ts"
-import { Conflict, Forbidden, InvalidRequest } from "./Errors.ts"
-import { orUnavailable } from "./Requests.ts"
+import { Conflict, Forbidden } from "./Errors.ts"
+import { beyondNewest, orUnavailable } from "./Requests.ts"
 import { Caller } from "./Security.ts"
 
 const toView = (consumer: string, checkpoint: Option.Option<Checkpoint>) =>
@@ -55,8 +55,7 @@ const AckHandlers = HttpApiBuilder.group(
           yield* requireOwner(params.consumer)
           const seq = yield* requireCursor(payload.cursor, "cursor")
           const stored = yield* query.setCheckpoint(params.consumer, seq).pipe(
-            Effect.catchTag("CursorBeyondNewest", (error) =>
-              Effect.fail(new InvalidRequest({ code: "cursor_beyond_newest", message: error.message })))
+            Effect.catchTag("CursorBeyondNewest", (error) => Effect.fail(beyondNewest(error)))
           )
           return toView(params.consumer, Option.some(stored))
         })))

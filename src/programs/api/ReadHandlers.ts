@@ -12,7 +12,7 @@ import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
 import { CommitWatch } from "./CommitWatch.ts"
 import { Limits } from "./Limits.ts"
 import { recentMessages } from "./RecentMessages.ts"
-import { orUnavailable, pageSize, requireChannel } from "./Requests.ts"
+import { orUnavailable, pageSize, requireChannel, requireCursorInRange } from "./Requests.ts"
 import { Caller } from "./Security.ts"
 
 const maxCountBuckets = 1000
@@ -84,8 +84,9 @@ export const layer = HttpApiBuilder.group(
       })
 
     /**
-     * The page after `after`; when it is empty and the request may wait, the
-     * channel is checked once and the poll waits for CommitWatch to see its
+     * The page after `after`; when it is empty, the channel and the cursor
+     * are checked once (404, 400 past the newest event), and when the
+     * request may wait, the poll waits for CommitWatch to see its
      * channel change (PgBouncer cannot carry LISTEN), then reads its page
      * again, until an event is ready or `waitSeconds` pass.
      */
@@ -95,6 +96,7 @@ export const layer = HttpApiBuilder.group(
         const first = yield* page
         if (first.length > 0) return first
         yield* requireChannel(channelId)
+        yield* requireCursorInRange(after)
         if (waitSeconds === 0) return first
         return yield* Effect.scoped(Effect.gen(function*() {
           const waiter = yield* watch.waiter(channelId)

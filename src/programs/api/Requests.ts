@@ -2,7 +2,7 @@
 import { Effect } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
 import type { ApiConfig } from "../../services/ApiConfig.ts"
-import { MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
+import { CursorBeyondNewest, MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
 import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
 
 /** `limit` within 1..maxLimit (the schema already refused < 1 and non-integers). */
@@ -40,4 +40,22 @@ export const requireChannel = (channelId: ChannelId | undefined) =>
   channelId === undefined ? Effect.void : Effect.gen(function*() {
     const query = yield* MessageQuery
     if (!(yield* query.channelExists(channelId))) return yield* unknownChannel(channelId)
+  })
+
+/** A cursor past every event sequence value drawn (MessageQuery.CursorBeyondNewest), as the 400 the API answers. */
+export const beyondNewest = (error: CursorBeyondNewest) =>
+  new InvalidRequest({ code: "cursor_beyond_newest", message: error.message })
+
+/**
+ * Fails with 400 when `after` is past the last value `event_seq` drew; used
+ * once a page came back empty (a page with events proves the cursor below
+ * them). Against the sequence, not the newest committed event: a cursor the
+ * API handed out never exceeds it, even while the events above it are still
+ * committing or after retention dropped them.
+ */
+export const requireCursorInRange = (after: bigint) =>
+  after === 0n ? Effect.void : Effect.gen(function*() {
+    const query = yield* MessageQuery
+    const newest = yield* query.newestDrawnSeq
+    if (after > newest) return yield* beyondNewest(new CursorBeyondNewest({ seq: after, newest }))
   })
