@@ -28,7 +28,7 @@
  * channel Telegram refuses (CHANNEL_PRIVATE) is dropped with an error naming
  * it while the others go on. Access hashes come from the ChannelRegistry.
  */
-import { Cause, Data, Duration, Effect, Layer, Metric, Option, Queue, Random, Ref, Semaphore, Stream } from "effect"
+import { Cause, Data, Duration, Effect, Layer, Metric, Option, Queue, Random, Ref, Schedule, Semaphore, Stream } from "effect"
 import { Api, helpers } from "telegram"
 import { Raw } from "telegram/events/Raw.js"
 import type { MessageEvent } from "../domain/Message.ts"
@@ -58,6 +58,9 @@ const DIFFERENCE_LIMIT = 100
 const REFUSALS = ["CHANNEL_PRIVATE", "CHANNEL_INVALID", "CHANNEL_PUBLIC_GROUP_NA", "USER_BANNED_IN_CHANNEL"]
 /** Basic groups' deletions name message ids only; recent ids are kept to find their chat. */
 const GROUP_MESSAGES_KEPT = 10_000
+
+/** Re-reading stored messages for a too-long recovery: capped at 5 s so a recovered database is used within seconds. */
+const rereadRetry = Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]).pipe(Schedule.jittered)
 
 type Reason = "start" | "poll" | "gap" | "overflow" | "too_long"
 
@@ -336,6 +339,33 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     )
 
   /**
+   * What PostgreSQL holds of the re-read window. Without it the window's
+   * edits and deletions cannot be told apart, so a failed read is retried
+   * (capped backoff, for as long as PostgreSQL is away: the writer cannot
+   * commit meanwhile either), never skipped; the pts does not move until it
+   * is done. Warned once per outage, every failure counted.
+   */
+  const storedWindow = (channel: Channel, channelId: number, low: number, from: number) => {
+    let failures = 0
+    return store.storedMessages(channelId, low, from).pipe(
+      Effect.tapError((error) => {
+        failures += 1
+        return Metric.update(Metrics.telegramStateReadFailures, 1).pipe(
+          Effect.andThen(
+            failures === 1
+              ? Effect.logWarning(`${channel.label}: reading the stored messages of the re-read window failed, retrying until PostgreSQL answers: ${error.message}`)
+              : Effect.void
+          )
+        )
+      }),
+      Effect.retry(rereadRetry),
+      Effect.tap(() =>
+        failures > 0 ? Effect.logInfo(`${channel.label}: re-read window read after ${failures} failed attempt(s)`) : Effect.void
+      )
+    )
+  }
+
+  /**
    * Too long: the history between the newest message read and `top` (all of
    * it, paged), the re-read window for edits and deletions, then pts jumps.
    */
@@ -367,9 +397,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       let windowEvents = 0
       if (from > 0) {
         const low = Math.max(1, from - config.rereadWindow + 1)
-        const storedMessages = yield* store.storedMessages(chat.channelId, low, from).pipe(
-          Effect.catch((error) => Effect.logWarning(`re-read window of ${channel.label} skipped: ${error.message}`).pipe(Effect.as([])))
-        )
+        const storedMessages = yield* storedWindow(channel, chat.channelId, low, from)
         const known = new Map(storedMessages.filter((m) => !m.deleted).map((m) => [m.messageId, m]))
         const seen = new Set<number>()
         const events: Array<MessageEvent> = []

@@ -143,6 +143,10 @@ export const telegramStateSaveFailures = Metric.counter("telegram_state_save_fai
   description: "Writes of the committed update state to PostgreSQL that failed and will be retried",
   incremental: true
 })
+export const telegramStateReadFailures = Metric.counter("telegram_state_read_failures_total", {
+  description: "Reads of stored messages for a too-long recovery's re-read window that failed and were retried",
+  incremental: true
+})
 export const telegramCommitLatency = Metric.histogram("telegram_message_to_commit_seconds", {
   description: "From a message's Telegram date (its edit date for an edit) to its commit in PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 14 })

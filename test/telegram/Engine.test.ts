@@ -10,7 +10,7 @@ import { Effect, Metric } from "effect"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { awaitCurrentEquality, awaitExactEquality, Ledger, runGateway, storedState } from "./EngineHarness.ts"
+import { awaitCurrentEquality, awaitExactEquality, awaitStatePts, Ledger, runGateway, storedState } from "./EngineHarness.ts"
 import { eventually, makeSetup, startSource } from "./Harness.ts"
 
 const gapsOf = (channel: number, kind: string) =>
@@ -179,16 +179,6 @@ describe("update engine", () => {
       assert.deepStrictEqual(statuses.map((s) => [s.channel, s.refused]), [["@newsroom", null], ["@closedroom", "CHANNEL_PRIVATE"]])
     }), { timeout: 60_000 })
 })
-
-/** Waits until the engine stored `pts` for the channel. */
-export const awaitStatePts = (setup: Parameters<typeof storedState>[0], channelId: number, pts: number) =>
-  Effect.gen(function*() {
-    while (true) {
-      const rows = yield* query<{ pts: number }>(setup.database, `SELECT pts FROM telegram_channel_state WHERE channel_id = ${channelId}`)
-      if ((rows[0]?.pts ?? 0) >= pts) return
-      yield* Effect.sleep("100 millis")
-    }
-  }).pipe(Effect.timeout("15 seconds"))
 
 describe("update engine, too-long gaps and flood waits", () => {
   it.live("TooLong after 20,000 posts with edits and deletions in and before the gap, FLOOD_WAIT on getHistory midway: everything recovered", () =>

@@ -136,8 +136,12 @@ const diff = (expected: ReturnType<typeof describeExact>, actual: ReturnType<typ
   return lines.join("\n")
 }
 
-/** The gateway in this process: the real source and ingestion over the real tiers; stopped with the scope. */
-export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>) =>
+/**
+ * The gateway in this process: the real source and ingestion over the real
+ * tiers; stopped with the scope. `databaseUrl` (e.g. through a TcpProxy)
+ * replaces the test database's own.
+ */
+export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>, databaseUrl?: string) =>
   Effect.gen(function*() {
     const exchange = uniqueName("engine.messages")
     yield* makeTestConsumer(exchange, { consume: false })
@@ -156,7 +160,7 @@ export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>
         ...telegram
       }
     })).pipe(
-      Layer.provide(testConfig({ databaseUrl: Redacted.value(setup.database.url), exchange, keyPrefix: `${uniqueName("tgeng")}:` }))
+      Layer.provide(testConfig({ databaseUrl: databaseUrl ?? Redacted.value(setup.database.url), exchange, keyPrefix: `${uniqueName("tgeng")}:` }))
     )
     yield* Gateway.receive.pipe(
       Effect.provide(Gateway.ingestion),
@@ -202,3 +206,13 @@ const describeCurrent = (ledger: Ledger, stored: { versions: Ledger["versions"];
     const deletedButLive = [...deleted].filter((id) => source.has(id) && !storedDeleted.has(id) && stored !== undefined)
     return { channelId, live, deletedButLive }
   })
+
+/** Waits until the engine stored `pts` for the channel. */
+export const awaitStatePts = (setup: SourceSetup, channelId: number, pts: number) =>
+  Effect.gen(function*() {
+    while (true) {
+      const rows = yield* query<{ pts: number }>(setup.database, `SELECT pts FROM telegram_channel_state WHERE channel_id = ${channelId}`)
+      if ((rows[0]?.pts ?? 0) >= pts) return
+      yield* Effect.sleep("100 millis")
+    }
+  }).pipe(Effect.timeout("15 seconds"))
