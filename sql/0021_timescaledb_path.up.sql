@@ -179,7 +179,7 @@ BEGIN
     CREATE OR REPLACE VIEW monitor_table_sizes AS
     SELECT n.nspname AS schema_name,
            c.relname AS table_name,
-           coalesce(parent.relname, aggregate.view_name, ch.hypertable_name) AS parent_table,
+           coalesce(aggregate.view_name, parent.relname, ch.hypertable_name) AS parent_table,
            coalesce(pg_get_expr(c.relpartbound, c.oid),
                     CASE WHEN ch.chunk_name IS NOT NULL
                          THEN format('FROM (%L) TO (%L)', ch.range_start, ch.range_end) END) AS partition_range,

@@ -8,7 +8,7 @@
  * (docs/database.md).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import { makeTestDatabase, query, type TestDatabase, timescaleCluster } from "../support/Database.ts"
 
 const timescaleDatabase = (prefix: string) => makeTestDatabase(prefix, { cluster: timescaleCluster })
@@ -28,6 +28,20 @@ const seed = (database: TestDatabase, days: number) =>
 const jobs = (database: TestDatabase, proc: string) =>
   query<{ job_id: number }>(database, `SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = '${proc}' ORDER BY job_id`)
     .pipe(Effect.map((rows) => rows.map((row) => row.job_id)))
+
+/**
+ * Materializes an aggregate now. The extension's own refresh policy may be
+ * running on the new database at the same moment, which TimescaleDB refuses
+ * ("due to a concurrent refresh"): wait for it and refresh again.
+ */
+const refresh = (database: TestDatabase, aggregate: string) =>
+  query(database, `CALL refresh_continuous_aggregate('${aggregate}', NULL, NULL)`).pipe(
+    Effect.retry({
+      while: (error) => String(error.cause).includes("concurrent refresh"),
+      schedule: Schedule.spaced("250 millis"),
+      times: 40
+    })
+  )
 
 const runJobs = (database: TestDatabase, proc: string) =>
   Effect.gen(function*() {
@@ -59,7 +73,13 @@ describe("TimescaleDB", () => {
         SELECT 10 + request, event_seq::text, settled, message_id
         FROM api_event_pages(ARRAY[0, 10]::bigint[], ARRAY[1, 2]::bigint[], ARRAY[100, 100], 30)
         ORDER BY 1, 2`)
-      const before = yield* pages
+      // A page is settled once no transaction that could still commit an earlier
+      // event is open anywhere in the cluster (a background job, another test's
+      // database): wait for that, as a consumer's next poll would.
+      const settledPages = pages.pipe(
+        Effect.repeat({ until: (rows) => rows.every((row) => row.settled), schedule: Schedule.spaced("200 millis"), times: 100 })
+      )
+      const before = yield* settledPages
       assert.isAbove(before.length, 40)
       assert.isTrue(before.every((row) => row.settled))
       const policies = yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
@@ -68,15 +88,15 @@ describe("TimescaleDB", () => {
       const [compressed] = yield* query<{ n: number }>(database, `
         SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'messages' AND is_compressed`)
       assert.isAtLeast(compressed?.n ?? 0, 2)
-      assert.deepStrictEqual(yield* pages, before)
+      assert.deepStrictEqual(yield* settledPages, before)
     }))
 
   it.effect("drops expired chunks and both aggregates' expired buckets, so hourly and daily agree", () =>
     Effect.gen(function*() {
       const database = yield* timescaleDatabase("tsdb_retention")
       yield* seed(database, 12)
-      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_hourly', NULL, NULL)")
-      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_daily', NULL, NULL)")
+      yield* refresh(database, "message_counts_hourly")
+      yield* refresh(database, "message_counts_daily")
       const totals = query<{ source: string; messages: number }>(database, `
         SELECT 'table' AS source, count(*)::int AS messages FROM messages WHERE version = 0
         UNION ALL SELECT 'hourly', coalesce(sum(messages), 0)::int FROM message_counts_hourly
@@ -102,8 +122,8 @@ describe("TimescaleDB", () => {
     Effect.gen(function*() {
       const database = yield* timescaleDatabase("tsdb_monitoring")
       yield* seed(database, 3)
-      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_hourly', NULL, NULL)")
-      yield* query(database, "CALL refresh_continuous_aggregate('message_counts_daily', NULL, NULL)")
+      yield* refresh(database, "message_counts_hourly")
+      yield* refresh(database, "message_counts_daily")
       const chunks = yield* query<{ parent_table: string | null; partition_range: string | null }>(database, `
         SELECT parent_table, partition_range FROM monitor_table_sizes
         WHERE schema_name = '_timescaledb_internal' AND table_name LIKE '\\_hyper\\_%'`)
