@@ -3,7 +3,7 @@
  * `telegram_messages` table (src/layers/LegacyImport.ts), with a progress bar
  * on stderr. Resumable and idempotent: run it again after an interruption.
  */
-import { Console, Effect, Redacted } from "effect"
+import { Clock, Console, Effect, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import { importLegacyMessages, type ImportProgress } from "../../layers/LegacyImport.ts"
 import { withRuntime } from "../Startup.ts"
@@ -13,14 +13,13 @@ import { configFile, root } from "./Root.ts"
 const barWidth = 30
 
 /** One line, redrawn in place on a terminal; a line per tenth otherwise (logs stay short). */
-const progressBar = (interactive: boolean) => {
+const progressBar = (interactive: boolean, started: number) => {
   let lastTenth = -1
-  const started = Date.now()
   return (progress: ImportProgress): Effect.Effect<void> =>
-    Effect.sync(() => {
+    Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
       const fraction = progress.total === 0 ? 1 : Math.min(progress.copied / progress.total, 1)
       const filled = Math.round(fraction * barWidth)
-      const seconds = (Date.now() - started) / 1000
+      const seconds = (now - started) / 1000
       const rate = seconds > 0 ? Math.round(progress.inserted / seconds) : 0
       const line = `[${"#".repeat(filled)}${".".repeat(barWidth - filled)}] ${(fraction * 100).toFixed(1)}% ` +
         `${progress.copied}/${progress.total} rows, ${progress.inserted} new, ${rate} rows/s`
@@ -33,7 +32,7 @@ const progressBar = (interactive: boolean) => {
         lastTenth = tenth
         process.stderr.write(`${line}\n`)
       }
-    })
+    }))
 }
 
 export const dbImport = Command.make(
@@ -53,7 +52,7 @@ export const dbImport = Command.make(
         const result = yield* importLegacyMessages({
           from: source,
           batchSize: Math.max(1, batchSize),
-          onProgress: progressBar(interactive)
+          onProgress: progressBar(interactive, yield* Clock.currentTimeMillis)
         })
         if (interactive) process.stderr.write("\n")
         yield* Console.log(

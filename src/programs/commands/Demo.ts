@@ -6,7 +6,7 @@
  * a live view shows each tier. Ends on Ctrl-C, after `--duration`, or once
  * `--messages` are posted and committed; prints a summary and exits 0.
  */
-import { ConfigProvider, type Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Clock, ConfigProvider, type Duration, Effect, Fiber, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -45,9 +45,10 @@ const program = (options: {
     ))
     const simulator = yield* TelegramSimulator.start()
     // A channel id of its own per run, so a second demo is not deduplicated against the first.
+    const runStartedAt = yield* Clock.currentTimeMillis
     const channel = simulator.world.addChannel({
-      id: 1_500_000_000 + (Math.floor(Date.now() / 1000) % 500_000_000),
-      username: `signals_${Date.now().toString(36)}`,
+      id: 1_500_000_000 + (Math.floor(runStartedAt / 1000) % 500_000_000),
+      username: `signals_${runStartedAt.toString(36)}`,
       title: "Demo Signals",
       kind: "channel"
     })
@@ -76,7 +77,7 @@ const program = (options: {
       })
       const tally = emptyTally()
       const posted: SignalCounts = { posted: 0, edited: 0, deleted: 0 }
-      const startedAt = Date.now()
+      const startedAt = yield* Clock.currentTimeMillis
       yield* collect(ingestion, tally).pipe(Effect.forkScoped)
       yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
       // A chat the gateway has never read starts from its newest message, so
@@ -114,7 +115,7 @@ const program = (options: {
       yield* Fiber.interrupt(view)
       yield* Effect.sleep("300 millis")
       const delivered = yield* consumer.received
-      const seconds = (Date.now() - startedAt) / 1000
+      const seconds = ((yield* Clock.currentTimeMillis) - startedAt) / 1000
       process.stdout.write(
         `\nSummary\n${describe(tally, posted, seconds).map((line) => `  ${line}`).join("\n")}\n  consumer  queue telegram-gateway.demo received ${delivered}\n`
       )

@@ -3,7 +3,7 @@
  * from the ingestion program's progress notifications. Redrawn in place on a
  * terminal, one line per second otherwise (so it can be piped or logged).
  */
-import { Effect, PubSub, Schedule } from "effect"
+import { Clock, Effect, PubSub, Schedule } from "effect"
 import { eventKind } from "../../domain/Message.ts"
 import type { Ingestion } from "../Ingestion.ts"
 import type { SignalCounts } from "./SignalChannel.ts"
@@ -70,13 +70,13 @@ export const describe = (tally: Tally, posted: SignalCounts, seconds: number): R
 export const render = (tally: Tally, posted: SignalCounts, startedAt: number) => {
   const interactive = process.stdout.isTTY === true
   let drawn = 0
-  return Effect.sync(() => {
-    const lines = describe(tally, posted, (Date.now() - startedAt) / 1000)
+  return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
+    const lines = describe(tally, posted, (now - startedAt) / 1000)
     if (interactive) {
       process.stdout.write((drawn > 0 ? `\x1b[${drawn}A` : "") + lines.map((line) => `\x1b[2K${line}\n`).join(""))
       drawn = lines.length
     } else {
       process.stdout.write(`${lines.join(" | ")}\n`)
     }
-  }).pipe(Effect.repeat(Schedule.spaced("1 second")))
+  })).pipe(Effect.repeat(Schedule.spaced("1 second")))
 }
