@@ -9,13 +9,17 @@
 #   --timeout  per request, in seconds (default 3)
 #
 # Checks the systemd unit (where systemd runs), /health/live, /health/ready
-# (each tier), the Telegram connection and write queue from /metrics, and the
-# API's /health/ready. One line per check, then the verdict.
+# (each tier, and this process's role for each Telegram account: owner,
+# standby with the owner it sees, failed or needs-login), the Telegram
+# connection and write queue from /metrics, and the API's /health/ready.
+# One line per check, then the verdict.
 # Exit status, as monitoring plugins use it:
-#   0 ok        everything answers
+#   0 ok        everything answers (a standby is ok: standing by is its job)
 #   1 degraded  the gateway ingests, but without Redis or RabbitMQ, without
-#               Telegram, or the API is not answering
-#   2 down      the gateway is not running or cannot reach PostgreSQL
+#               Telegram, with an account that nobody owns or that needs a
+#               new login, or the API is not answering
+#   2 down      the gateway is not running, cannot reach PostgreSQL, or
+#               Telegram refused the session of an account it owned
 #   3           bad usage
 set -uo pipefail
 
@@ -25,7 +29,7 @@ check_api=true
 timeout=3
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -83,6 +87,44 @@ tier_states() {
   printf '%s' "${summary[*]}" | sed 's/,/, /g'
 }
 
+# account_roles JSON: one line per account of the readiness report,
+# "name role owner reason" (owner and reason "-" when absent). The report
+# writes each account as {"account":..,"role":..,"since":..,"owner":..,...}.
+account_roles() {
+  grep -o '{"account":"[^"]*","role":"[a-z-]*","since":"[^"]*","owner":\(null\|"[^"]*"\)[^}]*\(}}\|}\)' <<<"$1" |
+    sed -E 's/^\{"account":"([^"]*)","role":"([^"]*)","since":"[^"]*","owner":(null|"([^"]*)").*/\1 \2 \4 /; s/ $/ -/; s/  / - /' |
+    while read -r name role owner _; do
+      local entry reason
+      # This account's object alone: from its name to the next account.
+      entry="${1#*\{\"account\":\"$name\",}"
+      entry="${entry%%\{\"account\":*}"
+      reason="$(grep -o '"loginNeeded":{"reason":"[A-Z_]*"' <<<"$entry" | head -n 1 | cut -d'"' -f6)"
+      printf '%s %s %s %s\n' "$name" "$role" "${owner:--}" "${reason:--}"
+    done
+}
+
+# check_accounts JSON: one line per account with this process's role.
+check_accounts() {
+  local name role owner reason owns=false
+  while read -r name role owner reason; do
+    [[ -n "$name" ]] || continue
+    case "$role" in
+      owner) owns=true; report $ok "account $name: owner" ;;
+      standby)
+        if [[ "$owner" == - ]]; then
+          report $degraded "account $name: standby, and nobody owns it now (a standby takes it within a poll; see TelegramAccountNoOwner)"
+        else
+          report $ok "account $name: standby, owned by $owner"
+        fi
+        ;;
+      needs-login) report $degraded "account $name: needs login, Telegram refused its session ($reason): run telegram-gateway login --account $name" ;;
+      failed) report $down "account $name: failed, Telegram refused its session ($reason): see journalctl -u telegram-gateway" ;;
+      *) report $degraded "account $name: role ${role:-unknown}" ;;
+    esac
+  done < <(account_roles "$1")
+  if [[ "$owns" == true ]]; then owns_accounts=yes; fi
+}
+
 # metric_value TEXT NAME: the first sample of an unlabelled metric.
 metric_value() { grep -E "^$2(\{\})? " <<<"$1" | head -n 1 | awk '{print $2}'; }
 
@@ -114,12 +156,20 @@ check_gateway() {
     down) report $down "gateway ready: down ($(tier_states "$body"))" ;;
     *) report $down "gateway readiness unreadable (HTTP $(status_of "$response"))" ;;
   esac
+  owns_accounts=unknown
+  if grep -q '"accounts":\[{' <<<"$body"; then
+    owns_accounts=no
+    check_accounts "$body"
+  fi
 
   response="$(fetch "$gateway_url/metrics")" || { report $degraded "gateway metrics not answering"; return; }
   body="$(body_of "$response")"
   local connected queue
   connected="$(metric_value "$body" telegram_connected)"
+  # A process that stands by for every account is not connected, by design.
+  if [[ "$owns_accounts" == no ]]; then connected=standby; fi
   case "$connected" in
+    standby) report $ok "telegram not connected: this process owns no account" ;;
     1) report $ok "telegram connected" ;;
     0) report $degraded "telegram disconnected (reconnecting; see journalctl -u telegram-gateway)" ;;
     *) report $degraded "telegram connection unknown (no telegram_connected metric yet)" ;;

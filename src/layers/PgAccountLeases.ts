@@ -4,6 +4,8 @@
  * so it works through PgBouncer in transaction mode and the hosts' clocks
  * never have to agree. Acquisition takes a free or expired row and adds one
  * to its epoch; renewal only extends a row that is still ours and unexpired.
+ * A row whose session Telegram refused (sql/0035) is not taken with the
+ * refused key.
  */
 import { Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -20,6 +22,10 @@ interface HolderRow {
   readonly acquired_at: Date | null
   readonly expires_at: Date
   readonly live: boolean
+  readonly login_needed_reason: string | null
+  readonly login_needed_key: string | null
+  readonly login_needed_at: Date | null
+  readonly login_needed_epoch: string | null
 }
 
 export const makeMember = (): Member => {
@@ -44,18 +50,23 @@ export const make = Effect.gen(function*() {
       Effect.withSpan(`AccountLeases.${operation}`)
     )
 
-  const acquire = (account: string) =>
-    sql<{ readonly epoch: string; readonly acquired_at: Date }>`
+  // `previous` reads the row as the statement found it: an owner still named
+  // there held the lease until it expired (a release clears it).
+  const acquire = (account: string, keyId: string) =>
+    sql<{ readonly epoch: string; readonly acquired_at: Date; readonly previous_owner: string | null }>`
+      WITH previous AS (SELECT owner FROM account_leases WHERE account = ${account})
       INSERT INTO account_leases (account, owner, epoch, acquired_at, renewed_at, expires_at)
       VALUES (${account}, ${member.id}, 1, now(), now(), now() + ${ttl}::interval)
       ON CONFLICT (account) DO UPDATE SET
         owner = EXCLUDED.owner, epoch = account_leases.epoch + 1,
         acquired_at = now(), renewed_at = now(), expires_at = EXCLUDED.expires_at
-      WHERE account_leases.expires_at <= now()
-      RETURNING epoch::text AS epoch, acquired_at`.pipe(
+      WHERE account_leases.expires_at <= now() AND account_leases.login_needed_key IS DISTINCT FROM ${keyId}
+      RETURNING epoch::text AS epoch, acquired_at, (SELECT owner FROM previous) AS previous_owner`.pipe(
       Effect.map((rows): Lease | undefined => {
         const row = rows[0]
-        return row === undefined ? undefined : { account, epoch: Number(row.epoch), acquiredAt: row.acquired_at }
+        return row === undefined
+          ? undefined
+          : { account, epoch: Number(row.epoch), acquiredAt: row.acquired_at, tookOverFrom: row.previous_owner }
       }),
       run("acquire")
     )
@@ -80,7 +91,8 @@ export const make = Effect.gen(function*() {
 
   const holders = (accounts: ReadonlyArray<string>) =>
     sql<HolderRow>`
-      SELECT account, owner, epoch::text AS epoch, acquired_at, expires_at, expires_at > now() AS live
+      SELECT account, owner, epoch::text AS epoch, acquired_at, expires_at, expires_at > now() AS live,
+        login_needed_reason, login_needed_key, login_needed_at, login_needed_epoch::text AS login_needed_epoch
       FROM account_leases WHERE account IN ${sql.in(accounts)}`.pipe(
       Effect.map((rows) =>
         rows.map((row): Holder => ({
@@ -89,11 +101,34 @@ export const make = Effect.gen(function*() {
           epoch: Number(row.epoch),
           acquiredAt: row.acquired_at,
           expiresAt: row.expires_at,
-          live: row.live
+          live: row.live,
+          loginNeeded: row.login_needed_reason === null || row.login_needed_key === null || row.login_needed_at === null
+            ? null
+            : {
+              reason: row.login_needed_reason,
+              keyId: row.login_needed_key,
+              at: row.login_needed_at,
+              epoch: Number(row.login_needed_epoch)
+            }
         }))
       ),
       run("holders")
     )
+
+  // Fenced like a write of update state: only the lease's current holder, at its epoch.
+  const markLoginNeeded = (lease: Lease, reason: string, keyId: string) =>
+    sql`
+      UPDATE account_leases SET login_needed_reason = ${reason}, login_needed_key = ${keyId},
+        login_needed_at = now(), login_needed_epoch = ${lease.epoch}
+      WHERE account = ${lease.account} AND owner = ${member.id} AND epoch = ${lease.epoch}
+      RETURNING 1`.pipe(Effect.map((rows) => rows.length === 1), run("markLoginNeeded"))
+
+  const clearLoginNeeded = (account: string) =>
+    sql`
+      UPDATE account_leases SET login_needed_reason = NULL, login_needed_key = NULL,
+        login_needed_at = NULL, login_needed_epoch = NULL
+      WHERE account = ${account} AND login_needed_reason IS NOT NULL
+      RETURNING 1`.pipe(Effect.map((rows) => rows.length === 1), run("clearLoginNeeded"))
 
   const heartbeat = sql`
     INSERT INTO gateway_members (member, host, pid, expires_at)
@@ -111,7 +146,18 @@ export const make = Effect.gen(function*() {
     run("leave")
   )
 
-  return AccountLeases.of({ member, acquire, renew, release, holders, heartbeat, liveMembers, leave })
+  return AccountLeases.of({
+    member,
+    acquire,
+    renew,
+    release,
+    holders,
+    markLoginNeeded,
+    clearLoginNeeded,
+    heartbeat,
+    liveMembers,
+    leave
+  })
 })
 
 /** Needs a `SqlClient`. */

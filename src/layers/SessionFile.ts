@@ -6,7 +6,7 @@
  * a 0700 directory. The session itself only ever travels `Redacted`.
  */
 import { Effect, Redacted } from "effect"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 // GramJS's modules import each other in a cycle that only resolves when the package root loads first.
@@ -18,6 +18,12 @@ export interface StoredSession {
   readonly session: Redacted.Redacted<string>
   readonly dcId: number
   readonly serverAddress: string
+  /**
+   * Names the auth key without revealing it (the first 8 bytes of its
+   * SHA-256, in hex): a key Telegram refused is recorded by this
+   * (sql/0035_account_login_needed.up.sql), never by the key itself.
+   */
+  readonly keyId: string
 }
 
 const AUTH_KEY_BYTES = 256
@@ -57,7 +63,12 @@ export const parseSession = (
       return corrupt(`the auth key is ${key?.length ?? 0} bytes instead of ${AUTH_KEY_BYTES}`)
     }
     if (parsed.dcId < 1 || parsed.serverAddress.length === 0) return corrupt("it names no data centre")
-    return Effect.succeed({ session, dcId: parsed.dcId, serverAddress: parsed.serverAddress })
+    return Effect.succeed({
+      session,
+      dcId: parsed.dcId,
+      serverAddress: parsed.serverAddress,
+      keyId: createHash("sha256").update(key).digest("hex").slice(0, 16)
+    })
   })
 
 /** Warns when the file or its directory is readable by others than the gateway's user. */

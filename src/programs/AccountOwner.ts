@@ -16,9 +16,17 @@
  * Stepping down drains ingestion (so the read progress of what was accepted
  * is saved), closes the source, then releases the lease so a standby takes
  * it on its next poll.
+ *
+ * When Telegram refuses the session (TelegramFatal), the owner marks the
+ * account as needing a login in PostgreSQL under its epoch, before it lets
+ * the lease go, naming the refused key by its fingerprint. A standby whose
+ * session file holds that same key does not take the account (it would be
+ * refused in turn): it reports `needs-login` until `telegram-gateway login`
+ * clears the mark, or until it is given a session file with another key.
  */
 import { Cause, Deferred, Duration, Effect, Exit, Layer, Metric, Schedule, Scope, Stream } from "effect"
 import * as FlockSessionLock from "../layers/FlockSessionLock.ts"
+import { readSession } from "../layers/SessionFile.ts"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
 import * as PgChannelRegistry from "../layers/PgChannelRegistry.ts"
 import * as PgClient from "../layers/PgClient.ts"
@@ -28,7 +36,7 @@ import { HaConfig, IngestConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { TelegramFatal } from "../services/TelegramSource.ts"
 import { OwnerEpoch } from "../services/UpdateState.ts"
-import type { AccountSpec } from "./Accounts.ts"
+import { type AccountSpec, DEFAULT_ACCOUNT } from "./Accounts.ts"
 import type { Fleet } from "./Fleet.ts"
 import { Ingestion } from "./Ingestion.ts"
 import { Ownership } from "./Ownership.ts"
@@ -39,6 +47,10 @@ const SAFETY_MARGIN = Duration.seconds(1)
 type StepDown = "lost" | "rebalanced"
 
 const iso = (date: Date | null) => (date === null ? null : date.toISOString())
+
+/** The command that gives the account a new session. */
+export const loginCommand = (account: string) =>
+  account === DEFAULT_ACCOUNT ? "telegram-gateway login" : `telegram-gateway login --account ${account}`
 
 /** Waits until ingestion has committed everything it accepted, or the deadline. */
 const drained = (deadline: Duration.Duration) =>
@@ -60,6 +72,18 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
     const attributes = { account }
     /** Not before this (ms since epoch): after a hand-over, leave the account to the others for a while. */
     let cooldownUntil = 0
+    /** The refusal (its time and key) this process last reported, so each is logged once. */
+    let reportedRefusal: string | undefined
+    // Every series of this account from the first scrape, so increase() sees the first event.
+    for (const counter of [Metrics.leaseAcquired, Metrics.leaseTakeovers, Metrics.leaseRenewFailures, Metrics.loginMarkFailures]) {
+      yield* Metric.value(Metric.withAttributes(counter, attributes))
+    }
+
+    /** The fingerprint of the key in the account's session file now (an operator may have replaced the file). */
+    const currentKeyId = readSession(spec.config.sessionFile).pipe(
+      Effect.map((stored) => stored.keyId),
+      Effect.catch((error) => Effect.logWarning(`reading the session file failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
+    )
 
     const standBy = Effect.gen(function*() {
       const since = new Date().toISOString()
@@ -68,6 +92,39 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
         const holder = (yield* leases.holders([account]).pipe(
           Effect.catch((error) => Effect.logWarning(`reading the lease failed, will retry: ${error.message}`).pipe(Effect.as([])))
         ))[0]
+        const refused = holder?.loginNeeded ?? null
+        if (refused === null && reportedRefusal !== undefined) {
+          reportedRefusal = undefined
+          yield* Effect.logInfo(`account ${account} was logged in again: it may be taken`)
+        }
+        if (refused !== null) {
+          const keyId = yield* currentKeyId
+          const mark = `${refused.at.toISOString()} ${refused.keyId}`
+          if (keyId === undefined || keyId === refused.keyId) {
+            yield* ownership.set({
+              account,
+              role: "needs-login",
+              since,
+              owner: holder?.live === true ? holder.owner : null,
+              ownerSince: holder?.live === true ? iso(holder.acquiredAt) : null,
+              epoch: holder?.epoch ?? null,
+              loginNeeded: { reason: refused.reason, since: refused.at.toISOString() }
+            })
+            if (reportedRefusal !== mark && keyId !== undefined) {
+              reportedRefusal = mark
+              yield* Effect.logError(
+                `account ${account}: Telegram refused its session with ${refused.reason} at ${refused.at.toISOString()} (owner at epoch ${refused.epoch}); this process holds the same session and does not take the account. Run '${loginCommand(account)}' and give every host that may own it the new session file`
+              )
+            }
+            freeSince = undefined
+            yield* Effect.sleep(ha.pollInterval)
+            continue
+          }
+          if (reportedRefusal !== mark) {
+            reportedRefusal = mark
+            yield* Effect.logInfo(`account ${account}: Telegram refused an earlier session (${refused.reason}); this process holds a new one and may take the account`)
+          }
+        }
         yield* ownership.set({
           account,
           role: "standby",
@@ -83,17 +140,49 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
         const owned = yield* ownership.owned
         const unclaimed = freeSince !== undefined && Date.now() - freeSince >= 2 * Duration.toMillis(ha.pollInterval)
         if (free && Date.now() >= cooldownUntil && (owned < share || unclaimed)) {
-          const lease = yield* leases.acquire(account).pipe(
+          const keyId = yield* currentKeyId
+          const lease = keyId === undefined ? undefined : yield* leases.acquire(account, keyId).pipe(
             Effect.catch((error) => Effect.logWarning(`taking the lease failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
           )
-          if (lease !== undefined) return lease
+          if (lease !== undefined && keyId !== undefined) {
+            if (lease.tookOverFrom !== null) {
+              yield* Metric.update(Metric.withAttributes(Metrics.leaseTakeovers, attributes), 1)
+              yield* Effect.logWarning(
+                `took over account ${account} at epoch ${lease.epoch}: the lease of ${lease.tookOverFrom} expired while it held the account (it died, froze or lost the database)`
+              )
+            }
+            return { lease, keyId }
+          }
         }
         yield* Effect.sleep(ha.pollInterval)
       }
     })
 
+    /**
+     * Marks the account as needing a login, under this lease's epoch, before
+     * the lease is let go: so no standby with the same key takes it.
+     */
+    const markRefused = (lease: Lease, fatal: TelegramFatal, keyId: string) =>
+      leases.markLoginNeeded(lease, fatal.reason, keyId).pipe(
+        Effect.retry({ times: 3, schedule: Schedule.spaced("500 millis") }),
+        Effect.flatMap((marked) =>
+          marked
+            ? Effect.logError(
+              `account ${account}: Telegram refused the session with ${fatal.reason}; marked in PostgreSQL as needing a login (epoch ${lease.epoch}), so no process takes it with this session. Run '${loginCommand(account)}' and give every host that may own it the new session file`
+            )
+            : Effect.logWarning(`account ${account}: Telegram refused the session with ${fatal.reason}, but the lease moved on (epoch ${lease.epoch}): not marked`)
+        ),
+        Effect.catch((error) =>
+          Metric.update(Metric.withAttributes(Metrics.loginMarkFailures, attributes), 1).pipe(
+            Effect.andThen(Effect.logError(
+              `account ${account}: Telegram refused the session with ${fatal.reason}, and marking it in PostgreSQL failed (${error.message}): a standby may take it and be refused in turn`
+            ))
+          )
+        )
+      )
+
     /** Owns the account until the lease is lost, the fleet asks for it, or a fatal session error. */
-    const own = (lease: Lease) =>
+    const own = (lease: Lease, keyId: string) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const ttl = Duration.toMillis(ha.leaseTtl) - Duration.toMillis(SAFETY_MARGIN)
@@ -178,21 +267,28 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
 
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
+            let refusal: TelegramFatal | undefined
             const exit = yield* Effect.exit(restore(body.pipe(
               Effect.catchTag("SessionFileLocked", (locked) =>
-                Effect.logError(`${locked.message}; standing by`).pipe(Effect.as("locked" as const)))
+                Effect.logError(`${locked.message}; standing by`).pipe(Effect.as("locked" as const))),
+              Effect.catchTag("TelegramFatal", (fatal) => {
+                refusal = fatal
+                return markRefused(lease, fatal, keyId).pipe(Effect.andThen(Effect.fail(fatal)))
+              })
             )))
             if (Exit.isSuccess(exit)) reason = exit.value
             else if (!Exit.hasInterrupts(exit)) reason = "fatal"
             if (reason === "fatal") {
+              const failedAt = new Date().toISOString()
               yield* ownership.set({
                 account,
                 role: "failed",
-                since: new Date().toISOString(),
+                since: failedAt,
                 owner: leases.member.id,
                 ownerSince: lease.acquiredAt.toISOString(),
                 epoch: lease.epoch,
-                detail: Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "failed"
+                detail: Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "failed",
+                ...(refusal === undefined ? {} : { loginNeeded: { reason: refusal.reason, since: failedAt } })
               })
             }
             // Drain what was accepted (its read progress is saved by the source's finalizer), then close.
@@ -205,8 +301,8 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
       })
 
     while (true) {
-      const lease = yield* standBy
-      yield* own(lease)
+      const { keyId, lease } = yield* standBy
+      yield* own(lease, keyId)
     }
   }).pipe(Effect.annotateLogs("account", spec.name))
 

@@ -42,7 +42,8 @@ const telegramReport = Effect.gen(function*() {
  * if PostgreSQL answers pings. A stale or refused Telegram channel degrades
  * it (200, named under `telegram`). A standby is ready (200): standing by is
  * its job. An account whose session Telegram refused makes the process not
- * ready at once.
+ * ready at once; a standby that does not take an account because its session
+ * was refused (`needs-login`) is degraded (200): it serves the others.
  */
 const ready = Effect.gen(function*() {
   const report = yield* checkReadiness
@@ -51,9 +52,14 @@ const ready = Effect.gen(function*() {
   const telegram = yield* telegramReport
   const accounts = yield* (yield* Ownership).roles
   const failed = accounts.some((account) => account.role === "failed")
+  const loginNeeded = accounts.some((account) => account.role === "needs-login")
   const stalled = writer.oldestUncommittedSeconds > Duration.toSeconds(stallThreshold)
   const channelTrouble = telegram !== undefined && (telegram.stale.length > 0 || telegram.refused.length > 0)
-  const status = stalled || failed ? "down" : report.status === "ok" && channelTrouble ? "degraded" : report.status
+  const status = stalled || failed
+    ? "down"
+    : report.status === "ok" && (channelTrouble || loginNeeded)
+    ? "degraded"
+    : report.status
   return yield* HttpServerResponse.json(
     {
       ...report,

@@ -24,6 +24,19 @@ export interface Lease {
   readonly account: string
   readonly epoch: number
   readonly acquiredAt: Date
+  /** The process whose lease expired while it held the account (it died, froze or was cut off); null when it was free. */
+  readonly tookOverFrom: string | null
+}
+
+/** Telegram refused the account's session: nobody takes it with that key until a new login. */
+export interface LoginNeeded {
+  /** The fatal error (AUTH_KEY_UNREGISTERED, SESSION_REVOKED, USER_DEACTIVATED, AUTH_KEY_DUPLICATED). */
+  readonly reason: string
+  /** The refused key's fingerprint (src/layers/SessionFile.ts, `keyId`). */
+  readonly keyId: string
+  readonly at: Date
+  /** The epoch of the owner that was refused. */
+  readonly epoch: number
 }
 
 /** Who holds an account now, as the database says. */
@@ -35,6 +48,7 @@ export interface Holder {
   readonly expiresAt: Date
   /** True while the lease has not expired (by the database's clock). */
   readonly live: boolean
+  readonly loginNeeded: LoginNeeded | null
 }
 
 export class LeaseError extends Schema.TaggedError<LeaseError>()("LeaseError", {
@@ -70,13 +84,23 @@ export class LeaseFenced extends Schema.TaggedError<LeaseFenced>()("LeaseFenced"
 
 export class AccountLeases extends Context.Service<AccountLeases, {
   readonly member: Member
-  /** Takes the account if its lease is free or expired: a new epoch, or `undefined` when someone else holds it. */
-  readonly acquire: (account: string) => Effect.Effect<Lease | undefined, LeaseError>
+  /**
+   * Takes the account if its lease is free or expired and the session key
+   * `keyId` is not the one Telegram refused: a new epoch, or `undefined`.
+   */
+  readonly acquire: (account: string, keyId: string) => Effect.Effect<Lease | undefined, LeaseError>
   /** Extends the lease by the lease time; `LeaseLost` when it expired or moved on. */
   readonly renew: (lease: Lease) => Effect.Effect<void, LeaseError | LeaseLost>
   /** Gives the account up at once so a standby takes it on its next poll. */
   readonly release: (lease: Lease) => Effect.Effect<void, LeaseError>
   readonly holders: (accounts: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Holder>, LeaseError>
+  /**
+   * Records that Telegram refused the key `keyId` with `reason`, under this
+   * lease's epoch: false when the lease moved on (a stale owner marks nothing).
+   */
+  readonly markLoginNeeded: (lease: Lease, reason: string, keyId: string) => Effect.Effect<boolean, LeaseError>
+  /** After a new login: the account may be taken again. False when it was not marked. */
+  readonly clearLoginNeeded: (account: string) => Effect.Effect<boolean, LeaseError>
   /** Marks this process as up for another lease time. */
   readonly heartbeat: Effect.Effect<void, LeaseError>
   /** Processes whose heartbeat has not expired, this one included. */

@@ -153,7 +153,7 @@ export const telegramCommitLatency = Metric.histogram("telegram_message_to_commi
 })
 
 // High availability (src/programs/AccountOwner.ts).
-/** Attribute `account`: 1 while this process owns the account, 0 while it stands by. */
+/** Attribute `account`: 1 while this process owns the account, 0 while it stands by (or the account needs a login). */
 export const gatewayRole = Metric.gauge("gateway_role", {
   description: "This process's role for an account: 1 owner (connected with its key), 0 standby"
 })
@@ -170,6 +170,20 @@ export const leaseReleased = Metric.counter("lease_released_total", {
 /** Attribute `account`. */
 export const leaseRenewFailures = Metric.counter("lease_renew_failures_total", {
   description: "Lease renewals that failed (database unreachable or slow); past the lease's deadline the owner steps down",
+  incremental: true
+})
+/** Attribute `account`. */
+export const leaseTakeovers = Metric.counter("lease_takeovers_total", {
+  description: "Account leases this process took over after they expired in another process's hands (it died, froze or was cut off)",
+  incremental: true
+})
+/** Attribute `account`: 1 while Telegram's refusal of the account's session keeps this process from taking it. */
+export const accountLoginNeeded = Metric.gauge("account_login_needed", {
+  description: "1 while the account's session was refused by Telegram (revoked, unregistered, duplicated) and waits for 'telegram-gateway login'"
+})
+/** Attribute `account`. */
+export const loginMarkFailures = Metric.counter("account_login_mark_failures_total", {
+  description: "Refused sessions this process could not mark as needing a login in PostgreSQL (a standby may then be refused in turn)",
   incremental: true
 })
 /** Attribute `account`. */

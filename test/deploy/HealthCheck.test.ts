@@ -2,13 +2,15 @@
  * deploy/scripts/health-check.sh against an HTTP endpoint that answers like
  * the daemon's: the readiness report typed as src/programs/Readiness.ts
  * builds it, the metrics rendered by Effect's Prometheus formatter from the
- * daemon's own metric definitions. Exit 0 ok, 1 degraded, 2 down.
+ * daemon's own metric definitions, the accounts' roles typed as
+ * src/programs/Ownership.ts keeps them. Exit 0 ok, 1 degraded, 2 down.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import type { AccountRole } from "../../src/programs/Ownership.ts"
 import type { ReadinessReport } from "../../src/programs/Readiness.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { deployPath, runCommand } from "./Tools.ts"
@@ -23,7 +25,7 @@ const report = (tiers: { postgres: boolean; redis: boolean; rabbitmq: boolean })
 })
 
 /** The daemon's three endpoints, answering with `ready` and the metrics as they are when a request comes. */
-const gatewayLike = (ready: ReadinessReport) =>
+const gatewayLike = (ready: ReadinessReport, accounts: ReadonlyArray<AccountRole> = []) =>
   Effect.acquireRelease(
     Effect.callback<Http.Server>((resume) => {
       const server = Http.createServer((request, response) => {
@@ -33,7 +35,7 @@ const gatewayLike = (ready: ReadinessReport) =>
         }
         if (request.url === "/health/live") return reply(200, JSON.stringify({ status: "ok" }))
         if (request.url === "/health/ready") {
-          return reply(ready.status === "down" ? 503 : 200, JSON.stringify({ ...ready, pendingWrites: 3 }))
+          return reply(ready.status === "down" ? 503 : 200, JSON.stringify({ ...ready, pendingWrites: 3, accounts }))
         }
         if (request.url === "/metrics") return void Effect.runPromise(PrometheusMetrics.format()).then((text) => reply(200, text))
         reply(404, "")
@@ -47,6 +49,17 @@ const healthCheck = (...args: ReadonlyArray<string>) => runCommand("bash", [scri
 
 const setTelegramConnected = (connected: boolean) =>
   Effect.all([Metric.update(Metrics.telegramConnected, connected ? 1 : 0), Metric.update(Metrics.writeQueueDepth, 7)])
+
+const since = "2026-11-30T21:00:00.000Z"
+const role = (account: string, kind: AccountRole["role"], owner: string | null, extra: Partial<AccountRole> = {}): AccountRole => ({
+  account,
+  role: kind,
+  since,
+  owner,
+  ownerSince: owner === null ? null : since,
+  epoch: 4,
+  ...extra
+})
 
 describe("health-check.sh", () => {
   it.effect("is valid bash", () =>
@@ -112,4 +125,54 @@ describe("health-check.sh", () => {
       assert.strictEqual(result.code, 3)
       assert.include(result.stderr, "unknown option: --bogus")
     }))
+
+  it.effect("shows this process's role for each account: an owner, and a standby with the owner it sees", () =>
+    Effect.gen(function*() {
+      yield* setTelegramConnected(true)
+      const url = yield* gatewayLike(report({ postgres: true, redis: true, rabbitmq: true }), [
+        role("news", "owner", "host-a:4242:1f2e3d4c"),
+        role("sports", "standby", "host-b:777:0a0b0c0d")
+      ])
+      const result = yield* healthCheck("--gateway", url, "--no-api")
+      assert.strictEqual(result.code, 0, result.stdout)
+      assert.include(result.stdout, "OK        account news: owner\n")
+      assert.include(result.stdout, "OK        account sports: standby, owned by host-b:777:0a0b0c0d\n")
+      assert.include(result.stdout, "telegram connected")
+    }).pipe(Effect.scoped))
+
+  it.effect("a process standing by for every account is ok without a Telegram connection", () =>
+    Effect.gen(function*() {
+      yield* setTelegramConnected(false)
+      const url = yield* gatewayLike(report({ postgres: true, redis: true, rabbitmq: true }), [
+        role("default", "standby", "host-a:4242:1f2e3d4c")
+      ])
+      const result = yield* healthCheck("--gateway", url, "--no-api")
+      assert.strictEqual(result.code, 0, result.stdout)
+      assert.include(result.stdout, "OK        telegram not connected: this process owns no account")
+    }).pipe(Effect.scoped))
+
+  it.effect("says degraded for an account nobody owns or that needs a login, and down for a refused owned one", () =>
+    Effect.gen(function*() {
+      yield* setTelegramConnected(true)
+      const loginNeeded = { reason: "SESSION_REVOKED", since }
+      const degraded = yield* gatewayLike(report({ postgres: true, redis: true, rabbitmq: true }), [
+        role("markets", "needs-login", null, { loginNeeded }),
+        role("news", "owner", "host-a:4242:1f2e3d4c"),
+        role("wire", "standby", null)
+      ])
+      const first = yield* healthCheck("--gateway", degraded, "--no-api")
+      assert.strictEqual(first.code, 1, first.stdout)
+      assert.include(
+        first.stdout,
+        "DEGRADED  account markets: needs login, Telegram refused its session (SESSION_REVOKED): run telegram-gateway login --account markets"
+      )
+      assert.include(first.stdout, "DEGRADED  account wire: standby, and nobody owns it now")
+
+      const down = yield* gatewayLike({ ...report({ postgres: true, redis: true, rabbitmq: true }), status: "down" }, [
+        role("news", "failed", "host-a:4242:1f2e3d4c", { detail: "TelegramFatal: {SESSION_REVOKED}", loginNeeded })
+      ])
+      const second = yield* healthCheck("--gateway", down, "--no-api")
+      assert.strictEqual(second.code, 2, second.stdout)
+      assert.include(second.stdout, "DOWN      account news: failed, Telegram refused its session (SESSION_REVOKED)")
+    }).pipe(Effect.scoped))
 })

@@ -3,26 +3,29 @@
  * (test/support/GatewayProcess.ts) sharing one PostgreSQL database, Redis and
  * RabbitMQ, against the Telegram simulator in this process, which records
  * every connection and would answer AUTH_KEY_DUPLICATED if two used one key
- * at once. Default lease settings (10 s lease, 2 s renewals, 1 s polls).
+ * at once, and can revoke the session. Default lease settings (10 s lease,
+ * 2 s renewals, 1 s polls).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Redacted, Schedule } from "effect"
+import { Duration, Effect, Fiber, Option, Redacted, Schedule } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { writeSession } from "../../src/layers/SessionFile.ts"
+import { clearRefusal, signIn } from "../../src/programs/commands/Login.ts"
 import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
 import { type GatewayProcess, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { uniqueName } from "../support/TestGateway.ts"
 import { awaitExactEquality, Ledger } from "../telegram/EngineHarness.ts"
-import { makeSessionDirectory, makeSetup } from "../telegram/Harness.ts"
+import { configFor, makeSessionDirectory, makeSetup } from "../telegram/Harness.ts"
 
 interface Role {
   readonly account: string
-  readonly role: "owner" | "standby" | "failed"
+  readonly role: "owner" | "standby" | "failed" | "needs-login"
   readonly owner: string | null
   readonly ownerSince: string | null
   readonly epoch: number | null
+  readonly loginNeeded?: { readonly reason: string; readonly since: string }
 }
 
 const TAKE_OVER_LIMIT = Duration.seconds(15)
@@ -55,8 +58,8 @@ const readiness = (gateway: GatewayProcess) =>
     Effect.map((response) => {
       if (response === undefined) return undefined
       try {
-        const body = JSON.parse(response.body) as { readonly accounts?: ReadonlyArray<Role> }
-        return { status: response.status, accounts: body.accounts ?? [] }
+        const body = JSON.parse(response.body) as { readonly status?: string; readonly accounts?: ReadonlyArray<Role> }
+        return { status: response.status, readiness: body.status, accounts: body.accounts ?? [] }
       } catch {
         return undefined
       }
@@ -289,5 +292,63 @@ describe("high availability", () => {
         for (const account of accounts) assertNeverTwoAtOnce(account.sim)
       }),
     { timeout: 800_000 }
+  )
+
+  it.live(
+    "a session Telegram revokes is marked by its owner, which exits 81; the standby holding the same session does not take it and says why, until a login clears the mark",
+    () =>
+      Effect.gen(function*() {
+        const sim = yield* Simulator.start({ log: () => {} })
+        sim.world.addChannel({ username: "ha_revoked", title: "HA revoked", kind: "channel" })
+        const setup = yield* makeSetup(sim)
+        const env = singleAccountEnv(sim, baseEnv(setup.database), setup.sessionFile, "@ha_revoked")
+        const first = yield* startGatewayProcess({ env })
+        yield* waitForRole(first, "owner")
+        const second = yield* startGatewayProcess({ env })
+        yield* waitForRole(second, "standby")
+
+        sim.faults.fatal("SESSION_REVOKED")
+        assert.strictEqual(yield* first.exited, 81, first.output().slice(-4000))
+        const connectionsOfTheOwner = sim.connections.length
+        assert.match(first.output(), /marked in PostgreSQL as needing a login \(epoch 1\)/)
+        yield* waitForRole(second, "needs-login", "default", "60 seconds")
+        // Past the lease and many polls: the standby still never connects with the refused key.
+        yield* Effect.sleep("12 seconds")
+        assert.strictEqual(sim.connections.length, connectionsOfTheOwner, "the standby never connected with the revoked session")
+        const ready = yield* readiness(second)
+        assert.strictEqual(ready?.status, 200)
+        assert.strictEqual(ready?.readiness, "degraded")
+        assert.strictEqual(ready?.accounts[0]?.role, "needs-login")
+        assert.strictEqual(ready?.accounts[0]?.loginNeeded?.reason, "SESSION_REVOKED")
+        assert.strictEqual(yield* second.metric(`account_login_needed{account="default"}`), 1)
+        assert.strictEqual(yield* second.metric(`gateway_role{account="default"}`), 0)
+        const reported = second.logs().filter((line) =>
+          line.level === "ERROR" && String(line.message).includes("this process holds the same session and does not take the account")
+        )
+        assert.strictEqual(reported.length, 1, "logged at error level once")
+        assert.include(String(reported[0]?.message), "Run 'telegram-gateway login'")
+        const marked = yield* query<{ reason: string; epoch: string }>(
+          setup.database,
+          "SELECT login_needed_reason AS reason, login_needed_epoch::text AS epoch FROM account_leases WHERE account = 'default'"
+        )
+        assert.deepStrictEqual(marked, [{ reason: "SESSION_REVOKED", epoch: "1" }])
+
+        // The operator logs in again (the simulator keeps its key, so only the cleared mark lets the standby in).
+        sim.faults.clear()
+        yield* Effect.gen(function*() {
+          yield* signIn(
+            { phone: Option.some("+15550000001"), code: Option.some("12345"), password: Option.none() },
+            { ask: () => Effect.die(new Error("no question expected")), askSecret: () => Effect.die(new Error("no question expected")) },
+            Redacted.make(sim.sessionString)
+          )
+          yield* clearRefusal(Option.none())
+        }).pipe(Effect.provide(configFor(setup, {})))
+        const took = yield* timeToOwn(second, "default")
+        yield* Effect.logInfo(`owner after the login: ${took} ms`)
+        assert.isAbove(sim.connections.length, connectionsOfTheOwner)
+        assert.strictEqual(yield* second.metric(`account_login_needed{account="default"}`), 0)
+        assert.match(second.output(), /account default was logged in again: it may be taken/)
+      }),
+    { timeout: 600_000 }
   )
 })

@@ -8,9 +8,11 @@
 import { Config, Effect, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import { makeWith } from "../../layers/GramJsTelegramAccount.ts"
+import * as PgAccountLeases from "../../layers/PgAccountLeases.ts"
 import { writeSession } from "../../layers/SessionFile.ts"
+import { AccountLeases } from "../../services/AccountLeases.ts"
 import { TelegramConfig } from "../../services/GatewayConfig.ts"
-import { accountConfig } from "../Accounts.ts"
+import { accountConfig, DEFAULT_ACCOUNT } from "../Accounts.ts"
 import { withRuntime } from "../Startup.ts"
 import { type Prompt, terminalPrompt } from "./Prompt.ts"
 import { accountFlag } from "./AccountFlag.ts"
@@ -47,6 +49,28 @@ export const signIn = (answers: LoginAnswers, prompt: Prompt, seed?: Redacted.Re
     yield* Effect.logInfo(`signed in as ${user}; session saved to ${sessionFile} (mode 0600)`)
   }).pipe(Effect.withSpan("Login.signIn"))
 
+/**
+ * After a login the account may be taken again: clears the mark that a
+ * session Telegram refused left in PostgreSQL (sql/0035, src/programs/AccountOwner.ts).
+ * A database out of reach does not fail the login, whose session is saved:
+ * a process given the new session file takes the account anyway, since the
+ * mark names the refused key only.
+ */
+export const clearRefusal = (account: Option.Option<string> | undefined) =>
+  Effect.gen(function*() {
+    const name = Option.getOrElse(account ?? Option.none(), () => DEFAULT_ACCOUNT)
+    const cleared = yield* (yield* AccountLeases).clearLoginNeeded(name)
+    if (cleared) yield* Effect.logInfo(`account ${name}: its refused session is no longer marked in PostgreSQL; the gateways may take it again`)
+  }).pipe(
+    Effect.provide(PgAccountLeases.layer),
+    Effect.catch((error) =>
+      Effect.logWarning(
+        `the session is saved, but clearing the account's refused-session mark in PostgreSQL failed (${error.message}): gateways given the new session file take the account anyway; those with the old one keep standing by`
+      )
+    ),
+    Effect.withSpan("Login.clearRefusal")
+  )
+
 const fromEnv = (name: string) => Flag.withFallbackConfig(Config.String(name))
 
 export const login = Command.make("login", {
@@ -69,9 +93,12 @@ export const login = Command.make("login", {
 }, (answers) =>
   Effect.gen(function*() {
     const flags = yield* root
-    return yield* signIn(answers, terminalPrompt).pipe(withRuntime(configFile(flags)))
+    return yield* signIn(answers, terminalPrompt).pipe(
+      Effect.andThen(clearRefusal(answers.account)),
+      withRuntime(configFile(flags))
+    )
   })).pipe(
     Command.withDescription(
-      "Sign the Telegram account in and write the session file (telegram.sessionFile) with mode 0600 in a 0700 directory"
+      "Sign the Telegram account in, write the session file (telegram.sessionFile, or the account's with --account) with mode 0600 in a 0700 directory, and clear the account's refused-session mark in PostgreSQL so the gateways take it again"
     )
   )
