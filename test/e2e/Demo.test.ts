@@ -5,35 +5,19 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import { runToExit } from "../support/GatewayProcess.ts"
 import { uniqueName } from "../support/TestGateway.ts"
 
-const bin = fileURLToPath(new URL("../../src/bin/telegram-gateway.ts", import.meta.url))
-
 const runDemo = (args: ReadonlyArray<string>) =>
-  Effect.promise(() =>
-    new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, ["--import", "tsx", bin, "demo", ...args], {
-        env: {
-          ...process.env,
-          LOG_LEVEL: "Warn",
-          HTTP_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
-          REDIS_KEY_PREFIX: `${uniqueName("tgdemo")}:`,
-          RABBITMQ_EXCHANGE: uniqueName("demo.messages")
-        },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let output = ""
-      child.stdout.on("data", (chunk) => (output += chunk))
-      child.stderr.on("data", (chunk) => (output += chunk))
-      const timer = setTimeout(() => child.kill("SIGKILL"), 90_000)
-      child.on("exit", (code) => {
-        clearTimeout(timer)
-        resolve({ code, output })
-      })
-    })
-  )
+  runToExit({
+    command: ["demo", ...args],
+    env: {
+      LOG_LEVEL: "Warn",
+      REDIS_KEY_PREFIX: `${uniqueName("tgdemo")}:`,
+      RABBITMQ_EXCHANGE: uniqueName("demo.messages")
+    },
+    timeout: "90 seconds"
+  })
 
 const count = (output: string, pattern: RegExp) => Number(pattern.exec(output.slice(output.lastIndexOf("Summary")))?.[1])
 

@@ -6,8 +6,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option, PubSub, Redacted } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import * as Gateway from "../../src/programs/Gateway.ts"
@@ -17,10 +15,9 @@ import { MessageCache } from "../../src/services/MessageCache.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase, query } from "../support/Database.ts"
+import { runToExit } from "../support/GatewayProcess.ts"
 import { makeTestConsumer, testConfig, uniqueName } from "../support/TestGateway.ts"
 import { makeSessionDirectory } from "../telegram/Harness.ts"
-
-const bin = fileURLToPath(new URL("../../src/bin/telegram-gateway.ts", import.meta.url))
 
 /** Waits until `count` events have gone through cache and bus and been committed; returns them. */
 const collectSettled = (subscription: PubSub.Subscription<IngestProgress>, count: number) =>
@@ -35,24 +32,8 @@ const collectSettled = (subscription: PubSub.Subscription<IngestProgress>, count
     return hot.filter((event) => committed.has(eventKey(event)))
   })
 
-/** Runs `telegram-gateway run` with `env`; resolves with its exit code and output. */
-const runGateway = (env: Record<string, string>) =>
-  Effect.promise(() =>
-    new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, ["--import", "tsx", bin, "run"], {
-        env: { ...process.env, LOG_LEVEL: "Info", HTTP_PORT: String(20_000 + Math.floor(Math.random() * 20_000)), ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let output = ""
-      child.stdout.on("data", (chunk) => (output += chunk))
-      child.stderr.on("data", (chunk) => (output += chunk))
-      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
-      child.on("exit", (code) => {
-        clearTimeout(timer)
-        resolve({ code, output })
-      })
-    })
-  )
+/** Runs `telegram-gateway run` with `env` to its end. */
+const runGateway = (env: Record<string, string>) => runToExit({ env, timeout: "60 seconds" })
 
 describe("Gateway end to end", () => {
   it.live("delivers posts, edits and deletions from Telegram to PostgreSQL, Redis and RabbitMQ", () =>

@@ -129,3 +129,19 @@ export const startGatewayProcess = (options: GatewayProcessOptions) =>
       metric
     } satisfies GatewayProcess
   })
+
+/**
+ * Runs a command to its end: its exit code and output. A process still
+ * running after `timeout` is SIGKILLed and the test fails with its output.
+ */
+export const runToExit = (options: GatewayProcessOptions & { readonly timeout: Duration.Input }) =>
+  Effect.scoped(Effect.gen(function*() {
+    const gateway = yield* startGatewayProcess(options)
+    const code = yield* gateway.exited.pipe(
+      Effect.timeoutOrElse({
+        duration: options.timeout,
+        orElse: () => Effect.die(new Error(`${(options.command ?? ["run"]).join(" ")} did not exit; its output:\n${gateway.output()}`))
+      })
+    )
+    return { code, output: gateway.output() }
+  }))
