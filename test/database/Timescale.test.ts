@@ -8,8 +8,11 @@
  * (docs/database.md).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
-import { makeTestDatabase, query, type TestDatabase, timescaleCluster } from "../support/Database.ts"
+import { Context, Effect, Layer, Schedule } from "effect"
+import * as PgClient from "../../src/layers/PgClient.ts"
+import * as PgMessageQuery from "../../src/layers/PgMessageQuery.ts"
+import { MessageQuery } from "../../src/services/MessageQuery.ts"
+import { configLayer, makeTestDatabase, query, type TestDatabase, timescaleCluster } from "../support/Database.ts"
 
 const timescaleDatabase = (prefix: string) => makeTestDatabase(prefix, { cluster: timescaleCluster })
 
@@ -89,6 +92,48 @@ describe("TimescaleDB", () => {
         SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'messages' AND is_compressed`)
       assert.isAtLeast(compressed?.n ?? 0, 2)
       assert.deepStrictEqual(yield* settledPages, before)
+    }))
+
+  it.effect("marks versions in compressed chunks processed, decompressing only the batch that holds each", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_marks")
+      yield* seed(database, 4)
+      // An edit versioned as the store versions them: its edit date in unix seconds (10 digits).
+      yield* query(database, `
+        INSERT INTO messages (channel_id, message_id, version, date, edit_date, text, raw, received_at)
+        SELECT channel_id, message_id, 1767607300, date, to_timestamp(1767607300), 'edited', '{}', now()
+        FROM messages WHERE message_id = 10 AND version = 0`)
+      yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+      yield* runJobs(database, "policy_compression")
+      // The original and that edit, both in a compressed chunk, and the deletion.
+      const [original, edit] = yield* query<{ key: string; compressed: boolean }>(database, `
+        SELECT m.channel_id || ':' || m.message_id || ':' || m.version AS key, c.is_compressed AS compressed
+        FROM messages m
+        JOIN timescaledb_information.chunks c ON format('%I.%I', c.chunk_schema, c.chunk_name)::regclass = m.tableoid
+        WHERE m.message_id = 10 AND m.version <> 1 ORDER BY m.version`)
+      assert.deepStrictEqual([original?.compressed, edit?.compressed], [true, true])
+      assert.match(edit?.key ?? "", /^1:10:[0-9]{10}$/)
+      const keys = [original!.key, edit!.key, "1:3:deleted"]
+      // Through the API's own statement. Before 0040 the trigger's UPDATE, joined to the marked
+      // keys, decompressed every batch of every compressed chunk: the seed's two compressed chunks
+      // (days 2 and 3 back) hold 11 rows of channel 1 (message 10's batch) and 8 of channel 2, so
+      // 19 rows passed this limit and failed the mark, where the one batch's 11 do not.
+      yield* query(database, `ALTER DATABASE ${database.name}` +
+        " SET timescaledb.max_tuples_decompressed_per_dml_transaction = 15")
+      const context = yield* Layer.build(
+        PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(configLayer(database)))
+      )
+      const marks = Context.get(context, MessageQuery)
+      assert.deepStrictEqual(yield* marks.markProcessed("billing", keys, 100), { marked: 3, alreadyMarked: 0, unknown: [] })
+      const processed = yield* query<{ key: string }>(database, `
+        SELECT channel_id || ':' || message_id || ':' || version AS key FROM messages
+        WHERE processed_at IS NOT NULL ORDER BY version`)
+      assert.deepStrictEqual(processed.map((row) => row.key), [original!.key, edit!.key])
+      assert.deepStrictEqual(yield* marks.markProcessed("desk", keys, 100), { marked: 3, alreadyMarked: 0, unknown: [] })
+      const [chunks] = yield* query<{ compressed: number }>(database, `
+        SELECT count(*)::int AS compressed FROM timescaledb_information.chunks
+        WHERE hypertable_name = 'messages' AND is_compressed`)
+      assert.isAtLeast(chunks?.compressed ?? 0, 2)
     }))
 
   it.effect("drops expired chunks and both aggregates' expired buckets, so hourly and daily agree", () =>
