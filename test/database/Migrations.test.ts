@@ -21,6 +21,7 @@ const schemaSnapshot = (database: TestDatabase) =>
        WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
        UNION ALL
        SELECT 'function ' || p.oid::regprocedure::text || CASE WHEN p.prosecdef THEN ' definer' ELSE '' END
+             || ' body ' || md5(p.prosrc)
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
        UNION ALL
        SELECT 'trigger ' || t.tgname FROM pg_trigger t WHERE NOT t.tgisinternal
