@@ -15,6 +15,7 @@ import * as Server from "../programs/api/Server.ts"
 import * as MetricsAtStart from "../programs/MetricsAtStart.ts"
 import * as ProcessMetrics from "../programs/ProcessMetrics.ts"
 import * as ApiMetrics from "../services/ApiMetrics.ts"
+import * as Metrics from "../services/Metrics.ts"
 import { InvalidConfiguration } from "../programs/Startup.ts"
 
 /** A stop by SIGTERM or Ctrl-C is a success, not 130. */
@@ -22,7 +23,12 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
   Runtime.defaultTeardown(exit, (code) => onExit(code === 130 ? 0 : code))
 
 const Main = Layer.launch(
-  Layer.mergeAll(Server.layer, MetricsAtStart.layer([ApiMetrics]), ProcessMetrics.layer).pipe(Layer.provide(Tracing.layer))
+  Layer.mergeAll(
+    Server.layer,
+    // The API exports spans too (src/layers/Tracing.ts): its failure counter starts at 0 as well.
+    MetricsAtStart.layer([ApiMetrics, { traceExportFailures: Metrics.traceExportFailures }]),
+    ProcessMetrics.layer
+  ).pipe(Layer.provide(Tracing.layer))
 ).pipe(
   // A bad key exits 78, which the unit does not restart (deploy/systemd/).
   Effect.catchTag("ConfigError", (error) =>

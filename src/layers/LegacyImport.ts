@@ -23,6 +23,7 @@ import type { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { target } from "./PgClient.ts"
 
 export class LegacyImportFailed extends Schema.TaggedError<LegacyImportFailed>()("LegacyImportFailed", {
   /** What was being done, e.g. "read a batch from the source". */
@@ -77,7 +78,7 @@ const step = (operation: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.mapError(effect, (cause) => new LegacyImportFailed({ operation, cause }))
 
 const connect = (url: Redacted.Redacted<string>, role: string) =>
-  PgClient.makeClient({ url, prepare: false, applicationName: "telegram-gateway-import" }).pipe(
+  PgClient.makeClient({ url, ...target(url), prepare: false, applicationName: "telegram-gateway-import" }).pipe(
     Effect.provide(Reactivity.layer),
     step(`connect to the ${role} database`)
   )

@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url"
 import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import { splitStatements } from "./SqlScript.ts"
+import { target } from "./PgClient.ts"
 
 /**
  * The project's sql/ directory: the nearest one above this module, so it is
@@ -130,6 +131,7 @@ const connect = Effect.gen(function*() {
   const config = yield* DatabaseConfig
   return yield* PgClient.makeClient({
     url: config.migrationUrl,
+    ...target(config.migrationUrl),
     connectTimeout: config.connectTimeout,
     applicationName: "telegram-gateway-migrations",
     prepare: false

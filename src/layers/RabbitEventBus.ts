@@ -10,11 +10,11 @@
  * messages for consumers.
  */
 import * as Amqp from "amqplib"
-import { Array as Arr, Deferred, Duration, Effect, Layer, Redacted, Ref, Schedule, Semaphore } from "effect"
+import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schedule, Semaphore, type Tracer } from "effect"
 import type { ConfigError } from "effect/Config"
 import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
-import { BusUnavailable, EventBus, routingKey } from "../services/EventBus.ts"
-import { RabbitMqConfig } from "../services/GatewayConfig.ts"
+import { BusUnavailable, EventBus, routingKey, traceparent } from "../services/EventBus.ts"
+import { OtelConfig, RabbitMqConfig } from "../services/GatewayConfig.ts"
 import { describeCause } from "../domain/DescribeCause.ts"
 import { declareExchange } from "./RabbitTopology.ts"
 
@@ -155,18 +155,24 @@ const reconnectSchedule = (maxDelay: Duration.Duration) =>
 
 const unavailable = (operation: string, cause: string) => new BusUnavailable({ operation, cause })
 
-/** Persistent JSON whose `message_id` is the event's stable key (docs/rabbitmq.md). */
-const messageProperties = (event: MessageEvent): Amqp.Options.Publish => ({
+/**
+ * Persistent JSON whose `message_id` is the event's stable key, with the
+ * publish span's W3C `traceparent` header when tracing is on (docs/rabbitmq.md).
+ */
+const messageProperties = (event: MessageEvent, span: Tracer.Span | undefined): Amqp.Options.Publish => ({
   persistent: true,
   contentType: "application/json",
   messageId: eventKey(event),
   type: eventKind(event),
   timestamp: Math.floor(Date.now() / 1000),
-  appId: "telegram-gateway"
+  appId: "telegram-gateway",
+  ...(span === undefined ? {} : { headers: { traceparent: traceparent(span) } })
 })
 
 const make = Effect.gen(function*() {
   const config = yield* RabbitMqConfig
+  const tracing = Option.isSome((yield* OtelConfig).exporterOtlpEndpoint)
+  const clock = yield* Clock.Clock
   const current = yield* Ref.make<Session | undefined>(undefined)
   /** Why the last attempt failed or the last session ended, for the errors callers see. */
   const lastProblem = yield* Ref.make("still connecting")
@@ -236,13 +242,19 @@ const make = Effect.gen(function*() {
    * callback and one timer for the whole batch. Each event gets its own
    * outcome: `undefined` when confirmed, the error otherwise.
    */
-  const sendAll = (session: Session, events: ReadonlyArray<MessageEvent>, deadline: number) =>
+  const sendAll = (
+    session: Session,
+    events: ReadonlyArray<MessageEvent>,
+    spans: ReadonlyArray<Tracer.Span | undefined>,
+    deadline: number
+  ) =>
     Effect.callback<ReadonlyArray<BusUnavailable | undefined>>((resume) => {
       const outcomes: Array<BusUnavailable | undefined | null> = events.map(() => null)
       let pending = events.length
       const settle = (index: number, outcome: BusUnavailable | undefined) => {
         if (outcomes[index] !== null) return
         outcomes[index] = outcome
+        endSpan(spans[index], outcome)
         if (--pending === 0) {
           clearTimeout(timer)
           resume(Effect.succeed(outcomes as ReadonlyArray<BusUnavailable | undefined>))
@@ -260,7 +272,7 @@ const make = Effect.gen(function*() {
             config.exchange,
             routingKey(event),
             Buffer.from(encodeMessageEventJson(event)),
-            messageProperties(event),
+            messageProperties(event, spans[index]),
             (error) => {
               session.lastHeardAt = Date.now()
               settle(index, error ? new BusUnavailable({ operation: "publish", cause: error }) : undefined)
@@ -275,14 +287,41 @@ const make = Effect.gen(function*() {
       return Effect.sync(() => clearTimeout(timer))
     })
 
-  // Runs for every batch of events, thousands of times a second: untraced,
-  // since a span and a captured stack per call would cost more than the call.
-  const publishAll = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
+  /** A publish's span ends when the broker confirms or refuses it, or when it is given up. */
+  const endSpan = (span: Tracer.Span | undefined, outcome: BusUnavailable | undefined) =>
+    span?.end(clock.currentTimeNanosUnsafe(), outcome === undefined ? Exit.void : Exit.fail(outcome))
+
+  /** With tracing on, one producer span per event, under its message's trace or the current span. */
+  const publishSpans = (events: ReadonlyArray<MessageEvent>, parents: ReadonlyArray<Tracer.AnySpan | undefined>) =>
+    Effect.forEach(events, (event, index) =>
+      Effect.makeSpan("EventBus.publish", {
+        parent: parents[index],
+        kind: "producer",
+        attributes: {
+          "messaging.system": "rabbitmq",
+          "messaging.operation.type": "send",
+          "messaging.destination.name": config.exchange,
+          "messaging.rabbitmq.destination.routing_key": routingKey(event),
+          "messaging.message.id": eventKey(event),
+          "messaging.batch.message_count": events.length
+        }
+      }))
+
+  // Runs for every batch of events, thousands of times a second: no span of
+  // its own, since a span and a captured stack per call would cost more than
+  // the call; each publish has one when tracing is on.
+  const publishAll = Effect.fnUntraced(function*(
+    events: Arr.NonEmptyReadonlyArray<MessageEvent>,
+    parents: ReadonlyArray<Tracer.AnySpan | undefined> = []
+  ) {
     const deadline = Date.now() + publishTimeoutMs
     // A batch takes one slot per event, so the bound on confirms in flight holds.
     const batches = Arr.chunksOf(events, config.maxInFlight)
     const outcomes: Array<BusUnavailable | undefined> = []
     for (const batch of batches) {
+      const spans: ReadonlyArray<Tracer.Span | undefined> = tracing
+        ? yield* publishSpans(batch, parents.slice(outcomes.length, outcomes.length + batch.length))
+        : []
       const sent = yield* usableSession("publish").pipe(
         Effect.andThen(Semaphore.withPermits(slots, batch.length)(Effect.gen(function*() {
           const session = yield* usableSession("publish")
@@ -291,10 +330,12 @@ const make = Effect.gen(function*() {
               Effect.timeoutOrElse({ duration: Math.max(0, deadline - Date.now()), orElse: () => Effect.fail(notConfirmed()) })
             )
           }
-          return yield* sendAll(session, batch, deadline)
+          return yield* sendAll(session, batch, spans, deadline)
         }))),
         Effect.catch((error) => Effect.succeed(batch.map(() => error)))
       )
+      // Spans of publishes never sent (no usable connection) end here, failed.
+      sent.forEach((outcome, index) => endSpan(spans[index], outcome))
       outcomes.push(...sent)
     }
     return outcomes as ReadonlyArray<BusUnavailable | undefined>

@@ -17,16 +17,16 @@
  * - closing the writer (SIGTERM) commits what is queued first, within
  *   `shutdownTimeout`, and reports how many events it could not commit.
  */
-import { Array, Cause, Duration, Effect, Fiber, Metric, Queue, Runtime, Schedule, Stream } from "effect"
+import { Array, Cause, Clock, Duration, Effect, Fiber, Metric, Option, Queue, Runtime, Schedule, Stream } from "effect"
 import { encodeMessageEventJson, eventKey, type MessageEvent } from "../domain/Message.ts"
 import { MessageStore, StoreError, type WriteSummary } from "../services/MessageStore.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { ExitCode } from "../services/ExitCodes.ts"
+import * as MessageTrace from "./MessageTrace.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
-/** An accepted event and the source batch it belongs to (CommitTracker.ts). */
-export interface Accepted {
-  readonly event: MessageEvent
+/** An accepted event, the source batch it belongs to (CommitTracker.ts) and its trace. */
+export interface Accepted extends MessageTrace.Traced {
   readonly batch: number
 }
 
@@ -113,6 +113,7 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
     upMessage: "PostgreSQL available again, committing held events"
   })
   const queue = yield* Queue.bounded<Accepted, Cause.Done>(options.queueCapacity)
+  const clock = yield* Clock.Clock
   /** Batches taken from the queue and not yet committed: written again if the writer restarts. */
   const inFlight = new Set<Array.NonEmptyReadonlyArray<Accepted>>()
   let closing = false
@@ -170,6 +171,7 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
     }))
   }
 
+  /** The commit of a batch is a trace of its own that links every (sampled) message it carries, and each of them back. */
   const commit = (batch: Array.NonEmptyReadonlyArray<Accepted>) =>
     Effect.suspend(() => {
       inFlight.add(batch)
@@ -179,7 +181,14 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       Effect.andThen(Metric.update(Metrics.eventsCommitted, batch.length)),
       Effect.andThen(Metric.update(Metrics.writeBatchSize, batch.length)),
       Effect.andThen(options.onCommitted(batch)),
-      Effect.withSpan("BatchWriter.commit", { attributes: { "batch.size": batch.length } })
+      Effect.andThen(Effect.option(Effect.currentSpan)),
+      Effect.map((span) => {
+        for (const entry of batch) MessageTrace.committed(entry.trace, clock, Option.getOrUndefined(span))
+      }),
+      Effect.withSpan("BatchWriter.commit", {
+        ...MessageTrace.batchSpanOptions(batch.map((entry) => entry.trace?.span)),
+        attributes: { "batch.size": batch.length }
+      })
     )
 
   const drainQueue = Stream.fromQueue(queue).pipe(

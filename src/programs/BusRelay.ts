@@ -29,6 +29,7 @@ import { BusOutbox } from "../services/BusOutbox.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import { MessageQuery, type StoredEvent } from "../services/MessageQuery.ts"
 import * as Metrics from "../services/Metrics.ts"
+import * as MessageTrace from "./MessageTrace.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
@@ -124,8 +125,16 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
     let lastError: { readonly message: string } | undefined
     for (let start = 0; start < toPublish.length && lastError === undefined; start += publishChunk) {
       const chunk = events.slice(start, start + publishChunk) as [MessageEvent, ...Array<MessageEvent>]
+      // Each publish joins its message's trace while this process still knows it (the ledger's span).
+      const traces = toPublish.slice(start, start + publishChunk).map((row) => ledger.trace(row.key))
       const began = rabbitmq.began()
-      const outcomes = yield* bus.publishAll(chunk)
+      const outcomes = yield* bus.publishAll(chunk, traces).pipe(
+        Effect.withSpan("BusRelay.publish", {
+          ...MessageTrace.batchSpanOptions(traces),
+          attributes: { "batch.size": chunk.length }
+        }),
+        Effect.withTracerEnabled(true)
+      )
       outcomes.forEach((error, index) => {
         if (error === undefined) {
           confirmed++
@@ -166,7 +175,9 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
   })
 
   // PostgreSQL being down is the writer's to report; the relay just waits for it.
+  // Its reads, several a second, start no trace: only its publishes do.
   const loop: Effect.Effect<never> = pass.pipe(
+    Effect.withTracerEnabled(false),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause)
         ? Effect.interrupt

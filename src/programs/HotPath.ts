@@ -21,12 +21,13 @@
  * the relay alone probes the broker and publishes in commit order, which
  * keeps duplicates to the publishes in flight when the outage began.
  */
-import { type Array as Arr, Cause, Clock, type Duration, Effect, Fiber, Metric, PubSub, Queue, Random, Schedule } from "effect"
+import { type Array as Arr, Cause, Clock, type Duration, Effect, Exit, Fiber, Metric, PubSub, Queue, Random, Schedule } from "effect"
 import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
+import * as MessageTrace from "./MessageTrace.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
@@ -45,7 +46,7 @@ export interface HotPathOptions {
 
 export interface HotPath {
   /** Queues an event's cache and bus work; never waits (a full queue leaves the event to the relay). */
-  readonly offer: (event: MessageEvent) => Effect.Effect<void>
+  readonly offer: (entry: MessageTrace.Traced) => Effect.Effect<void>
 }
 
 /** Events handled together by one worker, at most. */
@@ -64,9 +65,10 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   const { bus, cache, ledger, progress, rabbitmq, redis } = options
   // The receiver never waits on the optional tiers: a full queue drops the
   // event from the hot path only (it is committed, and the relay publishes it).
-  const queue = yield* Queue.bounded<MessageEvent, Cause.Done>(options.capacity)
+  const queue = yield* Queue.bounded<MessageTrace.Traced, Cause.Done>(options.capacity)
+  const clock = yield* Clock.Clock
 
-  /** The verdict per event, or "unknown" for all when Redis could not answer. */
+  /** The verdict per event, or "unknown" for all when Redis could not answer (with its error). */
   const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) =>
     Effect.gen(function*() {
       let attempts = 0
@@ -81,6 +83,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       // Redis, so after a retry "duplicate" may be our own first attempt.
       return {
         cached: true,
+        error: undefined,
         verdicts: attempts > 1
           ? verdicts.map((verdict) => (verdict === "duplicate" ? "unknown" as const : verdict))
           : verdicts as ReadonlyArray<DedupVerdict | "unknown">
@@ -88,41 +91,57 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     }).pipe(
       Effect.catch((error) =>
         redis.failed(error, events.length).pipe(
-          Effect.as({ cached: false, verdicts: events.map(() => "unknown" as const) })
+          Effect.as({ cached: false, error, verdicts: events.map(() => "unknown" as const) })
         )
       )
     )
 
   /** Whether each event was confirmed; failures are retried, then counted per event and left to the relay. */
-  const publishAll = (events: ReadonlyArray<MessageEvent>) =>
+  const publishAll = (entries: ReadonlyArray<MessageTrace.Traced>) =>
     Effect.gen(function*() {
       const confirmed = new Set<MessageEvent>()
       if (!rabbitmq.isUp()) return confirmed
-      let waiting = events
+      let waiting = entries
       let began = 0
       let lastError: { readonly message: string } | undefined
       for (let attempt = 0; attempt < 3 && waiting.length > 0; attempt++) {
         if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + (yield* Random.next)))
         began = rabbitmq.began()
-        const outcomes = yield* bus.publishAll(waiting as Arr.NonEmptyReadonlyArray<MessageEvent>)
-        const failed: Array<MessageEvent> = []
+        const outcomes = yield* bus.publishAll(
+          waiting.map((entry) => entry.event) as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>,
+          waiting.map((entry) => entry.trace?.span)
+        )
+        const failed: Array<MessageTrace.Traced> = []
         outcomes.forEach((error, index) => {
-          if (error === undefined) confirmed.add(waiting[index]!)
+          if (error === undefined) confirmed.add(waiting[index]!.event)
           else (failed.push(waiting[index]!), lastError = error)
         })
         waiting = failed
       }
       if (waiting.length > 0 && lastError !== undefined) yield* rabbitmq.failed(lastError, waiting.length)
-      else if (events.length > 0) yield* rabbitmq.succeeded(began)
+      else if (entries.length > 0) yield* rabbitmq.succeeded(began)
       return confirmed
     })
 
-  const handle = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
-    const { cached, verdicts } = yield* rememberAll(events)
-    const toPublish = events.filter((_, index) => verdicts[index] !== "duplicate")
+  // No span of its own: each event's work is a span in its message's trace (MessageTrace.ts).
+  const handle = Effect.fnUntraced(function*(entries: Arr.NonEmptyReadonlyArray<MessageTrace.Traced>) {
+    const events = entries.map((entry) => entry.event) as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>
+    const traces = entries.map((entry) => entry.trace)
+    const redisSpans = yield* MessageTrace.startChildren(traces, "MessageCache.remember", {
+      "db.system.name": "redis",
+      "db.operation.name": "rememberAll",
+      "db.operation.batch.size": events.length
+    })
+    const { cached, error, verdicts } = yield* rememberAll(events)
+    MessageTrace.endChildren(redisSpans, clock, (index, span) => {
+      span.attribute("cache.verdict", verdicts[index])
+      return error === undefined ? Exit.void : Exit.fail(error)
+    })
+    const toPublish = entries.filter((_, index) => verdicts[index] !== "duplicate")
     const published = toPublish.length > 0 ? yield* publishAll(toPublish) : new Set<MessageEvent>()
     const at = yield* Clock.currentTimeMillis
     for (const event of events) ledger.settled(eventKey(event), published.has(event), at)
+    for (const trace of traces) MessageTrace.hotPathDone(trace, clock)
     let duplicates = 0
     let fresh = 0
     const done: Array<IngestProgress> = []
@@ -137,10 +156,10 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     yield* Metric.update(Metrics.eventsPublished, published.size)
     for (const event of events) yield* Metric.update(Metrics.hotPathLatency, Math.max(0, at - event.receivedAt) / 1000)
     yield* PubSub.publishAll(progress, done)
-  }, (effect, events) => Effect.withSpan(effect, "HotPath.handle", { attributes: { "batch.size": events.length } }))
+  })
 
   const worker = Queue.takeBetween(queue, 1, maxBatch).pipe(
-    Effect.flatMap((events) => handle(events as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>)),
+    Effect.flatMap((entries) => handle(entries as unknown as Arr.NonEmptyReadonlyArray<MessageTrace.Traced>)),
     Effect.forever,
     Effect.catchIf(Cause.isDone, () => Effect.void)
   )
@@ -157,12 +176,15 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   )
 
   return {
-    offer: (event: MessageEvent) =>
+    offer: (entry: MessageTrace.Traced) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (Queue.offerUnsafe(queue, event)) {
-          ledger.attempting(eventKey(event), now)
+        if (Queue.offerUnsafe(queue, entry)) {
+          ledger.attempting(eventKey(entry.event), now, entry.trace?.span)
           return Effect.void
         }
+        // The relay publishes it; its publish still joins the message's trace.
+        ledger.settled(eventKey(entry.event), false, now, entry.trace?.span)
+        MessageTrace.hotPathDone(entry.trace, clock, true)
         return Metric.update(Metrics.hotPathSkipped, 1)
       })
   } satisfies HotPath

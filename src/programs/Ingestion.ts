@@ -13,12 +13,12 @@
  * outage is logged once, every event that missed a tier is counted, and the
  * tier is used again as soon as it answers.
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, PubSub, Queue, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Option, PubSub, Queue, Schedule, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import { decodeMessageEvent, eventKind, type MessageEvent } from "../domain/Message.ts"
 import type { SourceBatch } from "../domain/SourceBatch.ts"
 import { EventBus } from "../services/EventBus.ts"
-import { DatabaseConfig, IngestConfig, RabbitMqConfig, RedisConfig } from "../services/GatewayConfig.ts"
+import { DatabaseConfig, IngestConfig, OtelConfig, RabbitMqConfig, RedisConfig } from "../services/GatewayConfig.ts"
 import { MessageStore } from "../services/MessageStore.ts"
 import { MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
@@ -28,6 +28,7 @@ import { makeCacheRefill } from "./CacheRefill.ts"
 import { makeCommitTracker } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
+import * as MessageTrace from "./MessageTrace.ts"
 import { makePublishLedger } from "./PublishLedger.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
@@ -74,6 +75,8 @@ export const make = Effect.gen(function*() {
   const config = yield* IngestConfig
   const database = yield* DatabaseConfig
   const rabbitmqConfig = yield* RabbitMqConfig
+  // One trace per message only when spans go somewhere (src/layers/Tracing.ts).
+  const tracing = Option.isSome((yield* OtelConfig).exporterOtlpEndpoint)
   const cache = yield* MessageCache
   const bus = yield* EventBus
   const store = yield* MessageStore
@@ -170,8 +173,9 @@ export const make = Effect.gen(function*() {
       }
       for (const event of batch.events) {
         yield* Metric.update(receivedByKind[eventKind(event)], 1)
-        yield* writer.offer({ event, batch: seq })
-        yield* hotPath.offer(event)
+        const trace = tracing ? yield* MessageTrace.begin(event) : undefined
+        yield* writer.offer({ event, batch: seq, trace })
+        yield* hotPath.offer({ event, trace })
       }
     })
 

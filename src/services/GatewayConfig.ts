@@ -156,7 +156,21 @@ export type LogConfig = Config.Success<typeof LogConfig>
 export const OtelConfig = Config.all({
   /** OTLP/HTTP endpoint of a collector, e.g. http://127.0.0.1:4318; traces are off without it. */
   exporterOtlpEndpoint: Config.String("exporterOtlpEndpoint").pipe(Config.option),
-  serviceName: string("serviceName", "telegram-gateway")
+  serviceName: string("serviceName", "telegram-gateway"),
+  /**
+   * Share of traces kept, decided where a trace begins (a message's receipt,
+   * a background task): 1 keeps every one, 0.01 one in a hundred. A span that
+   * links messages (a PostgreSQL batch) is kept when one of them is.
+   */
+  sampleRatio: Config.schema(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })), "sampleRatio").pipe(
+    Config.withDefault(1)
+  ),
+  /** `http/protobuf` (smaller, the OTLP default) or `http/json`. */
+  exporterOtlpProtocol: Config.Literals(["http/protobuf", "http/json"], "exporterOtlpProtocol").pipe(
+    Config.withDefault("http/protobuf" as const)
+  ),
+  /** How often ended spans are sent (also when 1,000 are waiting, and at shutdown). */
+  exportInterval: duration("exportInterval", "5 seconds")
 }).pipe(Config.nested("otel"))
 export type OtelConfig = Config.Success<typeof OtelConfig>
 

@@ -76,6 +76,10 @@ export const cacheRefilled = Metric.counter("cache_refilled_total", {
   description: "Events written back to Redis from PostgreSQL after Redis lost its data",
   incremental: true
 })
+export const traceExportFailures = Metric.counter("otel_export_failures_total", {
+  description: "Attempts to send spans to the OTLP collector that failed; the spans of a failed export are dropped",
+  incremental: true
+})
 export const writeBatchSize = Metric.histogram("ingest_batch_size", {
   description: "Rows per batch written to PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })

@@ -84,7 +84,7 @@ const hotPathWith = (setup: Setup = {}) =>
       return { hotPath, done, ledger, redis, rabbitmq }
     }).pipe(Scope.provide(scope), Effect.provide(logger))
     const offerAll = (batch: ReadonlyArray<MessageEvent>) =>
-      Effect.forEach(batch, (event) => built.hotPath.offer(event), { discard: true }).pipe(Effect.provide(logger))
+      Effect.forEach(batch, (event) => built.hotPath.offer({ event }), { discard: true }).pipe(Effect.provide(logger))
     /**
      * The next `count` notifications, in arrival order, moving the clock in
      * small steps meanwhile so that scheduled retries fire.
