@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config"
 
-// Vitest 5's reporter calls Map.groupBy, which Node 20 lacks (Node 21+).
+// The suite runs on Node 24 (.nvmrc; test/deploy/Runtime.test.ts fails on
+// anything else). Vitest 5's reporter calls Map.groupBy, which Node 20 lacks:
+// this keeps a single test file runnable from a shell still on Debian's Node
+// 20, until deploy/scripts/node-runtime.sh is on every shell's PATH.
 if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
   Object.defineProperty(Map, "groupBy", {
     value: <K, V>(items: Iterable<V>, keyOf: (item: V, index: number) => K) => {

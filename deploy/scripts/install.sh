@@ -5,7 +5,8 @@
 #   install.sh [--dry-run] [--skip-npm] [--source DIR] [--root DIR]
 #
 #   --dry-run   print every command that would change the host, change nothing
-#   --skip-npm  do not run `npm ci --omit=dev` (node_modules provisioned otherwise)
+#   --skip-npm  do not use npm: no runtime download, no `npm ci --omit=dev`
+#               (/opt/telegram-gateway/node and node_modules provisioned otherwise)
 #   --source    the checkout to install from (default: this script's project)
 #   --root      install under DIR instead of / (staging images, tests); systemd
 #               is then not reloaded
@@ -13,7 +14,9 @@
 # What it does, each step safe to repeat:
 #   1. the system user and group `telegram-gateway` (no login, no home)
 #   2. /opt/telegram-gateway (root-owned, read-only to the service) with the
-#      build (dist/, sql/, docs/, deploy/, package files) and production node_modules
+#      build (dist/, sql/, docs/, deploy/, package files), the Node.js runtime
+#      the units run (node/, the version in .nvmrc, deploy/scripts/node-runtime.sh)
+#      and production node_modules (installed with that runtime)
 #   3. /opt/telegram-gateway/.session, 0700, owned by the service: the only
 #      path the unit lets the daemon write
 #   4. /etc/telegram-gateway/gateway.env (0640 root:telegram-gateway) from the
@@ -44,7 +47,7 @@ run() {
 }
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -132,6 +135,20 @@ copy_build() {
   done
 }
 
+# The runtime the units run (ExecStart=/opt/telegram-gateway/node/bin/node);
+# node-runtime.sh leaves an install of the same version alone.
+install_runtime() {
+  if [[ "$skip_npm" == true ]]; then
+    log "skipping the Node.js runtime (--skip-npm)"
+    return
+  fi
+  if [[ "$dry_run" == true ]]; then
+    run bash "$source_dir/deploy/scripts/node-runtime.sh" "$app_dir/node"
+    return
+  fi
+  bash "$source_dir/deploy/scripts/node-runtime.sh" "$app_dir/node" >/dev/null
+}
+
 # `npm ci` only when the lock file changed since the last install.
 install_dependencies() {
   if [[ "$skip_npm" == true ]]; then
@@ -144,7 +161,7 @@ install_dependencies() {
     log "node_modules up to date"
     return
   fi
-  run npm ci --prefix "$app_dir" --omit=dev --ignore-scripts --no-audit --no-fund
+  run env PATH="$app_dir/node/bin:$PATH" npm ci --prefix "$app_dir" --omit=dev --ignore-scripts --no-audit --no-fund
   if [[ "$dry_run" == false ]]; then printf '%s\n' "$wanted" >"$stamp"; fi
 }
 
@@ -181,6 +198,7 @@ main() {
   ensure_user
   ensure_directories
   copy_build
+  install_runtime
   install_dependencies
   install_env_file
   install_unit
