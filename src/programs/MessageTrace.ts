@@ -96,10 +96,13 @@ export const startChildren = (
   name: string,
   attributes: Record<string, unknown>
 ): Effect.Effect<ReadonlyArray<Tracer.Span | undefined>> =>
-  Effect.forEach(traces, (trace) =>
-    trace === undefined || !trace.span.sampled
-      ? Effect.succeed(undefined)
-      : Effect.makeSpan(name, { parent: trace.span, kind: "client", attributes }))
+  // The common case with tracing off or unsampled: nothing to do per event.
+  !traces.some((trace) => trace?.span.sampled)
+    ? Effect.succeed([])
+    : Effect.forEach(traces, (trace) =>
+      trace === undefined || !trace.span.sampled
+        ? Effect.succeed(undefined)
+        : Effect.makeSpan(name, { parent: trace.span, kind: "client", attributes }))
 
 /** Ends the spans `startChildren` made, each with its own outcome. */
 export const endChildren = (
