@@ -68,6 +68,12 @@ if [[ "$print_only" == true ]]; then
   printf '%s\n' "$dir/bin"
   exit 0
 fi
+# Only a directory this script made is ever replaced (another Node.js, a
+# wrong path such as /usr, is refused).
+readonly marker=.installed-by-node-runtime
+if [[ -e "$dir" && ! -f "$dir/$marker" ]] && [[ -n "$(ls -A "$dir" 2>/dev/null)" ]]; then
+  fail "$dir exists and was not installed by node-runtime.sh: choose another directory"
+fi
 command -v npm >/dev/null || fail "npm is needed once to fetch $package@$version (apt-get install npm)"
 
 # Downloaded beside the target, then moved into place whole: an interrupted
@@ -80,6 +86,7 @@ log "fetching $package@$version from the npm registry"
 npm install --prefix "$staging" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
   "$package@$version" >&2
 [[ "$("$staging/node_modules/$package/bin/node" --version)" == "v$version" ]] || fail "$package@$version does not run here"
+printf '%s\n' "$package@$version" >"$staging/node_modules/$package/$marker"
 rm -rf "$dir"
 mv "$staging/node_modules/$package" "$dir"
 log "Node.js v$version installed in $dir"

@@ -9,6 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { deployPath, projectDir as project, runCommand } from "./Tools.ts"
 
@@ -80,5 +81,18 @@ describe("runtime", () => {
       assert.include(again.stderr, "already in")
       const bad = yield* runCommand("bash", [script, "--version", "twenty-four"])
       assert.notStrictEqual(bad.code, 0)
+    }))
+
+  it.effect("node-runtime.sh never replaces a directory it did not install", () =>
+    Effect.gen(function*() {
+      const foreign = yield* Effect.acquireRelease(
+        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "foreign-runtime-"))),
+        (path) => Effect.promise(() => Fs.rm(path, { recursive: true, force: true }))
+      )
+      yield* Effect.promise(() => Fs.writeFile(Path.join(foreign, "keep.txt"), "mine\n"))
+      const refused = yield* runCommand("bash", [deployPath("scripts", "node-runtime.sh"), "--version", "24.0.0", foreign])
+      assert.notStrictEqual(refused.code, 0)
+      assert.include(refused.stderr, "was not installed by node-runtime.sh")
+      assert.strictEqual(yield* Effect.promise(() => Fs.readFile(Path.join(foreign, "keep.txt"), "utf8")), "mine\n")
     }))
 })
