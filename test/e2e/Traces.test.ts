@@ -16,8 +16,8 @@ import { type ReceivedSpan, startOtlpReceiver } from "../support/OtlpReceiver.ts
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
 import { makeSessionDirectory } from "../telegram/Harness.ts"
 
-/** Ports of the ops range (21000-21999) for the receivers. */
-const receiverPorts = { protobuf: 21318, json: 21319 }
+/** Ports of the ops range (21000-21999) for the receivers, and one where nothing listens. */
+const receiverPorts = { protobuf: 21318, json: 21319, closed: 21317 }
 
 const eventually = <A>(what: string, check: () => A | undefined, timeout: Duration.Input = "60 seconds") =>
   Effect.gen(function*() {
@@ -148,6 +148,31 @@ describe("Traces", () => {
       const names = new Map<string, number>()
       for (const span of spans) names.set(span.name, (names.get(span.name) ?? 0) + 1)
       console.log(`traces: ${spans.length} spans for ${keys.length} messages, ${byTrace.size} traces`, [...names])
+      gateway.kill("SIGTERM")
+      assert.strictEqual(yield* gateway.exited, 0)
+    }), { timeout: 180_000 })
+
+  it.live("a collector that does not answer costs spans only: warned once, counted, every message still stored and published", () =>
+    Effect.gen(function*() {
+      const { channel, consumer, database, gateway, simulator } = yield* startTracedGateway("traces_collector_down", {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPorts.closed}`
+      })
+      const posted = Array.from({ length: 5 }, (_, index) => simulator.world.post(channel.id, { text: `lost spans ${index}` }))
+      const keys = posted.map((message) => `${channel.id}:${message.id}:0`)
+      yield* eventually("every message on the bus", () =>
+        keys.every((key) => consumer.received.some((message) => message.properties.messageId === key)) ? true : undefined)
+      // Spans go out every 200 ms; the export fails at once (nothing listens).
+      let failures = 0
+      while (failures === 0) {
+        failures = (yield* gateway.metric("otel_export_failures_total")) ?? 0
+        if (failures === 0) yield* Effect.sleep("250 millis")
+      }
+      assert.isAbove(failures, 0)
+      const warnings = gateway.logs().filter((line) => line.message === "OTLP collector not answering; spans are dropped until it does")
+      assert.strictEqual(warnings.length, 1)
+      assert.strictEqual(warnings[0]!.level, "WARN")
+      const committed = yield* query<{ count: number }>(database, "SELECT count(*)::int AS count FROM messages")
+      assert.strictEqual(committed[0]!.count, keys.length)
       gateway.kill("SIGTERM")
       assert.strictEqual(yield* gateway.exited, 0)
     }), { timeout: 180_000 })
