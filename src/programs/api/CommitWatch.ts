@@ -5,7 +5,10 @@
  * could still commit below it) and tells the waiting polls which channels
  * changed. A waiting poll costs nothing until its channel changes; then it
  * queries its own page once. 500 waiting polls cost one query per interval,
- * not 500.
+ * not 500. While `event_seq` has drawn nothing past the last event seen, no
+ * event can be there to read, and the look is one read of the sequence
+ * instead of a page: a page without a channel is the costly poll, seconds
+ * over TimescaleDB's compressed chunks (docs/database.md).
  */
 import { Context, type Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
@@ -44,6 +47,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
           yield* Ref.set(watermark, Option.some(yield* query.newestSeq))
           return
         }
+        if ((yield* query.newestDrawnSeq) <= after.value) return
         const events = yield* query.events({ after: after.value, channelId: undefined, limit: pageSize })
         const last = events.at(-1)
         if (last === undefined) return
