@@ -4,6 +4,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { root } from "../programs/commands/Root.ts"
+import { backfill } from "../programs/commands/Backfill.ts"
 import { channels } from "../programs/commands/Channels.ts"
 import { db } from "../programs/commands/Db.ts"
 import { demo } from "../programs/commands/Demo.ts"
@@ -18,7 +19,7 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
   Runtime.defaultTeardown(exit, (code) => onExit(code === 130 ? 0 : code))
 
 root.pipe(
-  Command.withSubcommands([run, migrate, rollback, db, login, logout, channels, demo]),
+  Command.withSubcommands([run, migrate, rollback, db, login, logout, channels, backfill, demo]),
   Command.run({ version: "0.1.0" }),
   Effect.provide(NodeServices.layer),
   NodeRuntime.runMain({ teardown })

@@ -55,12 +55,12 @@ export const historyPageAbove = (
  * Every page with `after < id <= upTo`, oldest first, each handed to `onPage`
  * before the next is asked for (so a consumer's backpressure paces it).
  */
-export const forEachHistoryPage = <E, R>(
+export const forEachHistoryPage = <E, E2, R>(
   call: (after: number) => Effect.Effect<HistoryPage, E, R>,
   after: number,
   upTo: number,
-  onPage: (page: HistoryPage, newestId: number) => Effect.Effect<void, E, R>
-): Effect.Effect<void, E, R> =>
+  onPage: (page: HistoryPage, newestId: number) => Effect.Effect<void, E2, R>
+): Effect.Effect<void, E | E2, R> =>
   Effect.gen(function*() {
     let cursor = after
     while (cursor < upTo) {

@@ -24,6 +24,14 @@
  * `rereadWindow` most recent stored messages are read again to find edits and
  * deletions the gap swallowed, and the pts jumps to the dialog's.
  *
+ * Recovering. While a chain of differences or a too-long gap is fetched, the
+ * channel's status is `recovering` with its progress (freshness keeps growing:
+ * it is behind), and the staleness warning names the recovery.
+ *
+ * Backfill. Requests of `telegram-gateway backfill` for this account are
+ * served beside the live engine with the too-long path's history pager
+ * (src/layers/GramJsBackfill.ts).
+ *
  * Flood waits pause only the method and chat they hit and are persisted; a
  * channel Telegram refuses (CHANNEL_PRIVATE) is dropped with an error naming
  * it while the others go on. Access hashes come from the ChannelRegistry.
@@ -33,21 +41,25 @@ import { Api, helpers } from "telegram"
 import { Raw } from "telegram/events/Raw.js"
 import type { MessageEvent } from "../domain/Message.ts"
 import type { SourceBatch } from "../domain/SourceBatch.ts"
+import { BackfillRequests } from "../services/BackfillRequests.ts"
 import { ChannelRegistry, type KnownChat } from "../services/ChannelRegistry.ts"
 import { TelegramConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import {
+  type ChannelRecovery,
   type ChannelStatus,
   type ConnectionState,
   type TelegramFatal,
   TelegramSource
 } from "../services/TelegramSource.ts"
 import { type AccountUpdateState, UpdateStateStore } from "../services/UpdateState.ts"
+import { runBackfills } from "./GramJsBackfill.ts"
 import { type CallError, clientSettings, type GramJs, makeGramJs } from "./GramJsClient.ts"
 import { forEachHistoryPage, historyPageAbove } from "./GramJsHistory.ts"
 import { makeDirectory } from "./GramJsMapping.ts"
 import { type ChatReference, inputPeerOf, parseChatReference, resolveChat } from "./GramJsResolve.ts"
 import { deletedEvent, directoryOfPush, eventsOf, messageEvent, sequencingOf, type UpdateItem } from "./GramJsUpdates.ts"
+import * as PgBackfillRequests from "./PgBackfillRequests.ts"
 import * as PgChannelRegistry from "./PgChannelRegistry.ts"
 import * as PgUpdateStateStore from "./PgUpdateStateStore.ts"
 import { PtsSequence, type Sequenced } from "./PtsSequence.ts"
@@ -80,11 +92,29 @@ interface Channel {
   overflow: boolean
   tooLong: boolean
   readonly wake: Queue.Queue<void>
-  /** Epoch ms when the channel was last confirmed up to date. */
+  /** Epoch ms when the channel was last confirmed up to date (the source's start before the first time). */
   confirmedAt: number
-  staleWarned: boolean
+  confirmedOnce: boolean
+  /** What the last warning said, so a stale or behind-while-recovering channel is warned about once per episode. */
+  staleWarned: "stale" | "recovering" | undefined
   serverTimeoutSeconds: number
   refused: string | undefined
+  /** While a difference chain or a too-long recovery runs: what it has done so far. */
+  recovery: Recovery | undefined
+}
+
+/** A recovery under way, for /health/ready and the logs; `startedAt` in epoch ms. */
+interface Recovery {
+  readonly kind: "difference" | "too_long"
+  readonly startedAt: number
+  /** too_long: message ids (fromId, toId] are paged in, `atId` reached so far. */
+  readonly fromId: number
+  readonly toId: number
+  atId: number
+  /** Events fetched so far. */
+  events: number
+  /** difference: the pts reached so far. */
+  pts: number
 }
 
 /** A routine poll hit (or would hit) a FLOOD_WAIT: it is skipped, so pushes keep flowing meanwhile. */
@@ -93,10 +123,34 @@ class PollDeferred extends Data.TaggedError("PollDeferred")<{}> {}
 /** Telegram refuses the channel (one of REFUSALS): it is dropped, the others go on. */
 class ChannelRefused extends Data.TaggedError("ChannelRefused")<{ readonly error: string }> {}
 
+/** Share of a too-long gap's ids read; 1 when nothing is being recovered, 0 for a difference chain. */
+const progressOf = (recovery: Recovery | undefined) =>
+  recovery === undefined
+    ? 1
+    : recovery.kind === "too_long" && recovery.toId > recovery.fromId
+    ? Math.min(1, (recovery.atId - recovery.fromId) / (recovery.toId - recovery.fromId))
+    : 0
+
+const recoveryStatus = (recovery: Recovery, now: number): ChannelRecovery => ({
+  kind: recovery.kind,
+  runningSeconds: Math.max(0, now - recovery.startedAt) / 1000,
+  events: recovery.events,
+  fromId: recovery.kind === "too_long" ? recovery.fromId : null,
+  toId: recovery.kind === "too_long" ? recovery.toId : null,
+  atId: recovery.kind === "too_long" ? recovery.atId : null,
+  progress: recovery.kind === "too_long" ? progressOf(recovery) : null
+})
+
+const describeRecovery = (recovery: Recovery, now: number) =>
+  recovery.kind === "too_long"
+    ? `a too-long gap paged in from history for ${Math.round((now - recovery.startedAt) / 1000)} s, message ids up to ${recovery.atId} of (${recovery.fromId}, ${recovery.toId}] read (${Math.round(progressOf(recovery) * 100)}%), ${recovery.events} message(s) so far`
+    : `a chain of differences for ${Math.round((now - recovery.startedAt) / 1000)} s, at pts ${recovery.pts}, ${recovery.events} event(s) so far`
+
 /** The source for one account: `config` is `telegram.*` with that account's session file and chats. */
 export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const registry = yield* ChannelRegistry
   const store = yield* UpdateStateStore
+  const backfills = yield* BackfillRequests
   const stored = yield* readSession(config.sessionFile)
   const references = yield* Effect.forEach(config.channels, parseChatReference)
   const settings = clientSettings(config, stored)
@@ -130,9 +184,11 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       tooLong: false,
       wake: yield* Queue.sliding<void>(1),
       confirmedAt: Date.now(),
-      staleWarned: false,
+      confirmedOnce: false,
+      staleWarned: undefined,
       serverTimeoutSeconds: 0,
-      refused: undefined
+      refused: undefined,
+      recovery: undefined
     })
   }
   const byId = new Map<number, Channel>()
@@ -310,7 +366,8 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const confirmed = (channel: Channel) =>
     Effect.sync(() => {
       channel.confirmedAt = Date.now()
-      if (channel.staleWarned) channel.staleWarned = false
+      channel.confirmedOnce = true
+      channel.staleWarned = undefined
     })
 
   /** The newest pts and message id, for a channel read for the first time or whose stored pts Telegram no longer knows. */
@@ -366,31 +423,89 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   }
 
   /**
+   * A chat's history in (after, upTo], oldest first, each page's messages as
+   * events handed to `onPage` before the next page is asked for (so the
+   * ingestion queue paces it): too-long recovery and backfill
+   * (src/layers/GramJsBackfill.ts) share it. Calls go through `call`, so a
+   * FLOOD_WAIT pauses only messages.getHistory for this chat.
+   */
+  const historyEvents = <E>(
+    gram: GramJs,
+    chat: KnownChat,
+    label: string,
+    after: number,
+    upTo: number,
+    onPage: (events: ReadonlyArray<MessageEvent>, newestId: number) => Effect.Effect<void, E>
+  ) => {
+    const peer = inputPeerOf(chat)
+    const page = (cursor: number) =>
+      call("messages.GetHistory", chat.channelId, `reading ${label}'s history`, historyPageAbove(gram.invoke, peer, cursor, upTo))
+    return forEachHistoryPage(page, after, upTo, (history, newest) => {
+      const receivedAt = Date.now()
+      const events = history.messages.flatMap((message) => {
+        try {
+          return [messageEvent(message, chat.channelId, false, history.directory, receivedAt)]
+        } catch (cause) {
+          malformed("message from history", cause)
+          return []
+        }
+      })
+      return onPage(events, newest)
+    })
+  }
+
+  /** The newest message id sent before `date` (0 when none), or the newest of all without a date. */
+  const newestBefore = (gram: GramJs, chat: KnownChat, label: string, date: Date | null) =>
+    call(
+      "messages.GetHistory",
+      chat.channelId,
+      `finding where ${label}'s history ${date === null ? "ends" : `reaches ${date.toISOString()}`}`,
+      gram.invoke(
+        new Api.messages.GetHistory({
+          peer: inputPeerOf(chat),
+          offsetId: 0,
+          offsetDate: date === null ? 0 : Math.floor(date.getTime() / 1000),
+          addOffset: 0,
+          limit: 1,
+          maxId: 0,
+          minId: 0,
+          hash: helpers.returnBigInt(0)
+        })
+      )
+    ).pipe(
+      Effect.map((result) =>
+        result instanceof Api.messages.MessagesNotModified ? 0 : Math.max(0, ...result.messages.map((m) => m.id))
+      )
+    )
+
+  const setRecovery = (channel: Channel, recovery: Recovery | undefined) =>
+    Effect.suspend(() => {
+      channel.recovery = recovery
+      return Metric.update(perChannel(Metrics.telegramChannelRecovering, channel), recovery === undefined ? 0 : 1).pipe(
+        Effect.andThen(Metric.update(perChannel(Metrics.telegramRecoveryProgress, channel), progressOf(recovery)))
+      )
+    })
+
+  /**
    * Too long: the history between the newest message read and `top` (all of
    * it, paged), the re-read window for edits and deletions, then pts jumps.
    */
   const recoverByHistory = (gram: GramJs, channel: Channel, chat: KnownChat, sequence: PtsSequence<UpdateItem>, pts: number, top: number) =>
     Effect.gen(function*() {
-      const peer = inputPeerOf(chat)
       const from = channel.acceptedTop
-      const page = (after: number, upTo: number) =>
-        call("messages.GetHistory", chat.channelId, `reading ${channel.label}'s history`, historyPageAbove(gram.invoke, peer, after, upTo))
+      const recovery: Recovery = { kind: "too_long", startedAt: Date.now(), fromId: from, toId: top, atId: from, events: 0, pts: sequence.pts }
+      yield* setRecovery(channel, recovery)
       let gapMessages = 0
-      yield* forEachHistoryPage((after) => page(after, top), from, top, (history, newest) =>
+      yield* historyEvents(gram, chat, channel.label, from, top, (events, newest) =>
         Effect.gen(function*() {
-          const receivedAt = Date.now()
-          const events = history.messages.flatMap((message) => {
-            try {
-              return [messageEvent(message, chat.channelId, false, history.directory, receivedAt)]
-            } catch (cause) {
-              malformed("message from history", cause)
-              return []
-            }
-          })
           gapMessages += events.length
+          recovery.atId = newest
+          recovery.events += events.length
           channel.acceptedTop = Math.max(channel.acceptedTop, newest)
+          yield* Metric.update(perChannel(Metrics.telegramRecoveryProgress, channel), progressOf(recovery))
           yield* emit(channel, events, undefined, newest)
         }))
+      recovery.atId = top
       yield* recovered(channel, "too_long", gapMessages)
 
       // The re-read window: edits and deletions of what was stored before the gap.
@@ -398,6 +513,8 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       if (from > 0) {
         const low = Math.max(1, from - config.rereadWindow + 1)
         const storedMessages = yield* storedWindow(channel, chat.channelId, low, from)
+        const page = (after: number, upTo: number) =>
+          call("messages.GetHistory", chat.channelId, `re-reading ${channel.label}'s history`, historyPageAbove(gram.invoke, inputPeerOf(chat), after, upTo))
         const known = new Map(storedMessages.filter((m) => !m.deleted).map((m) => [m.messageId, m]))
         const seen = new Set<number>()
         const events: Array<MessageEvent> = []
@@ -484,9 +601,15 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         yield* recovered(channel, "difference", events.length)
         yield* emitApplied(channel, applied)
         if (result.final === true) break
+        // A chain of pages: the channel is behind until it ends.
+        if (channel.recovery === undefined) {
+          yield* setRecovery(channel, { kind: "difference", startedAt: Date.now(), fromId: 0, toId: 0, atId: 0, events: 0, pts: result.pts })
+        }
+        channel.recovery!.pts = result.pts
+        channel.recovery!.events += events.length
       }
       yield* confirmed(channel)
-    }))
+    }).pipe(Effect.ensuring(Effect.suspend(() => channel.recovery === undefined ? Effect.void : setRecovery(channel, undefined)))))
 
   /** Sequences what the inbox holds; returns whether pushes were dropped for lack of room. */
   const drainInbox = (channel: Channel, sequence: PtsSequence<UpdateItem>) =>
@@ -723,19 +846,30 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     )
   })
 
+  /**
+   * Freshness is the time since the channel was last confirmed up to date,
+   * recovering or not: a long recovery is behind, and says so. What changes
+   * while recovering is what is said: the warning names the recovery and its
+   * progress instead of calling the channel stale, and `telegram_channel_recovering`
+   * tells the two apart.
+   */
   const watchFreshness = Effect.suspend(() => {
     const now = Date.now()
     return Effect.forEach(channels, (channel) => {
       if (channel.chat === undefined || channel.refused !== undefined) return Effect.void
       const age = Math.max(0, now - channel.confirmedAt) / 1000
-      const stale = age > Duration.toSeconds(config.staleAfter)
-      const warn = stale && !channel.staleWarned
-      if (warn) channel.staleWarned = true
+      const behind = age > Duration.toSeconds(config.staleAfter)
+      const as = !behind ? undefined : channel.recovery !== undefined ? "recovering" : "stale"
+      const warn = as !== undefined && channel.staleWarned !== as
+      if (warn) channel.staleWarned = as
+      const limit = `telegram.staleAfter is ${Duration.format(config.staleAfter)}`
       return Metric.update(perChannel(Metrics.telegramFreshness, channel), age).pipe(
         Effect.andThen(
-          warn
-            ? Effect.logWarning(`${channel.label} is stale: not confirmed up to date with Telegram for ${Math.round(age)} s (telegram.staleAfter is ${Duration.format(config.staleAfter)})`)
-            : Effect.void
+          !warn
+            ? Effect.void
+            : as === "recovering"
+            ? Effect.logWarning(`${channel.label} is ${Math.round(age)} s behind while recovering what it missed: ${describeRecovery(channel.recovery!, now)} (${limit})`)
+            : Effect.logWarning(`${channel.label} is stale: not confirmed up to date with Telegram for ${Math.round(age)} s (${limit})`)
         )
       )
     }, { discard: true })
@@ -743,18 +877,51 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
 
   const channelStatus: Effect.Effect<ReadonlyArray<ChannelStatus>> = Effect.sync(() => {
     const now = Date.now()
-    return channels.map((channel) => {
+    return channels.map((channel): ChannelStatus => {
       const freshnessSeconds = Math.max(0, now - channel.confirmedAt) / 1000
+      const stale = freshnessSeconds > Duration.toSeconds(config.staleAfter)
+      const recovery = channel.recovery === undefined ? null : recoveryStatus(channel.recovery, now)
       return {
         channel: channel.label,
         channelId: channel.chat?.channelId ?? null,
         pts: channel.committedPts ?? null,
         freshnessSeconds,
-        stale: freshnessSeconds > Duration.toSeconds(config.staleAfter),
+        stale,
+        state: channel.refused !== undefined
+          ? "refused"
+          : recovery !== null
+          ? "recovering"
+          : stale
+          ? "stale"
+          : channel.confirmedOnce
+          ? "live"
+          : "starting",
+        recovery,
         refused: channel.refused ?? null
       }
     })
   })
+
+  // ---- backfill requests (src/layers/GramJsBackfill.ts) ----
+
+  const backfillWorker = (gram: GramJs) =>
+    runBackfills({
+      requests: backfills,
+      pollInterval: config.backfillPollInterval,
+      target: (text) =>
+        Effect.gen(function*() {
+          const channel = channels.find((candidate) => candidate.reference.text === text)
+          if (channel === undefined) return { _tag: "Unknown" } as const
+          // The channel's worker resolves it at the start of each connection.
+          while (channel.chat === undefined && channel.refused === undefined) yield* Effect.sleep("200 millis")
+          return channel.refused !== undefined || channel.chat === undefined
+            ? { _tag: "Refused", label: channel.label, error: channel.refused ?? "unresolved" } as const
+            : { _tag: "Known", label: channel.label, chat: channel.chat } as const
+        }),
+      newestBefore: (chat, label, date) => newestBefore(gram, chat, label, date),
+      history: (chat, label, after, upTo, onPage) => historyEvents(gram, chat, label, after, upTo, onPage),
+      offer: (batch) => Queue.offer(queue, batch).pipe(Effect.asVoid)
+    }).pipe(Effect.annotateLogs("component", "backfill"))
 
   // ---- connections ----
 
@@ -772,7 +939,8 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         const known = yield* registry.list.pipe(Effect.orDie)
         const workers = Effect.all([
           accountWorker(gram),
-          Effect.forEach(channels, (channel) => channelWorker(gram, channel, known), { concurrency: "unbounded", discard: true })
+          Effect.forEach(channels, (channel) => channelWorker(gram, channel, known), { concurrency: "unbounded", discard: true }),
+          backfillWorker(gram)
         ], { concurrency: "unbounded", discard: true }).pipe(Effect.andThen(Effect.never))
         yield* Effect.raceFirst(gram.lost, workers)
         yield* Effect.logWarning("connection to Telegram lost")
@@ -843,8 +1011,10 @@ export const make = Effect.gen(function*() {
   return yield* makeWith(yield* TelegramConfig)
 })
 
-/** Needs a `ChannelRegistry` and an `UpdateStateStore` (tests give their own database's). */
+/** Needs a `ChannelRegistry`, an `UpdateStateStore` and `BackfillRequests` (tests give their own database's). */
 export const layerNoDeps = Layer.effect(TelegramSource, make)
 
 /** With the registry and the update state on the PgBouncer pool of `database.url`. */
-export const layer = layerNoDeps.pipe(Layer.provide(Layer.merge(PgChannelRegistry.layer, PgUpdateStateStore.layer)))
+export const layer = layerNoDeps.pipe(
+  Layer.provide(Layer.mergeAll(PgChannelRegistry.layer, PgUpdateStateStore.layer, PgBackfillRequests.layer))
+)

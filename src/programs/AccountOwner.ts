@@ -28,6 +28,7 @@ import { Cause, Deferred, Duration, Effect, Exit, Layer, Metric, Schedule, Scope
 import * as FlockSessionLock from "../layers/FlockSessionLock.ts"
 import { readSession } from "../layers/SessionFile.ts"
 import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
+import * as PgBackfillRequests from "../layers/PgBackfillRequests.ts"
 import * as PgChannelRegistry from "../layers/PgChannelRegistry.ts"
 import * as PgClient from "../layers/PgClient.ts"
 import * as PgUpdateStateStore from "../layers/PgUpdateStateStore.ts"
@@ -241,7 +242,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
 
           const source = yield* GramJsTelegramSource.makeWith(spec.config).pipe(
             // Fresh: the store is made for this account and this lease's epoch (layers are memoised otherwise).
-            Effect.provide(Layer.merge(PgChannelRegistry.layerNoDeps, Layer.fresh(PgUpdateStateStore.layerNoDeps)).pipe(
+            Effect.provide(Layer.mergeAll(PgChannelRegistry.layerNoDeps, Layer.fresh(PgUpdateStateStore.layerNoDeps), PgBackfillRequests.layerNoDeps).pipe(
               Layer.provide(PgClient.layer)
             )),
             Scope.provide(scope)

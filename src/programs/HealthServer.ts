@@ -20,8 +20,9 @@ import { checkReadiness } from "./Readiness.ts"
 
 /**
  * The Telegram sources' channels, when the daemon runs any (one given as a
- * service, or those of the accounts this process owns): stale and refused
- * ones are named.
+ * service, or those of the accounts this process owns): stale, recovering
+ * (behind, but fetching what it missed, with its progress) and refused ones
+ * are named.
  */
 const telegramReport = Effect.gen(function*() {
   const source = yield* Effect.serviceOption(TelegramSource)
@@ -30,7 +31,10 @@ const telegramReport = Effect.gen(function*() {
   if (sources.length === 0) return undefined
   const channels = (yield* Effect.forEach(sources, (each) => each.channels)).flat()
   return {
-    stale: channels.filter((channel) => channel.stale && channel.refused === null).map((channel) => channel.channel),
+    stale: channels.filter((channel) => channel.state === "stale").map((channel) => channel.channel),
+    recovering: channels.flatMap((channel) =>
+      channel.state === "recovering" && channel.recovery !== null ? [{ channel: channel.channel, ...channel.recovery }] : []
+    ),
     refused: channels.filter((channel) => channel.refused !== null).map((channel) => `${channel.channel} (${channel.refused})`),
     channels
   }
@@ -39,8 +43,8 @@ const telegramReport = Effect.gen(function*() {
 /**
  * Ready means the tiers answer and the writer keeps up: an accepted event
  * older than `ingest.stallThreshold` means the writer is stalled (503), even
- * if PostgreSQL answers pings. A stale or refused Telegram channel degrades
- * it (200, named under `telegram`). A standby is ready (200): standing by is
+ * if PostgreSQL answers pings. A stale, recovering or refused Telegram
+ * channel degrades it (200, named under `telegram`). A standby is ready (200): standing by is
  * its job. An account whose session Telegram refused makes the process not
  * ready at once; a standby that does not take an account because its session
  * was refused (`needs-login`) is degraded (200): it serves the others.
@@ -54,7 +58,8 @@ const ready = Effect.gen(function*() {
   const failed = accounts.some((account) => account.role === "failed")
   const loginNeeded = accounts.some((account) => account.role === "needs-login")
   const stalled = writer.oldestUncommittedSeconds > Duration.toSeconds(stallThreshold)
-  const channelTrouble = telegram !== undefined && (telegram.stale.length > 0 || telegram.refused.length > 0)
+  const channelTrouble = telegram !== undefined &&
+    (telegram.stale.length > 0 || telegram.refused.length > 0 || telegram.recovering.length > 0)
   const status = stalled || failed
     ? "down"
     : report.status === "ok" && (channelTrouble || loginNeeded)

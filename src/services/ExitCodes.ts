@@ -22,6 +22,12 @@ export const ExitCode = {
    * the next start, but the stop was not clean.
    */
   uncommittedAtShutdown: 75,
+  /** `backfill` was given a bad range or a chat no account listens to (sysexits EX_USAGE). */
+  backfillUsage: 64,
+  /** `backfill`: no gateway process owns the account now, so nobody can serve it (sysexits EX_UNAVAILABLE). */
+  backfillNoOwner: 69,
+  /** `backfill` was not done within --timeout (sysexits EX_TEMPFAIL); the request goes on in the gateway. */
+  backfillTimedOut: 75,
   /** A configuration key is missing or invalid (sysexits EX_CONFIG). */
   config: 78,
   /** Telegram no longer knows the session's key (AUTH_KEY_UNREGISTERED): log in again. */

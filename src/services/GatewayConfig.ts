@@ -247,6 +247,8 @@ export const TelegramConfig = Config.all({
   staleAfter: duration("staleAfter", "60 seconds"),
   /** How often the committed update state is written to PostgreSQL (and once more at shutdown). */
   stateFlushInterval: duration("stateFlushInterval", "1 second"),
+  /** How often the account's owner looks for `telegram-gateway backfill` requests in PostgreSQL. */
+  backfillPollInterval: duration("backfillPollInterval", "2 seconds"),
   /**
    * Several accounts, each with its own session file and chats (and, for
    * tests, its own DC address and port). Empty: one account named `default`

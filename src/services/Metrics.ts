@@ -151,6 +151,28 @@ export const telegramStateReadFailures = Metric.counter("telegram_state_read_fai
   description: "Reads of stored messages for a too-long recovery's re-read window that failed and were retried",
   incremental: true
 })
+/** Attribute `channel`: 1 while a difference chain or a too-long recovery runs (freshness grows meanwhile). */
+export const telegramChannelRecovering = Metric.gauge("telegram_channel_recovering", {
+  description: "Whether the engine is recovering a channel's missed updates (1) or not (0)"
+})
+/** Attribute `channel`: read share of a too-long gap's message ids, 0 to 1 (1 when not recovering). */
+export const telegramRecoveryProgress = Metric.gauge("telegram_recovery_progress_ratio", {
+  description: "Share of a too-long gap's message ids read from history so far"
+})
+/** Attribute `channel`. */
+export const telegramBackfillMessages = Metric.counter("telegram_backfill_messages_total", {
+  description: "Messages read from history by backfill requests and committed",
+  incremental: true
+})
+/** Attribute `status`: done, failed. */
+export const telegramBackfillRequests = Metric.counter("telegram_backfill_requests_total", {
+  description: "Backfill requests this process finished, by outcome",
+  incremental: true
+})
+export const telegramBackfillStoreFailures = Metric.counter("telegram_backfill_store_failures_total", {
+  description: "Reads and writes of backfill requests in PostgreSQL that failed (retried)",
+  incremental: true
+})
 export const telegramCommitLatency = Metric.histogram("telegram_message_to_commit_seconds", {
   description: "From a message's Telegram date (its edit date for an edit) to its commit in PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 0.25, factor: 2, count: 14 })

@@ -105,6 +105,30 @@ export class TelegramFloodWait extends Schema.TaggedError<TelegramFloodWait>()("
 
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "failed"
 
+/** A recovery of missed updates under way, with how far it got. */
+export interface ChannelRecovery {
+  /** `difference`: a chain of getChannelDifference pages; `too_long`: the gap is paged in from history. */
+  readonly kind: "difference" | "too_long"
+  readonly runningSeconds: number
+  /** Events fetched so far. */
+  readonly events: number
+  /** too_long: message ids (fromId, toId] are read, up to atId so far; null for a difference. */
+  readonly fromId: number | null
+  readonly toId: number | null
+  readonly atId: number | null
+  /** too_long: share of the ids read (0 to 1); null for a difference, whose end is not known in advance. */
+  readonly progress: number | null
+}
+
+/**
+ * `starting`: not yet confirmed up to date since this process started;
+ * `live`: confirmed within `telegram.staleAfter`; `recovering`: fetching what
+ * it missed (a difference chain or a too-long gap), so it is behind but
+ * moving; `stale`: not confirmed for longer than `telegram.staleAfter` and
+ * not recovering; `refused`: Telegram refuses it.
+ */
+export type ChannelState = "starting" | "live" | "recovering" | "stale" | "refused"
+
 /** How one configured channel stands, for /health/ready. */
 export interface ChannelStatus {
   /** As configured, or @username once resolved. */
@@ -114,8 +138,10 @@ export interface ChannelStatus {
   readonly pts: number | null
   /** Seconds since the engine last confirmed it up to date with Telegram. */
   readonly freshnessSeconds: number
-  /** Not confirmed for longer than `telegram.staleAfter`. */
+  /** Not confirmed for longer than `telegram.staleAfter` (recovering or not). */
   readonly stale: boolean
+  readonly state: ChannelState
+  readonly recovery: ChannelRecovery | null
   /** Telegram's refusal (CHANNEL_PRIVATE, ...) when the channel is dropped. */
   readonly refused: string | null
 }

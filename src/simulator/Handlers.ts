@@ -78,17 +78,30 @@ const descending = (state: ChannelState) => [...state.messages.values()].sort((a
 
 /**
  * messages.getHistory paging: newest first; max_id and min_id bound the ids;
- * offset_id starts the page just below that id (0 = the newest), add_offset
+ * offset_id starts the page just below that id (0 = the newest), or, without
+ * it, offset_date just below that date (messages sent before it); add_offset
  * shifts the start (negative reaches newer messages), limit is capped at 100.
  */
 export const pageHistory = (
   messagesNewestFirst: ReadonlyArray<Api.Message>,
-  request: { readonly offsetId: number; readonly addOffset: number; readonly limit: number; readonly maxId: number; readonly minId: number }
+  request: {
+    readonly offsetId: number
+    readonly offsetDate?: number
+    readonly addOffset: number
+    readonly limit: number
+    readonly maxId: number
+    readonly minId: number
+  }
 ): Array<Api.Message> => {
   const bounded = messagesNewestFirst.filter((m) =>
     (request.maxId <= 0 || m.id < request.maxId) && (request.minId <= 0 || m.id > request.minId)
   )
-  const below = request.offsetId > 0 ? bounded.findIndex((m) => m.id < request.offsetId) : 0
+  const offsetDate = request.offsetDate ?? 0
+  const below = request.offsetId > 0
+    ? bounded.findIndex((m) => m.id < request.offsetId)
+    : offsetDate > 0
+    ? bounded.findIndex((m) => m.date < offsetDate)
+    : 0
   const start = Math.max(0, (below === -1 ? bounded.length : below) + request.addOffset)
   const limit = Math.min(Math.max(request.limit, 0), HISTORY_PAGE_MAX)
   return bounded.slice(start, start + limit)

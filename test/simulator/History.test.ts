@@ -93,7 +93,8 @@ describe("TelegramSimulator history", () => {
     }))
 
   describe("paging rules", () => {
-    const history = Array.from({ length: 20 }, (_, i) => ({ id: 20 - i })) as unknown as Array<Api.Message>
+    // Message n was sent at 1000 + 10 n.
+    const history = Array.from({ length: 20 }, (_, i) => ({ id: 20 - i, date: 1000 + 10 * (20 - i) })) as unknown as Array<Api.Message>
     const page = (request: Partial<Parameters<typeof pageHistory>[1]>) =>
       ids(pageHistory(history, { offsetId: 0, addOffset: 0, limit: 100, maxId: 0, minId: 0, ...request }))
 
@@ -102,6 +103,8 @@ describe("TelegramSimulator history", () => {
       assert.deepStrictEqual(page({ offsetId: 15, addOffset: 2, limit: 2 }), [12, 11])
       assert.deepStrictEqual(page({ offsetId: 15, addOffset: -3, limit: 4 }), [17, 16, 15, 14])
     })
+    it("without offset_id, starts just below offset_date: the messages sent before it", () =>
+      assert.deepStrictEqual(page({ offsetDate: 1125, limit: 2 }), [12, 11]))
     it("keeps ids strictly between min_id and max_id", () =>
       assert.deepStrictEqual(page({ minId: 5, maxId: 9 }), [8, 7, 6]))
     it("caps the limit at 100", () => {

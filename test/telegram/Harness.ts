@@ -10,6 +10,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import type { MessageEvent } from "../../src/domain/Message.ts"
 import * as GramJsTelegramSource from "../../src/layers/GramJsTelegramSource.ts"
+import * as PgBackfillRequests from "../../src/layers/PgBackfillRequests.ts"
 import * as PgChannelRegistry from "../../src/layers/PgChannelRegistry.ts"
 import * as PgClient from "../../src/layers/PgClient.ts"
 import * as PgUpdateStateStore from "../../src/layers/PgUpdateStateStore.ts"
@@ -68,7 +69,7 @@ export const configFor = (setup: SourceSetup, telegram: Record<string, unknown>)
 
 export const sourceLayer = (setup: SourceSetup, telegram: Record<string, unknown>) =>
   GramJsTelegramSource.layerNoDeps.pipe(
-    Layer.provide(Layer.merge(PgChannelRegistry.layerNoDeps, PgUpdateStateStore.layerNoDeps)),
+    Layer.provide(Layer.mergeAll(PgChannelRegistry.layerNoDeps, PgUpdateStateStore.layerNoDeps, PgBackfillRequests.layerNoDeps)),
     Layer.provide(PgClient.layer),
     Layer.provide(configFor(setup, telegram))
   )
