@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 bash deploy/scripts/stack.sh up >&2
+# The supported runtime (.nvmrc), fetched once, whatever Node.js started npm.
+PATH="$(bash deploy/scripts/node-runtime.sh):$PATH"
+export PATH
 if [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund >&2
 fi
