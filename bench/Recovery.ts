@@ -6,6 +6,10 @@
  * is caught up: for PostgreSQL, until `ingest_oldest_uncommitted_seconds` is
  * back under 1 s; for RabbitMQ, until the bus relay has published every
  * committed event (`bus_unpublished_events` 0).
+ *
+ * `rssThroughOutage` is the memory bound's check: PostgreSQL unreachable for
+ * a long time (ten minutes in docs/benchmarks.md) under a steady rate, on the
+ * daemon's default queue bounds, sampling the process's RSS.
  */
 import { Effect, Fiber, Layer, Metric, Redacted } from "effect"
 import { Ingestion } from "../src/programs/Ingestion.ts"
@@ -14,6 +18,7 @@ import { makeTestDatabase, urlVia } from "../test/support/Database.ts"
 import { makeTcpProxy, type TcpProxy } from "../test/support/TcpProxy.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
 import { makeTestConsumer, testIngestion, uniqueName } from "../test/support/TestGateway.ts"
+import { RssSampler } from "./Stats.ts"
 
 export interface RecoveryResult {
   readonly tier: "postgres" | "rabbitmq"
@@ -91,4 +96,69 @@ export const recoveryPhase = (options: { readonly rate: number; readonly outageS
     const postgres = yield* outage("postgres", postgresProxy, options).pipe(Effect.provide(Layer.fresh(gateway)))
     const rabbitmq = yield* outage("rabbitmq", rabbitmqProxy, options).pipe(Effect.provide(Layer.fresh(gateway)))
     return [postgres, rabbitmq] as const
+  })
+
+export interface RssResult {
+  readonly outageSeconds: number
+  readonly rate: number
+  /** Events accepted but uncommitted when PostgreSQL came back (the queue's bound holds the rest at the source). */
+  readonly backlog: number
+  readonly rssBeforeMb: number
+  readonly peakRssOutageMb: number
+  readonly peakRssDrainMb: number
+  readonly catchUpSeconds: number
+}
+
+/**
+ * PostgreSQL unreachable for `outageSeconds` under `rate` msg/s, on the
+ * daemon's default ingest bounds (`ingest.queueCapacity`,
+ * `ingest.hotPathCapacity`): the peak RSS during the outage and during the
+ * drain. The feeder waits whenever ingestion does, as the Telegram source does.
+ */
+export const rssThroughOutage = (options: { readonly rate: number; readonly outageSeconds: number }) =>
+  Effect.gen(function*() {
+    const database = yield* makeTestDatabase("bench_rss")
+    const proxy = yield* makeTcpProxy({ host: "127.0.0.1", port: 6434 })
+    const exchange = uniqueName("bench.rss")
+    yield* makeTestConsumer(exchange, { consume: false })
+    const gateway = testIngestion({
+      databaseUrl: Redacted.value(urlVia(database, `127.0.0.1:${proxy.port}`)),
+      exchange,
+      keyPrefix: `${uniqueName("tgbench")}:`,
+      // The daemon's defaults (src/services/GatewayConfig.ts), not the drain phase's large queue.
+      ingest: { batchSize: 500, flushInterval: "10 millis", writers: 2 }
+    })
+    const rss = yield* RssSampler
+    return yield* Effect.gen(function*() {
+      const ingestion = yield* Ingestion
+      const feeder = yield* Effect.forkChild(feed(options.rate))
+      yield* Effect.sleep("10 seconds")
+      const rssBeforeMb = rss.phasePeakMb()
+      rss.startPhase()
+      yield* proxy.cut
+      const minutes = Math.floor(options.outageSeconds / 60)
+      for (let minute = 1; minute <= minutes; minute++) {
+        yield* Effect.sleep("1 minute")
+        console.error(`outage minute ${minute}: peak RSS so far ${rss.phasePeakMb().toFixed(0)} MB`)
+      }
+      yield* Effect.sleep(`${options.outageSeconds - minutes * 60} seconds`)
+      const backlog = (yield* ingestion.writerStatus).uncommitted
+      const peakRssOutageMb = rss.phasePeakMb()
+      rss.startPhase()
+      yield* proxy.restore
+      const healed = performance.now()
+      yield* waitUntil(ingestion.writerStatus.pipe(Effect.map((status) => status.oldestUncommittedSeconds < 1)))
+      const catchUpSeconds = (performance.now() - healed) / 1000
+      const peakRssDrainMb = rss.phasePeakMb()
+      yield* Fiber.interrupt(feeder)
+      return {
+        outageSeconds: options.outageSeconds,
+        rate: options.rate,
+        backlog,
+        rssBeforeMb,
+        peakRssOutageMb,
+        peakRssDrainMb,
+        catchUpSeconds
+      } satisfies RssResult
+    }).pipe(Effect.provide(Layer.fresh(gateway)))
   })

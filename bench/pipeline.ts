@@ -5,10 +5,13 @@
  * baseline (one awaited INSERT per message, no batching, cache or bus) in the
  * same run; then a recovery phase (bench/Recovery.ts): PostgreSQL, then
  * RabbitMQ, unreachable for `--outage` seconds under `--recovery-rate`
- * messages per second, and how fast the backlog drains. Ends with one JSON
- * line of the figures.
+ * messages per second, and how fast the backlog drains. With
+ * `--rss-outage SECONDS` alone, only the memory check: PostgreSQL unreachable
+ * that long under `--recovery-rate`, on the daemon's default queue bounds,
+ * with the peak RSS. Ends with one JSON line of the figures.
  *
  *   npm run bench -- --messages 50000 --rates 1000,5000 --outage 30 --recovery-rate 1000
+ *   npm run bench -- --rss-outage 600 --recovery-rate 1000
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Fiber, Layer, PubSub, Redacted } from "effect"
@@ -20,7 +23,7 @@ import { Ingestion } from "../src/programs/Ingestion.ts"
 import { makeTestDatabase } from "../test/support/Database.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
 import { makeTestConsumer, testIngestion, uniqueName } from "../test/support/TestGateway.ts"
-import { recoveryPhase } from "./Recovery.ts"
+import { recoveryPhase, rssThroughOutage } from "./Recovery.ts"
 import { percentile, RssSampler, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
@@ -30,9 +33,11 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "10" },
     baseline: { type: "string", default: "3000" },
     outage: { type: "string", default: "30" },
-    "recovery-rate": { type: "string", default: "1000" }
+    "recovery-rate": { type: "string", default: "1000" },
+    "rss-outage": { type: "string", default: "0" }
   }
 })
+const rssOutageSeconds = Number(args["rss-outage"])
 const outageSeconds = Number(args.outage)
 const recoveryRate = Number(args["recovery-rate"])
 const totalMessages = Number(args.messages)
@@ -230,7 +235,25 @@ const main = Effect.gen(function*() {
   }))
 })
 
-Effect.runPromise(main.pipe(Effect.scoped)).catch((error) => {
+/** `--rss-outage`: only the long PostgreSQL outage, with the peak RSS. */
+const rssOnly = Effect.gen(function*() {
+  const run = yield* rssThroughOutage({ rate: recoveryRate, outageSeconds: rssOutageSeconds })
+  console.log(`\nPostgreSQL unreachable for ${run.outageSeconds} s under ${run.rate} msg/s, default ingest bounds`)
+  console.log(table(
+    ["RSS before MB", "peak RSS outage MB", "backlog at heal", "peak RSS drain MB", "caught up after s"],
+    [[run.rssBeforeMb, run.peakRssOutageMb, run.backlog, run.peakRssDrainMb, run.catchUpSeconds]]
+  ))
+  console.log(JSON.stringify({
+    bench: "rss-outage",
+    ...run,
+    rssBeforeMb: Math.round(run.rssBeforeMb),
+    peakRssOutageMb: Math.round(run.peakRssOutageMb),
+    peakRssDrainMb: Math.round(run.peakRssDrainMb),
+    catchUpSeconds: Number(run.catchUpSeconds.toFixed(2))
+  }))
+})
+
+Effect.runPromise((rssOutageSeconds > 0 ? rssOnly : main).pipe(Effect.scoped)).catch((error) => {
   console.error(error)
   process.exit(1)
 })
