@@ -1,6 +1,6 @@
 /** The gateway's refresher of the count views, through PgBouncer like the daemon. */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import * as PgClient from "../../src/layers/PgClient.ts"
 import * as AggregateRefresher from "../../src/programs/AggregateRefresher.ts"
 import { configLayer, makeTestDatabase, query } from "../support/Database.ts"
@@ -13,14 +13,22 @@ describe("AggregateRefresher", () => {
       yield* query(database, "SELECT upsert_message_version(1, 1, 0, now(), 'nova', '{}', now())")
       const config = configLayer(database, { aggregateRefreshInterval: "1 hour", retention: "365 days" })
       yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(config)))
-      let rows: ReadonlyArray<{ messages: number }> = []
-      for (let attempt = 0; attempt < 50 && rows.length === 0; attempt++) {
-        yield* Effect.sleep("100 millis")
-        rows = yield* query<{ messages: number }>(database, "SELECT messages::int FROM message_counts_daily WHERE channel_id = 1")
-      }
-      assert.deepStrictEqual(rows, [{ messages: 1 }])
-      const [old] = yield* query<{ present: boolean }>(database, "SELECT to_regclass('messages_p20200101') IS NOT NULL AS present")
-      assert.isFalse(old?.present)
+      // The refresher's first pass refreshes, then applies retention: wait for both
+      // (until that first refresh the view is not populated and cannot be read).
+      const state = Effect.all({
+        counts: query<{ messages: number }>(database, "SELECT messages::int FROM message_counts_daily WHERE channel_id = 1")
+          .pipe(Effect.catch(() => Effect.succeed([]))),
+        oldPartition: query<{ present: boolean }>(database, "SELECT to_regclass('messages_p20200101') IS NOT NULL AS present")
+          .pipe(Effect.map((rows) => rows[0]?.present))
+      })
+      const settled = yield* state.pipe(
+        Effect.repeat({
+          until: ({ counts, oldPartition }) => counts.length > 0 && oldPartition === false,
+          schedule: Schedule.spaced("100 millis"),
+          times: 300
+        })
+      )
+      assert.deepStrictEqual(settled, { counts: [{ messages: 1 }], oldPartition: false })
     }))
 
   it.effect("refreshOnce reports what it did", () =>
