@@ -782,8 +782,25 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       }
     })
 
+  /**
+   * The common sequence's updates name a basic group only through its
+   * messages, and one of a group not resolved yet would be dropped while the
+   * account's pts moves past it: nothing is applied before every configured
+   * chat that may be a basic group (a numeric id; groups have no username)
+   * is resolved or refused.
+   */
+  const groupsResolved = Effect.gen(function*() {
+    const pending = () =>
+      channels.some((channel) =>
+        channel.reference._tag === "Id" && channel.reference.kind !== "channel" && channel.chat === undefined &&
+        channel.refused === undefined
+      )
+    while (pending()) yield* Effect.sleep("100 millis")
+  })
+
   const accountWorker = (gram: GramJs) =>
     Effect.gen(function*() {
+      yield* groupsResolved
       yield* accountDifference(gram)
       while (true) {
         yield* Queue.take(commonWake)

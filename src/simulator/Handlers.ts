@@ -57,6 +57,8 @@ export const methodName = (request: unknown): string =>
 
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 const HISTORY_PAGE_MAX = 100
+/** Updates per getDifference answer (Telegram's own limit is larger; small here so slices are exercised). */
+const COMMON_DIFFERENCE_LIMIT = 100
 /** Telegram's cap on getChannelDifference's limit for user accounts. */
 const DIFFERENCE_LIMIT_MAX = 100
 
@@ -67,10 +69,18 @@ const channelFromInput = (ctx: HandlerContext, input: unknown): ChannelState => 
     throw new RpcFailure(400, "CHANNEL_INVALID")
   }
   const state = ctx.world.findChannel(idOf(input.channelId))
-  if (state === undefined || BigInt(input.accessHash.toString()) !== state.ref.accessHash) {
+  if (state === undefined || state.ref.kind === "group" || BigInt(input.accessHash.toString()) !== state.ref.accessHash) {
     throw new RpcFailure(400, "CHANNEL_INVALID")
   }
   if (state.private) throw new RpcFailure(400, "CHANNEL_PRIVATE")
+  return state
+}
+
+/** A channel by its input, or a basic group by `inputPeerChat`. */
+const chatFromPeer = (ctx: HandlerContext, input: unknown): ChannelState => {
+  if (!(input instanceof Api.InputPeerChat)) return channelFromInput(ctx, input)
+  const state = ctx.world.findChannel(idOf(input.chatId))
+  if (state === undefined || state.ref.kind !== "group") throw new RpcFailure(400, "CHAT_ID_INVALID")
   return state
 }
 
@@ -108,7 +118,9 @@ export const pageHistory = (
 }
 
 const channelMessages = (ctx: HandlerContext, state: ChannelState, messages: Array<Api.TypeMessage>) =>
-  new Api.messages.ChannelMessages({
+  state.ref.kind === "group"
+    ? new Api.messages.Messages({ messages, chats: [ctx.world.toApiChannel(state)], users: ctx.world.usersOf(state) })
+    : new Api.messages.ChannelMessages({
     pts: state.pts,
     count: state.messages.size,
     messages,
@@ -167,11 +179,29 @@ const handlers: Record<string, Handler> = {
   "updates.GetState": (ctx) =>
     new Api.updates.State({ pts: ctx.world.commonPts, qts: 0, date: nowSeconds(), seq: 0, unreadCount: 0 }),
 
-  /** The common sequence (private chats, basic groups) has no updates in this world: always empty. */
+  /**
+   * The common sequence (basic groups here): what happened after the
+   * client's pts, new messages apart from other updates (edits, deletions),
+   * at most COMMON_DIFFERENCE_LIMIT updates per answer; a longer backlog comes
+   * as `differenceSlice`s, each with the state to ask from next.
+   */
   "updates.GetDifference": (ctx, request: Api.updates.GetDifference) => {
     if (request.pts <= 0) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_INVALID")
     if (request.pts > ctx.world.commonPts) throw new RpcFailure(400, "PERSISTENT_TIMESTAMP_OUTDATED")
-    return new Api.updates.DifferenceEmpty({ date: nowSeconds(), seq: 0 })
+    const pending = ctx.world.commonAfter(request.pts)
+    if (pending.length === 0) return new Api.updates.DifferenceEmpty({ date: nowSeconds(), seq: 0 })
+    const taken = pending.slice(0, COMMON_DIFFERENCE_LIMIT)
+    const state = new Api.updates.State({ pts: taken[taken.length - 1]!.pts, qts: 0, date: nowSeconds(), seq: 0, unreadCount: 0 })
+    const parts = {
+      newMessages: taken.flatMap((e) => e.update instanceof Api.UpdateNewMessage ? [e.update.message] : []),
+      newEncryptedMessages: [],
+      otherUpdates: taken.flatMap((e) => e.update instanceof Api.UpdateNewMessage ? [] : [e.update]),
+      chats: ctx.world.groups().map((group) => ctx.world.toApiChannel(group)),
+      users: [ctx.world.author]
+    }
+    return taken.length < pending.length
+      ? new Api.updates.DifferenceSlice({ ...parts, intermediateState: state })
+      : new Api.updates.Difference({ ...parts, state })
   },
 
   "contacts.ResolveUsername": (ctx, request: Api.contacts.ResolveUsername) => {
@@ -213,7 +243,7 @@ const handlers: Record<string, Handler> = {
   },
 
   "messages.GetHistory": (ctx, request: Api.messages.GetHistory) => {
-    const state = channelFromInput(ctx, request.peer)
+    const state = chatFromPeer(ctx, request.peer)
     return channelMessages(ctx, state, pageHistory(descending(state), request))
   },
 
@@ -304,7 +334,7 @@ const handlers: Record<string, Handler> = {
 
 const dialogOf = (state: ChannelState, topMessage: number) =>
   new Api.Dialog({
-    peer: new Api.PeerChannel({ channelId: long(state.ref.id) }),
+    peer: state.ref.kind === "group" ? new Api.PeerChat({ chatId: long(state.ref.id) }) : new Api.PeerChannel({ channelId: long(state.ref.id) }),
     topMessage,
     readInboxMaxId: topMessage,
     readOutboxMaxId: topMessage,
@@ -312,7 +342,7 @@ const dialogOf = (state: ChannelState, topMessage: number) =>
     unreadMentionsCount: 0,
     unreadReactionsCount: 0,
     notifySettings: new Api.PeerNotifySettings({}),
-    pts: state.pts
+    ...(state.ref.kind === "group" ? {} : { pts: state.pts })
   })
 
 /** Methods an account that is not signed in may call. */

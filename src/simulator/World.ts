@@ -1,13 +1,16 @@
 /**
  * What the simulated Telegram knows: the logged-in account, channels and
- * supergroups with their message history, and each channel's pts log.
+ * supergroups with their message history and each one's pts log, and basic
+ * groups, whose messages share the account's common sequence (one pts and
+ * one message id counter for all of them, as on Telegram).
  * Every change goes through `post`, `edit` or `delete`, which advance pts as
  * Telegram does (by pts_count) and announce the update to listeners.
  */
 import { randomBytes } from "node:crypto"
 import { Api, helpers } from "telegram"
 
-export type ChannelKind = "channel" | "supergroup"
+/** `group` is a basic group: no username, no access hash, in the common sequence. */
+export type ChannelKind = "channel" | "supergroup" | "group"
 
 export interface ChannelRef {
   readonly id: number
@@ -34,7 +37,13 @@ export interface PostInput {
 export interface PtsEntry {
   readonly pts: number
   readonly ptsCount: number
-  readonly update: Api.UpdateNewChannelMessage | Api.UpdateEditChannelMessage | Api.UpdateDeleteChannelMessages
+  readonly update:
+    | Api.UpdateNewChannelMessage
+    | Api.UpdateEditChannelMessage
+    | Api.UpdateDeleteChannelMessages
+    | Api.UpdateNewMessage
+    | Api.UpdateEditMessage
+    | Api.UpdateDeleteMessages
 }
 
 export class UnknownChannelError extends Error {
@@ -79,6 +88,7 @@ const randomAccessHash = () => randomBytes(8).readBigInt64LE(0) & 0x7fffffffffff
 const SELF_USER_ID = 100_000_001
 const AUTHOR_USER_ID = 100_000_002
 const FIRST_CHANNEL_ID = 1_000_000_001
+const FIRST_GROUP_ID = 500_000_001
 
 export class World {
   readonly selfUser: Api.User
@@ -87,8 +97,23 @@ export class World {
   private readonly channels = new Map<number, ChannelState>()
   private readonly listeners = new Set<(updates: Api.Updates) => void>()
   private nextChannelId = FIRST_CHANNEL_ID
-  /** The account's common pts (private chats and basic groups); this world has none, so it stays put. */
-  readonly commonPts = 1
+  private nextGroupId = FIRST_GROUP_ID
+  /** The account's common sequence (private chats and basic groups): its pts, its log, its message ids. */
+  private readonly common = { pts: 1, log: [] as Array<PtsEntry>, lastMessageId: 0 }
+
+  get commonPts(): number {
+    return this.common.pts
+  }
+
+  /** Entries of the common sequence after `pts`, oldest first. */
+  commonAfter(pts: number): ReadonlyArray<PtsEntry> {
+    return this.common.log.filter((entry) => entry.pts > pts)
+  }
+
+  /** Every basic group, as clients see them. */
+  groups(): ReadonlyArray<ChannelState> {
+    return [...this.channels.values()].filter((state) => state.ref.kind === "group")
+  }
 
   constructor(self: { readonly phone: string; readonly firstName: string; readonly username: string }) {
     this.selfUser = new Api.User({
@@ -119,9 +144,10 @@ export class World {
       throw new InvalidUsernameError(input.username)
     }
     if (input.id !== undefined && this.channels.has(input.id)) throw new Error(`channel ${input.id} already exists`)
+    if (input.kind === "group" && input.username !== undefined) throw new Error("basic groups have no username")
     const ref: ChannelRef = {
-      id: input.id ?? this.nextChannelId++,
-      accessHash: randomAccessHash(),
+      id: input.id ?? (input.kind === "group" ? this.nextGroupId++ : this.nextChannelId++),
+      accessHash: input.kind === "group" ? 0n : randomAccessHash(),
       username: input.username,
       title: input.title,
       kind: input.kind
@@ -154,9 +180,12 @@ export class World {
 
   post(selector: ChannelSelector, input: PostInput): Api.Message {
     const state = this.channel(selector)
+    const group = state.ref.kind === "group"
+    const id = group ? ++this.common.lastMessageId : ++state.lastMessageId
+    if (group) state.lastMessageId = id
     const message = new Api.Message({
-      id: ++state.lastMessageId,
-      peerId: new Api.PeerChannel({ channelId: long(state.ref.id) }),
+      id,
+      peerId: group ? new Api.PeerChat({ chatId: long(state.ref.id) }) : new Api.PeerChannel({ channelId: long(state.ref.id) }),
       date: input.date ?? nowSeconds(),
       message: input.text,
       ...(state.ref.kind === "channel" ? { post: true } : { fromId: new Api.PeerUser({ userId: this.author.id }) }),
@@ -166,7 +195,8 @@ export class World {
       ...(input.groupedId !== undefined ? { groupedId: long(input.groupedId) } : {})
     })
     state.messages.set(message.id, message)
-    this.advance(state, 1, (pts, ptsCount) => new Api.UpdateNewChannelMessage({ message, pts, ptsCount }))
+    this.advance(state, 1, (pts, ptsCount) =>
+      group ? new Api.UpdateNewMessage({ message, pts, ptsCount }) : new Api.UpdateNewChannelMessage({ message, pts, ptsCount }))
     return message
   }
 
@@ -184,7 +214,10 @@ export class World {
     const editDate = Math.max(nowSeconds(), (previous.editDate ?? 0) + 1)
     const message = new Api.Message({ ...fields, message: text, editDate })
     state.messages.set(messageId, message)
-    this.advance(state, 1, (pts, ptsCount) => new Api.UpdateEditChannelMessage({ message, pts, ptsCount }))
+    this.advance(state, 1, (pts, ptsCount) =>
+      state.ref.kind === "group"
+        ? new Api.UpdateEditMessage({ message, pts, ptsCount })
+        : new Api.UpdateEditChannelMessage({ message, pts, ptsCount }))
     return message
   }
 
@@ -194,7 +227,9 @@ export class World {
     const deleted = messageIds.filter((id) => state.messages.delete(id))
     if (deleted.length === 0) return deleted
     this.advance(state, deleted.length, (pts, ptsCount) =>
-      new Api.UpdateDeleteChannelMessages({ channelId: long(state.ref.id), messages: deleted, pts, ptsCount }))
+      state.ref.kind === "group"
+        ? new Api.UpdateDeleteMessages({ messages: deleted, pts, ptsCount })
+        : new Api.UpdateDeleteChannelMessages({ channelId: long(state.ref.id), messages: deleted, pts, ptsCount }))
     return deleted
   }
 
@@ -216,8 +251,18 @@ export class World {
     for (const listener of this.listeners) listener(updates)
   }
 
-  /** The `Api.Channel` a client sees for this channel. */
-  toApiChannel(state: ChannelState): Api.Channel {
+  /** The `Api.Channel` a client sees for this channel, or the `Api.Chat` of a basic group. */
+  toApiChannel(state: ChannelState): Api.Channel | Api.Chat {
+    if (state.ref.kind === "group") {
+      return new Api.Chat({
+        id: long(state.ref.id),
+        title: state.ref.title,
+        photo: new Api.ChatPhotoEmpty(),
+        participantsCount: 2,
+        date: state.created,
+        version: 1
+      })
+    }
     return new Api.Channel({
       id: long(state.ref.id),
       accessHash: long(state.ref.accessHash),
@@ -231,7 +276,7 @@ export class World {
 
   /** Users a channel's messages mention. */
   usersOf(state: ChannelState): Array<Api.User> {
-    return state.ref.kind === "supergroup" ? [this.author] : []
+    return state.ref.kind === "channel" ? [] : [this.author]
   }
 
   /** Registers a listener for every change; returns the unsubscribe function. */
@@ -245,9 +290,11 @@ export class World {
     ptsCount: number,
     makeUpdate: (pts: number, ptsCount: number) => PtsEntry["update"]
   ): void {
-    state.pts += ptsCount
-    const update = makeUpdate(state.pts, ptsCount)
-    state.log.push({ pts: state.pts, ptsCount, update })
+    // A basic group moves the account's common sequence, a channel its own.
+    const sequence = state.ref.kind === "group" ? this.common : state
+    sequence.pts += ptsCount
+    const update = makeUpdate(sequence.pts, ptsCount)
+    sequence.log.push({ pts: sequence.pts, ptsCount, update })
     const updates = new Api.Updates({
       updates: [update],
       users: this.usersOf(state),

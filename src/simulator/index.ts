@@ -16,9 +16,9 @@
  *
  * Deliberate simplifications, each where Telegram's behaviour does not matter to a client:
  * - no key exchange: the auth key travels in the session string;
- * - one account, one DC, one server salt; there are no private chats or basic groups, so the
- *   common pts that `updates.getState` reports never moves and `updates.getDifference` is
- *   always empty (channel pts, which gap recovery relies on, is exact);
+ * - one account, one DC, one server salt; no private chats: the common sequence
+ *   (`updates.getState`, `updates.getDifference` with `differenceSlice` pages of 100) carries
+ *   basic groups only (`addChannel({ kind: "group" })`), with no qts and no seq;
  * - `messages.getDialogs` returns every channel in one answer (no paging);
  * - `messages.getHistory` applies min_id/max_id before offset_id/add_offset/limit.
  */
