@@ -16,7 +16,8 @@ export const startAttributes: Readonly<Record<string, ReadonlyArray<Record<strin
   tier_up: [{ tier: "postgres" }, { tier: "redis" }, { tier: "rabbitmq" }],
   events_received_total: [{ kind: "new" }, { kind: "edited" }, { kind: "deleted" }],
   events_rejected_total: [{ reason: "malformed" }, { reason: "database" }],
-  api_auth_failures_total: [{ reason: "unauthenticated" }, { reason: "forbidden" }]
+  api_auth_failures_total: [{ reason: "unauthenticated" }, { reason: "forbidden" }],
+  telegram_backfill_requests_total: [{ status: "done" }, { status: "failed" }]
 }
 
 type AnyMetric = Metric.Metric<never, unknown>
