@@ -725,10 +725,45 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       }
     })
 
-  const groupEvents = (updates: ReadonlyArray<unknown>, directory: ReturnType<typeof makeDirectory>) => {
-    const receivedAt = Date.now()
-    return updates.flatMap((update) => itemOf(update, directory, receivedAt).events)
+  /**
+   * A basic group's deletion names message ids only, found through the
+   * recently seen ones (`groupMessageChats`); ids not seen since the start
+   * (stored before a restart, or long ago) are looked up in PostgreSQL
+   * first, retried while it is away like the re-read window, so the deletion
+   * is never dropped while the account's pts moves past it.
+   */
+  const learnDeletedGroupMessages = (updates: ReadonlyArray<unknown>) => {
+    const unknown = updates.flatMap((update) =>
+      update instanceof Api.UpdateDeleteMessages ? update.messages.filter((id) => !groupMessageChats.has(id)) : []
+    )
+    const groups = channels.flatMap((channel) => channel.chat?.kind === "group" ? [channel.chat.channelId] : [])
+    if (unknown.length === 0 || groups.length === 0) return Effect.void
+    let failures = 0
+    return store.chatsOfMessages(groups, unknown).pipe(
+      Effect.tapError((error) => {
+        failures += 1
+        return Metric.update(Metrics.telegramStateReadFailures, 1).pipe(
+          Effect.andThen(
+            failures === 1
+              ? Effect.logWarning(`finding the basic groups of deleted messages failed, retrying until PostgreSQL answers: ${error.message}`)
+              : Effect.void
+          )
+        )
+      }),
+      Effect.retry(rereadRetry),
+      Effect.map((found) => {
+        for (const { chatId, messageId } of found) groupMessageChats.set(messageId, chatId)
+      })
+    )
   }
+
+  const groupEvents = (updates: ReadonlyArray<unknown>, directory: ReturnType<typeof makeDirectory>) =>
+    learnDeletedGroupMessages(updates).pipe(
+      Effect.map(() => {
+        const receivedAt = Date.now()
+        return updates.flatMap((update) => itemOf(update, directory, receivedAt).events)
+      })
+    )
 
   /** getDifference from the accepted account state until it is complete; channel updates in it go to their channels. */
   const accountDifference = (gram: GramJs) =>
@@ -756,7 +791,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         } else {
           const next = result instanceof Api.updates.DifferenceSlice ? result.intermediateState : result.state
           const directory = makeDirectory(result.users, result.chats)
-          const events = groupEvents([
+          const events = yield* groupEvents([
             ...result.newMessages.map((message) => new Api.UpdateNewMessage({ message, pts: 0, ptsCount: 0 })),
             ...result.otherUpdates
           ], directory)
@@ -815,7 +850,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
           if (push.pts - push.ptsCount === acceptedAccount.pts) {
             acceptedAccount = { ...acceptedAccount, pts: push.pts }
             const state = acceptedAccount
-            const events = groupEvents([push.update], directoryOfPush(push.update))
+            const events = yield* groupEvents([push.update], directoryOfPush(push.update))
             yield* Queue.offer(queue, { events, onCommitted: commitAccount(state) })
           } else {
             fetch = true

@@ -137,7 +137,15 @@ export const make = Effect.gen(function*() {
       run("storedMessages")
     )
 
-  return UpdateStateStore.of({ load, save, saveFloodWait, storedMessages })
+  const chatsOfMessages: UpdateStateStore["Service"]["chatsOfMessages"] = (chatIds, messageIds) =>
+    sql<{ channel_id: string; message_id: number }>`
+      SELECT DISTINCT channel_id::text, message_id FROM messages
+      WHERE channel_id = ANY(${chatIds.map(String)}::bigint[]) AND message_id = ANY(${messageIds}::int[])`.pipe(
+      Effect.map((rows) => rows.map((row) => ({ chatId: Number(row.channel_id), messageId: row.message_id }))),
+      run("chatsOfMessages")
+    )
+
+  return UpdateStateStore.of({ load, save, saveFloodWait, storedMessages, chatsOfMessages })
 })
 
 /** Needs a `SqlClient`. */

@@ -90,4 +90,13 @@ export class UpdateStateStore extends Context.Service<UpdateStateStore, {
     fromId: number,
     toId: number
   ) => Effect.Effect<ReadonlyArray<StoredMessage>, UpdateStateError>
+  /**
+   * Which of the chats `chatIds` holds each stored message of `messageIds`:
+   * a basic group's deletion names message ids only (they are unique per
+   * account), so its chat is found among what was stored.
+   */
+  readonly chatsOfMessages: (
+    chatIds: ReadonlyArray<number>,
+    messageIds: ReadonlyArray<number>
+  ) => Effect.Effect<ReadonlyArray<{ readonly chatId: number; readonly messageId: number }>, UpdateStateError>
 }>()("telegram-gateway/UpdateStateStore") {}

@@ -33,13 +33,14 @@ describe("update engine, the common sequence (basic groups)", () => {
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
       const settings = { ...fast, channels: [`-${group.id}`, `-${other.id}`] }
+      const early: Array<number> = []
       yield* Effect.scoped(Effect.gen(function*() {
         yield* runGateway(setup, settings)
         yield* awaitAccountPts(setup, 1)
         const differencesBefore = sim.callCount("updates.GetDifference")
 
         // A gap among pushes: three updates never pushed, revealed by the next one.
-        for (let i = 1; i <= 10; i++) ledger.post(group, `desk ${i}`)
+        for (let i = 1; i <= 10; i++) early.push(ledger.post(group, `desk ${i}`))
         sim.faults.skipUpdates(3)
         ledger.post(group, "desk 11, not pushed")
         ledger.edit(other, ledger.post(other, "other 1, not pushed"), "other 1, edited, not pushed")
@@ -62,10 +63,13 @@ describe("update engine, the common sequence (basic groups)", () => {
       }))
 
       // Down: a backlog of more than three slices (100 updates each), then a restart.
+      // Deletions of messages stored before the restart name ids only: the
+      // restarted engine has not seen them, and finds their group in PostgreSQL.
       for (let i = 1; i <= 350; i++) {
         const chat = i % 2 === 0 ? other : group
         const id = ledger.post(chat, `${chat.title} while down ${i}`)
         if (i % 50 === 0) ledger.edit(chat, id, `${chat.title} while down ${i}, edited`)
+        if (i % 100 === 0) ledger.delete(group, [early[i / 100 - 1]!, early[i / 100 + 4]!])
       }
       const before = sim.callCount("updates.GetDifference")
       yield* runGateway(setup, settings)
