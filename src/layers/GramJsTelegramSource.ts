@@ -643,6 +643,14 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       channel.acceptedTop = position.top
       channel.sequence = new PtsSequence(position.pts, config.updateBuffer)
       yield* emit(channel, [], position.pts, position.top)
+      // Stored at once, not at the next flush: a crash before it would start
+      // the channel from "now" again and skip what was posted in between.
+      yield* store.save({ channels: [{ channelId: chat.channelId, pts: position.pts, topMessageId: position.top }], account: undefined }).pipe(
+        Effect.catchTag("UpdateStateError", (error) =>
+          Metric.update(Metrics.telegramStateSaveFailures, 1).pipe(
+            Effect.andThen(Effect.logWarning(`${channel.label}: first read's position not saved yet, the next flush will: ${error.message}`))
+          ))
+      )
       yield* Effect.logInfo(`${channel.label}: first read, starting at pts ${position.pts} (message ${position.top})`)
       return channel.sequence
     })

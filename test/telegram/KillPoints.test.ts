@@ -4,6 +4,7 @@
  * deletions while it is down and a restart; at the end PostgreSQL holds
  * exactly what the simulator went through (every version, every deletion,
  * nothing twice):
+ * - right after a channel's first read, before any flush;
  * - after the pts is stored: everything committed and saved;
  * - after a batch is committed but before its pts is stored (the state
  *   flusher held back with a flush interval of an hour, so the stored pts
@@ -21,7 +22,7 @@ import { awaitExactEquality, Ledger } from "./EngineHarness.ts"
 import { makeSetup } from "./Harness.ts"
 
 describe("update engine, SIGKILL at exact points", () => {
-  it.live("after the pts is stored, between commit and pts save, and mid-difference chain: exact equality after each restart", () =>
+  it.live("right after the first read, after the pts is stored, between commit and pts save, and mid-difference chain: exact equality after each restart", () =>
     Effect.gen(function*() {
       const sim = yield* TelegramSimulator.start({ differenceTimeout: 1, differenceTooLongAfter: 100_000 })
       const news = sim.world.addChannel({ username: "killpoints", title: "Kill points", kind: "channel" })
@@ -63,9 +64,19 @@ describe("update engine, SIGKILL at exact points", () => {
         ledger.delete(news, [ids[ids.length - 5]!])
       }
 
+      // 0. Right after the first read of a channel, before any flush (the flusher
+      // waits an hour): its starting position is stored at once, so the restart
+      // does not start from "now" again and skip what was posted in between.
+      const starting = yield* startGatewayProcess({ env: env("1 hour") })
+      yield* starting.waitForLog(/killpoints: first read/, "120 seconds")
+      starting.kill("SIGKILL")
+      yield* starting.exited
+      assert.strictEqual(yield* storedPts, sim.world.channel(news).pts, "the starting position is stored before the first read is logged")
+      for (let i = 1; i <= 5; i++) ledger.post(news, `zero ${i}`)
+
       // 1. After the pts is stored.
       const first = yield* startGatewayProcess({ env: env("200 millis") })
-      yield* first.waitForLog(/killpoints: first read/, "120 seconds")
+      yield* awaitExactEquality(setup, ledger, "120 seconds")
       for (let i = 1; i <= 20; i++) ledger.post(news, `one ${i}`)
       ledger.edit(news, 3, "one 3, edited")
       yield* awaitExactEquality(setup, ledger)
