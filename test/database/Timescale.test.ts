@@ -32,6 +32,16 @@ const jobs = (database: TestDatabase, proc: string) =>
   query<{ job_id: number }>(database, `SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = '${proc}' ORDER BY job_id`)
     .pipe(Effect.map((rows) => rows.map((row) => row.job_id)))
 
+/** Every message down an error's chain of causes: the driver's text sits a few levels down. */
+const causeChain = (error: unknown): string => {
+  const messages: Array<string> = []
+  for (let cause: unknown = error; cause !== undefined && cause !== null && messages.length < 10;) {
+    messages.push(cause instanceof Error ? cause.message : String(cause))
+    cause = (cause as { cause?: unknown }).cause
+  }
+  return messages.join(": ")
+}
+
 /**
  * Materializes an aggregate now. The extension's own refresh policy may be
  * running on the new database at the same moment, which TimescaleDB refuses
@@ -40,7 +50,7 @@ const jobs = (database: TestDatabase, proc: string) =>
 const refresh = (database: TestDatabase, aggregate: string) =>
   query(database, `CALL refresh_continuous_aggregate('${aggregate}', NULL, NULL)`).pipe(
     Effect.retry({
-      while: (error) => String(error.cause).includes("concurrent refresh"),
+      while: (error) => causeChain(error).includes("concurrent refresh"),
       schedule: Schedule.spaced("250 millis"),
       times: 40
     })
