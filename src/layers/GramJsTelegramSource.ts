@@ -370,17 +370,17 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       channel.staleWarned = undefined
     })
 
-  /** The newest pts and message id, for a channel read for the first time or whose stored pts Telegram no longer knows. */
-  const currentPosition = (gram: GramJs, channel: Channel, chat: KnownChat) =>
+  /** The newest message of a chat's history sent before `offsetDate` (epoch seconds; 0 for the newest of all). */
+  const historyHead = (gram: GramJs, chat: KnownChat, description: string, offsetDate: number) =>
     call(
       "messages.GetHistory",
       chat.channelId,
-      `reading where ${channel.label} is`,
+      description,
       gram.invoke(
         new Api.messages.GetHistory({
           peer: inputPeerOf(chat),
           offsetId: 0,
-          offsetDate: 0,
+          offsetDate,
           addOffset: 0,
           limit: 1,
           maxId: 0,
@@ -388,7 +388,11 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
           hash: helpers.returnBigInt(0)
         })
       )
-    ).pipe(
+    )
+
+  /** The newest pts and message id, for a channel read for the first time or whose stored pts Telegram no longer knows. */
+  const currentPosition = (gram: GramJs, channel: Channel, chat: KnownChat) =>
+    historyHead(gram, chat, `reading where ${channel.label} is`, 0).pipe(
       Effect.map((result) => ({
         pts: "pts" in result && typeof result.pts === "number" ? result.pts : 1,
         top: result instanceof Api.messages.MessagesNotModified ? 0 : Math.max(0, ...result.messages.map((m) => m.id))
@@ -456,22 +460,11 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
 
   /** The newest message id sent before `date` (0 when none), or the newest of all without a date. */
   const newestBefore = (gram: GramJs, chat: KnownChat, label: string, date: Date | null) =>
-    call(
-      "messages.GetHistory",
-      chat.channelId,
+    historyHead(
+      gram,
+      chat,
       `finding where ${label}'s history ${date === null ? "ends" : `reaches ${date.toISOString()}`}`,
-      gram.invoke(
-        new Api.messages.GetHistory({
-          peer: inputPeerOf(chat),
-          offsetId: 0,
-          offsetDate: date === null ? 0 : Math.floor(date.getTime() / 1000),
-          addOffset: 0,
-          limit: 1,
-          maxId: 0,
-          minId: 0,
-          hash: helpers.returnBigInt(0)
-        })
-      )
+      date === null ? 0 : Math.floor(date.getTime() / 1000)
     ).pipe(
       Effect.map((result) =>
         result instanceof Api.messages.MessagesNotModified ? 0 : Math.max(0, ...result.messages.map((m) => m.id))
