@@ -52,7 +52,7 @@ import {
   type TelegramFatal,
   TelegramSource
 } from "../services/TelegramSource.ts"
-import { type AccountUpdateState, UpdateStateStore } from "../services/UpdateState.ts"
+import { type AccountUpdateState, type UpdateStateError, UpdateStateStore } from "../services/UpdateState.ts"
 import { runBackfills } from "./GramJsBackfill.ts"
 import { type CallError, clientSettings, type GramJs, makeGramJs } from "./GramJsClient.ts"
 import { forEachHistoryPage, historyPageAbove } from "./GramJsHistory.ts"
@@ -400,31 +400,38 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     )
 
   /**
-   * What PostgreSQL holds of the re-read window. Without it the window's
-   * edits and deletions cannot be told apart, so a failed read is retried
-   * (capped backoff, for as long as PostgreSQL is away: the writer cannot
-   * commit meanwhile either), never skipped; the pts does not move until it
-   * is done. Warned once per outage, every failure counted.
+   * A read of stored state the engine cannot go on without: retried (capped
+   * backoff, for as long as PostgreSQL is away: the writer cannot commit
+   * meanwhile either), never skipped, so the pts does not move past what it
+   * decides. Warned once per outage, every failure counted.
    */
-  const storedWindow = (channel: Channel, channelId: number, low: number, from: number) => {
+  const untilPostgresAnswers = <A>(read: Effect.Effect<A, UpdateStateError>, what: string) => {
     let failures = 0
-    return store.storedMessages(channelId, low, from).pipe(
+    return read.pipe(
       Effect.tapError((error) => {
         failures += 1
         return Metric.update(Metrics.telegramStateReadFailures, 1).pipe(
           Effect.andThen(
             failures === 1
-              ? Effect.logWarning(`${channel.label}: reading the stored messages of the re-read window failed, retrying until PostgreSQL answers: ${error.message}`)
+              ? Effect.logWarning(`${what} failed, retrying until PostgreSQL answers: ${error.message}`)
               : Effect.void
           )
         )
       }),
       Effect.retry(rereadRetry),
-      Effect.tap(() =>
-        failures > 0 ? Effect.logInfo(`${channel.label}: re-read window read after ${failures} failed attempt(s)`) : Effect.void
-      )
+      Effect.tap(() => failures > 0 ? Effect.logInfo(`${what} succeeded after ${failures} failed attempt(s)`) : Effect.void)
     )
   }
+
+  /**
+   * What PostgreSQL holds of the re-read window. Without it the window's
+   * edits and deletions cannot be told apart.
+   */
+  const storedWindow = (channel: Channel, channelId: number, low: number, from: number) =>
+    untilPostgresAnswers(
+      store.storedMessages(channelId, low, from),
+      `${channel.label}: reading the stored messages of the re-read window`
+    )
 
   /**
    * A chat's history in (after, upTo], oldest first, each page's messages as
@@ -730,7 +737,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
    * A basic group's deletion names message ids only, found through the
    * recently seen ones (`groupMessageChats`); ids not seen since the start
    * (stored before a restart, or long ago) are looked up in PostgreSQL
-   * first, retried while it is away like the re-read window, so the deletion
+   * first, retried while it is away, so the deletion
    * is never dropped while the account's pts moves past it.
    */
   const learnDeletedGroupMessages = (updates: ReadonlyArray<unknown>) => {
@@ -739,19 +746,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     )
     const groups = channels.flatMap((channel) => channel.chat?.kind === "group" ? [channel.chat.channelId] : [])
     if (unknown.length === 0 || groups.length === 0) return Effect.void
-    let failures = 0
-    return store.chatsOfMessages(groups, unknown).pipe(
-      Effect.tapError((error) => {
-        failures += 1
-        return Metric.update(Metrics.telegramStateReadFailures, 1).pipe(
-          Effect.andThen(
-            failures === 1
-              ? Effect.logWarning(`finding the basic groups of deleted messages failed, retrying until PostgreSQL answers: ${error.message}`)
-              : Effect.void
-          )
-        )
-      }),
-      Effect.retry(rereadRetry),
+    return untilPostgresAnswers(store.chatsOfMessages(groups, unknown), "finding the basic groups of deleted messages").pipe(
       Effect.map((found) => {
         for (const { chatId, messageId } of found) groupMessageChats.set(messageId, chatId)
       })
