@@ -6,7 +6,8 @@
 #
 #   --dry-run   print every command that would change the host, change nothing
 #   --skip-npm  do not use npm: no runtime download, no `npm ci --omit=dev`
-#               (/opt/telegram-gateway/node and node_modules provisioned otherwise)
+#               (/opt/telegram-gateway/node and node_modules provisioned otherwise,
+#               with `node patches/apply-telegram-patch.mjs --modules DIR` run on them)
 #   --source    the checkout to install from (default: this script's project)
 #   --root      install under DIR instead of / (staging images, tests); systemd
 #               is then not reloaded
@@ -16,7 +17,8 @@
 #   2. /opt/telegram-gateway (root-owned, read-only to the service) with the
 #      build (dist/, sql/, docs/, deploy/, package files), the Node.js runtime
 #      the units run (node/, the version in .nvmrc, deploy/scripts/node-runtime.sh)
-#      and production node_modules (installed with that runtime)
+#      and production node_modules (installed with that runtime, the GramJS
+#      patch in patches/ applied to them)
 #   3. /opt/telegram-gateway/.session, 0700, owned by the service: the only
 #      path the unit lets the daemon write
 #   4. /etc/telegram-gateway/gateway.env (0640 root:telegram-gateway) from the
@@ -129,7 +131,7 @@ copy_tree() {
 
 copy_build() {
   local name
-  for name in dist sql docs deploy; do copy_tree "$name"; done
+  for name in dist sql docs deploy patches; do copy_tree "$name"; done
   for name in package.json package-lock.json; do
     run install -m 0644 -o 0 -g 0 "$source_dir/$name" "$app_dir/$name"
   done
@@ -159,10 +161,13 @@ install_dependencies() {
   wanted="$(sha256sum "$source_dir/package-lock.json" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
     log "node_modules up to date"
-    return
+  else
+    run env PATH="$app_dir/node/bin:$PATH" npm ci --prefix "$app_dir" --omit=dev --ignore-scripts --no-audit --no-fund
+    if [[ "$dry_run" == false ]]; then printf '%s\n' "$wanted" >"$stamp"; fi
   fi
-  run env PATH="$app_dir/node/bin:$PATH" npm ci --prefix "$app_dir" --omit=dev --ignore-scripts --no-audit --no-fund
-  if [[ "$dry_run" == false ]]; then printf '%s\n' "$wanted" >"$stamp"; fi
+  # --ignore-scripts skips the project's own postinstall too: the GramJS patch
+  # (patches/, docs/architecture.md) is applied here, every time (idempotent).
+  run "$app_dir/node/bin/node" "$app_dir/patches/apply-telegram-patch.mjs" --modules "$app_dir/node_modules"
 }
 
 install_env_file() {

@@ -90,6 +90,33 @@ const pinnedConnection = (port: number, hooks: ConnectionHooks): typeof Connecti
     }
   }
 
+type EntityRow = ReturnType<StringSession["_entitiesToRows"]>[number]
+
+/**
+ * GramJS's in-memory session adds a row to its entity store for every
+ * entity of every update (MemorySession.processEntities keeps a Set of new
+ * arrays, so the same channel is stored again with each push): a leak for a
+ * daemon. This one keeps one row per peer id, the newest. The gateway never
+ * resolves peers through GramJS's session (access hashes live in PostgreSQL,
+ * src/layers/PgChannelRegistry.ts), but GramJS reads these rows itself.
+ */
+export class OneRowPerPeerSession extends StringSession {
+  private readonly rowsById = new Map<string, EntityRow>()
+  override processEntities(tlo: unknown): void {
+    for (const row of this._entitiesToRows(tlo)) {
+      const id = String(row[0])
+      const previous = this.rowsById.get(id)
+      if (previous !== undefined) this._entities.delete(previous)
+      this.rowsById.set(id, row)
+      this._entities.add(row)
+    }
+  }
+  /** How many rows the entity store holds (for tests). */
+  get entityRows(): number {
+    return this._entities.size
+  }
+}
+
 /** The session's port field is a signed int16 (TELEGRAM.md); it only matters for saving. */
 const sessionPortField = (port: number) => (port > 0x7fff ? port - 0x10000 : port)
 
@@ -128,7 +155,7 @@ export const makeGramJs = Effect.fn("GramJs.make")(function*(
 ) {
   const dropped = yield* Deferred.make<void>()
   let retired = false
-  const stringSession = new StringSession(session === undefined ? "" : Redacted.value(session))
+  const stringSession = new OneRowPerPeerSession(session === undefined ? "" : Redacted.value(session))
   stringSession.setDC(settings.dcId, settings.dcAddress, sessionPortField(settings.dcPort))
   const mayUse = yield* KeyGuard
   const connection = pinnedConnection(settings.dcPort, {

@@ -21,6 +21,8 @@ export interface ConnectionHost {
   used(connection: MtprotoConnection): void
   /** Answers a request with its encoded result or rpc_error; may never settle (a hung method). */
   invoke(request: unknown): Promise<Buffer>
+  /** Called for every msgs_ack a client sends, with how many ids it acknowledges. */
+  acked(ids: number): void
   log(message: string): void
 }
 
@@ -161,7 +163,10 @@ export class MtprotoConnection {
       return this.handleObject(msgId, seqNo, new extensions.BinaryReader(object.data).tgReadObject())
     }
     if (seqNo % 2 === 1) this.acks.push(msgId)
-    if (object instanceof Api.MsgsAck) return
+    if (object instanceof Api.MsgsAck) {
+      this.host.acked(object.msgIds.length)
+      return
+    }
     if (object instanceof Api.Ping || object instanceof Api.PingDelayDisconnect) {
       if (object instanceof Api.PingDelayDisconnect) this.armDisconnect(object.disconnectDelay)
       const pingId = BigInt(object.pingId.toString())

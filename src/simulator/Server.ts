@@ -42,6 +42,12 @@ export interface ConnectionRecord {
   lastUseAt: number | undefined
 }
 
+/** One msgs_ack a client sent: when, and how many message ids it acknowledged. */
+export interface AckRecord {
+  readonly at: number
+  readonly ids: number
+}
+
 /** One call a client made, innermost method name first. */
 export interface CallRecord {
   readonly method: string
@@ -52,6 +58,7 @@ export class SimulatorServer {
   readonly world: World
   readonly faults: Faults
   readonly calls: Array<CallRecord> = []
+  readonly acks: Array<AckRecord> = []
   /** Every connection ever accepted, in order. */
   readonly connectionLog: Array<ConnectionRecord> = []
   private readonly records = new Map<MtprotoConnection, ConnectionRecord>()
@@ -158,6 +165,7 @@ export class SimulatorServer {
       knownSessions: this.knownSessions,
       used: (user) => this.used(user),
       invoke: (request) => this.invoke(request),
+      acked: (ids) => void this.acks.push({ at: Date.now(), ids }),
       log: this.log
     })
     this.connections.add(connection)

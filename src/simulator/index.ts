@@ -27,13 +27,13 @@ import type { ConnectionTCPFull } from "telegram/network/connection/TCPFull.js"
 import { connectionToPort } from "./ClientConnection.ts"
 import type { Faults } from "./Faults.ts"
 import type { DifferenceSettings } from "./Handlers.ts"
-import { type CallRecord, type ConnectionRecord, SimulatorServer, type SimulatorOptions } from "./Server.ts"
+import { type AckRecord, type CallRecord, type ConnectionRecord, SimulatorServer, type SimulatorOptions } from "./Server.ts"
 import type { World } from "./World.ts"
 
 export { connectionToPort } from "./ClientConnection.ts"
 export { FATAL_ERRORS, type FatalError, Faults, type PushFaults } from "./Faults.ts"
 export { type DifferenceSettings, pageHistory } from "./Handlers.ts"
-export type { CallRecord, ConnectionRecord, SimulatorOptions } from "./Server.ts"
+export type { AckRecord, CallRecord, ConnectionRecord, SimulatorOptions } from "./Server.ts"
 export {
   type ChannelKind,
   type ChannelRef,
@@ -61,6 +61,8 @@ export interface TelegramSimulator {
   /** Every call made, in order, by innermost method name (e.g. "messages.GetHistory"). */
   readonly calls: ReadonlyArray<CallRecord>
   callCount(method: string): number
+  /** Every msgs_ack clients sent, in order, with how many ids each acknowledged. */
+  readonly acks: ReadonlyArray<AckRecord>
   /** TCP connections accepted so far; a client that reconnected has made more than one. */
   connectionCount(): number
   /** Every connection accepted, with when it opened, closed and used the key (two used at once: AUTH_KEY_DUPLICATED). */
@@ -80,6 +82,7 @@ const toPublic = (server: SimulatorServer): TelegramSimulator => ({
   settings: server.settings,
   calls: server.calls,
   callCount: (method) => server.calls.filter((call) => call.method === method).length,
+  acks: server.acks,
   connectionCount: () => server.connectionsAccepted,
   connections: server.connectionLog,
   isAuthorized: () => server.account.authorized
