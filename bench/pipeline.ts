@@ -1,30 +1,69 @@
 /**
- * `npm run bench`: synthetic messages through the real pipeline (Redis,
- * RabbitMQ with a bound queue, PostgreSQL through PgBouncer), measured from
- * receipt to (a) cache and bus done and (b) committed, beside a naive
- * baseline (one awaited INSERT per message, no batching, cache or bus) in the
- * same run; then a recovery phase (bench/Recovery.ts): PostgreSQL, then
- * RabbitMQ, unreachable for `--outage` seconds under `--recovery-rate`
- * messages per second, and how fast the backlog drains. With
- * `--rss-outage SECONDS` alone, only the memory check: PostgreSQL unreachable
- * that long under `--recovery-rate`, on the daemon's default queue bounds,
- * with the peak RSS. Ends with one JSON line of the figures.
+ * `npm run bench`: the gateway as users feel it, beside the raw stack in the
+ * same run.
  *
- *   npm run bench -- --messages 50000 --rates 1000,5000 --outage 30 --recovery-rate 1000
+ * Processes, all on this machine and all stamping with one clock
+ * (CLOCK_MONOTONIC, bench/pipeline/Protocol.ts):
+ * - the gateway (bench/pipeline/GatewayProcess.ts): the daemon's layers
+ *   (`Gateway.daemon`, configured from the environment as `telegram-gateway
+ *   run` is) fed through the `TelegramSource` interface by a feeder that
+ *   stamps each event at receipt and again at its batch's `onCommitted`;
+ * - the raw harness (bench/pipeline/RawHarness.ts): the same three writes
+ *   with the same batching in plain Node (ioredis, amqplib with `noDelay`, a
+ *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling;
+ * - observers (bench/pipeline/Observer.ts), one process each: Redis
+ *   (broadcast key tracking: the moment the message's key is written), a
+ *   consumer of a durable classic queue and one of a quorum queue, both
+ *   bound to the exchange, and a long-poller of the real API process
+ *   (`telegram-gateway-api`, started here on a port of 21000-21999);
+ * - this process, which commands the phases and reads the targets' RSS and
+ *   CPU time from /proc/<pid>: the gateway's figures are its process alone.
+ *
+ * Per rate (`--rates`, then full speed with `--messages` events), the gateway
+ * and then the raw harness each run a phase on fresh channels; per phase:
+ * receipt to readable in Redis, to delivered on each queue, to committed, to
+ * visible through the API (p50/p95/p99 in ms), throughput, CPU per event
+ * and peak RSS, and each gateway figure's ratio to the raw harness's. Then
+ * the naive baseline (one awaited INSERT per message, from this process).
+ * `--cost` instead measures the gateway's CPU per event and RSS at 100,
+ * 1,000 and 5,000 msg/s over 1, 100 and 1,000 channels; `--soak SECONDS`
+ * runs 1,000 msg/s that long in 10 s phases and reports the RSS slope. The
+ * recovery phase (bench/Recovery.ts: PostgreSQL, then RabbitMQ, unreachable
+ * for `--outage` seconds under `--recovery-rate` msg/s, in this process) runs
+ * when `--outage` is above 0; `--rss-outage SECONDS` alone runs only the
+ * memory check through a long PostgreSQL outage. Ends with one JSON line of
+ * every figure. `--cpu-prof DIR` profiles the gateway process.
+ *
+ *   npm run bench -- --rates 1000,5000 --seconds 10 --messages 50000
+ *   npm run bench -- --cost
+ *   npm run bench -- --soak 300 --rates '' --messages 0
+ *   npm run bench -- --outage 30 --recovery-rate 1000 --rates '' --messages 0
  *   npm run bench -- --rss-outage 600 --recovery-rate 1000
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Fiber, Layer, PubSub, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
+import { type ChildProcess, fork, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as Os from "node:os"
+import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { eventKey, type MessageEvent } from "../src/domain/Message.ts"
-import type { IngestProgress } from "../src/programs/IngestProgress.ts"
-import { Ingestion } from "../src/programs/Ingestion.ts"
+import type { MessageEvent } from "../src/domain/Message.ts"
 import { makeTestDatabase } from "../test/support/Database.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
-import { makeTestConsumer, testIngestion, uniqueName } from "../test/support/TestGateway.ts"
+import { uniqueName } from "../test/support/TestGateway.ts"
+import { cpuMicros, watchRss } from "./pipeline/Proc.ts"
+import {
+  type Collected,
+  type FromObserver,
+  type FromTarget,
+  indexOf,
+  type PhaseDone,
+  type ToObserver,
+  type ToTarget
+} from "./pipeline/Protocol.ts"
 import { recoveryPhase, rssThroughOutage } from "./Recovery.ts"
-import { percentile, RssSampler, table } from "./Stats.ts"
+import { percentile, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
   options: {
@@ -32,80 +71,192 @@ const { values: args } = parseArgs({
     rates: { type: "string", default: "1000,5000" },
     seconds: { type: "string", default: "10" },
     baseline: { type: "string", default: "3000" },
-    outage: { type: "string", default: "30" },
+    outage: { type: "string", default: "0" },
     "recovery-rate": { type: "string", default: "1000" },
-    "rss-outage": { type: "string", default: "0" }
-  }
+    "rss-outage": { type: "string", default: "0" },
+    cost: { type: "boolean", default: false },
+    "cost-seconds": { type: "string", default: "8" },
+    soak: { type: "string", default: "0" },
+    raw: { type: "boolean", default: true },
+    "cpu-prof": { type: "string" }
+  },
+  allowNegative: true
 })
 const rssOutageSeconds = Number(args["rss-outage"])
 const outageSeconds = Number(args.outage)
 const recoveryRate = Number(args["recovery-rate"])
-const totalMessages = Number(args.messages)
-const rates = args.rates.split(",").map(Number)
+const fullSpeedMessages = Number(args.messages)
+const rates = args.rates === "" ? [] : args.rates.split(",").map(Number)
 const secondsPerRate = Number(args.seconds)
 const baselineMessages = Number(args.baseline)
+const costSeconds = Number(args["cost-seconds"])
+const soakSeconds = Number(args.soak)
+for (const [name, value] of Object.entries({ messages: fullSpeedMessages, seconds: secondsPerRate, soak: soakSeconds })) {
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number of at least 0, got ${value}`)
+}
+if (rates.some((rate) => !(rate > 0))) throw new Error(`--rates must be positive numbers, got ${args.rates}`)
 
-interface Timings {
-  readonly hotPathMs: Array<number>
-  readonly committedMs: Array<number>
+/** This engineer's range (docs/benchmarks.md): the API on `port`, the gateway's health endpoint on `port + 1`. */
+const port = 21000 + 2 * Math.floor(Math.random() * 400)
+const apiKey = `bench-${uniqueName("key")}`
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Latency {
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+  /** Events this observer never saw within the phase's wait. */
+  readonly missing: number
+}
+const observerRoles = ["redis", "classic", "quorum", "api"] as const
+type Observed = (typeof observerRoles)[number] | "committed"
+
+interface PhaseResult {
+  readonly target: "gateway" | "raw"
+  readonly rate: number | null
+  readonly channels: number
+  readonly events: number
+  readonly msgPerSec: number
+  readonly cpuMicrosPerEvent: number
+  readonly peakRssMb: number
+  readonly latencyMs: Partial<Record<Observed, Latency>>
 }
 
-/**
- * Offers `count` events made on the fly (so the harness holds no backlog of its
- * own) at `rate` per second, or as fast as accepted when undefined, measuring
- * each from its offer to its cache-and-bus completion and to its commit.
- */
-const drive = (count: number, rate: number | undefined) =>
-  Effect.gen(function*() {
-    const ingestion = yield* Ingestion
-    const subscription = yield* ingestion.progress
-    const channelId = freshChannelId()
-    // Offer time and how many of the two completions are still to come, per key.
-    const pending = new Map<string, { readonly offeredAt: number; left: number }>()
-    const timings: Timings = { hotPathMs: [], committedMs: [] }
-    let settled = 0
-    const record = (key: string, samples: Array<number>, now: number) => {
-      const entry = pending.get(key)
-      if (entry === undefined) return
-      samples.push(now - entry.offeredAt)
-      if (--entry.left === 0) {
-        pending.delete(key)
-        settled++
-      }
+/** A forked child speaking Protocol.ts, with a way to wait for its next message of a type. */
+const child = <In, Out extends { readonly type: string }>(process: ChildProcess, name: string) => {
+  const inbox: Array<Out> = []
+  const waiters: Array<() => void> = []
+  process.on("message", (message: Out) => {
+    inbox.push(message)
+    for (const wake of waiters.splice(0)) wake()
+  })
+  let exited = false
+  process.once("exit", (code) => {
+    exited = true
+    for (const wake of waiters.splice(0)) wake()
+    if (code !== 0 && code !== null) console.error(`${name} exited with ${code}`)
+  })
+  const next = async <T extends Out["type"]>(type: T): Promise<Extract<Out, { type: T }>> => {
+    while (true) {
+      const index = inbox.findIndex((message) => message.type === type)
+      if (index >= 0) return inbox.splice(index, 1)[0] as Extract<Out, { type: T }>
+      if (exited) throw new Error(`${name} exited before sending ${type}`)
+      await new Promise<void>((resolve) => waiters.push(resolve))
     }
-    const collector = yield* Effect.gen(function*() {
-      while (settled < count) {
-        const batch = yield* PubSub.takeAll(subscription)
-        const now = performance.now()
-        for (const progress of batch as ReadonlyArray<IngestProgress>) {
-          if (progress._tag === "HotPathDone") record(eventKey(progress.event), timings.hotPathMs, now)
-          else for (const event of progress.events) record(eventKey(event), timings.committedMs, now)
-        }
-      }
-    }).pipe(Effect.forkChild)
+  }
+  return { process, pid: process.pid!, send: (message: In) => void process.send(message as object), next }
+}
 
-    const cpuBefore = process.cpuUsage()
-    const started = performance.now()
-    for (let index = 0; index < count; index++) {
-      if (rate !== undefined) {
-        const wait = started + (index / rate) * 1000 - performance.now()
-        if (wait > 10) yield* Effect.sleep(Math.floor(wait))
-      }
-      const event = created(makeMessage(channelId, index + 1))
-      pending.set(eventKey(event), { offeredAt: performance.now(), left: 2 })
-      yield* ingestion.ingest(event)
-    }
-    yield* Fiber.join(collector)
-    const elapsedSeconds = (performance.now() - started) / 1000
-    const cpu = process.cpuUsage(cpuBefore)
-    return { timings, throughput: count / elapsedSeconds, cpuMicrosPerEvent: (cpu.user + cpu.system) / count }
-  }).pipe(Effect.scoped) // the progress subscription ends with the phase
+const forkChild = <In, Out extends { readonly type: string }>(
+  file: string,
+  name: string,
+  argv: Array<string>,
+  env: Record<string, string>,
+  execArgv: Array<string> = []
+) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const handle = child<In, Out>(
+        fork(here(file), argv, { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+        name
+      )
+      await handle.next("ready")
+      return handle
+    }),
+    (handle) =>
+      Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          if (handle.process.exitCode !== null) return resolve()
+          const timer = setTimeout(() => handle.process.kill("SIGKILL"), 15_000)
+          handle.process.once("exit", () => (clearTimeout(timer), resolve()))
+          handle.process.send({ type: "stop" })
+          handle.process.disconnect()
+        })
+      )
+  )
 
-const summarize = (samples: ReadonlyArray<number>) => ({
+/** The real API process, as `npm run api` runs it (compiled), until it answers /health/live. */
+const startApi = (env: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const api = spawn(process.execPath, [here("../src/bin/telegram-gateway-api.js")], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "ignore", "inherit"]
+      })
+      for (let attempt = 0; attempt < 300; attempt++) {
+        if (api.exitCode !== null) throw new Error(`telegram-gateway-api exited with ${api.exitCode}`)
+        if (await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)) return api
+        await sleep(100)
+      }
+      throw new Error("telegram-gateway-api did not answer /health/live within 30 s")
+    }),
+    (api) => Effect.promise(() => new Promise<void>((resolve) => (api.once("exit", () => resolve()), api.kill("SIGTERM"))))
+  )
+
+const summarize = (samples: ReadonlyArray<number>, missing: number): Latency => ({
   p50: percentile(samples, 50),
   p95: percentile(samples, 95),
-  p99: percentile(samples, 99)
+  p99: percentile(samples, 99),
+  missing
 })
+
+let nextPhase = 0
+let nextChannel = 1_000_000_000 + Math.floor(Math.random() * 1_000_000_000)
+
+type Target = ReturnType<typeof child<ToTarget, FromTarget>>
+type Observer = ReturnType<typeof child<ToObserver, FromObserver>>
+
+/** One phase on `target`: its events on fresh channels, timed by every observer. */
+const runPhase = async (
+  name: "gateway" | "raw",
+  target: Target,
+  observers: ReadonlyArray<{ readonly role: (typeof observerRoles)[number]; readonly handle: Observer }>,
+  options: { readonly rate: number | null; readonly count: number; readonly channels: number },
+  rss: ReturnType<typeof watchRss>
+): Promise<PhaseResult> => {
+  const channels = Array.from({ length: options.channels }, () => nextChannel++)
+  for (const { handle } of observers) handle.send({ type: "watch", channels })
+  await sleep(200) // the API observer's first long polls are open
+  const id = nextPhase++
+  rss.startPhase()
+  const cpuBefore = cpuMicros(target.pid)
+  target.send({ type: "phase", id, channels, rate: options.rate, count: options.count })
+  const done: PhaseDone = await target.next("phaseDone")
+  const cpu = cpuMicros(target.pid) - cpuBefore
+  const peakRssMb = rss.phasePeakMb()
+  const collected = await Promise.all(observers.map(async ({ handle, role }) => {
+    handle.send({ type: "collect", id, expected: options.count, timeoutMs: 5_000 })
+    const answer: Collected = await handle.next("collected")
+    return [role, answer.seen] as const
+  }))
+  const latencyMs: Partial<Record<Observed, Latency>> = {}
+  const committed = done.commits.map((at, index) => at - done.receipts[index]!)
+  latencyMs.committed = summarize(committed, done.commits.filter((at) => at === 0).length)
+  for (const [role, seen] of collected) {
+    const samples: Array<number> = []
+    for (const [key, at] of Object.entries(seen)) {
+      const index = indexOf(channels, key)
+      if (index >= 0 && index < options.count) samples.push(at - done.receipts[index]!)
+    }
+    latencyMs[role] = summarize(samples, options.count - samples.length)
+  }
+  const first = done.receipts[0]!
+  const last = options.rate === null ? Math.max(...done.commits) : done.receipts[options.count - 1]!
+  const result: PhaseResult = {
+    target: name,
+    rate: options.rate,
+    channels: options.channels,
+    events: options.count,
+    msgPerSec: options.count / ((last - first) / 1000),
+    cpuMicrosPerEvent: cpu / options.count,
+    peakRssMb,
+    latencyMs
+  }
+  console.error(`${name} ${options.rate ?? "full speed"} x${options.channels}: ${JSON.stringify(result)} (load ${loadAverage()})`)
+  return result
+}
 
 const messagesFor = (count: number) => {
   const channelId = freshChannelId()
@@ -128,105 +279,197 @@ const baseline = (url: Redacted.Redacted<string>, events: ReadonlyArray<MessageE
         ON CONFLICT DO NOTHING`
       latencies.push(performance.now() - begin)
     }
-    return { throughput: events.length / ((performance.now() - started) / 1000), latency: summarize(latencies) }
+    return { throughput: events.length / ((performance.now() - started) / 1000), latency: summarize(latencies, 0) }
   }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
 
+
+const round = (value: number, digits = 2) => Number(value.toFixed(digits))
+const ratio = (gateway: number, raw: number) => (raw > 0 ? round(gateway / raw) : Number.NaN)
+
 const main = Effect.gen(function*() {
-  const rss = yield* RssSampler
+  const loadAtStart = loadAverage()
   const database = yield* makeTestDatabase("bench_pipeline")
   const exchange = uniqueName("bench.messages")
-  const consumer = yield* makeTestConsumer(exchange, { consume: false })
-  const gateway = testIngestion({
-    databaseUrl: Redacted.value(database.url),
-    exchange,
-    keyPrefix: `${uniqueName("tgbench")}:`,
-    ingest: { batchSize: 500, flushInterval: "10 millis", queueCapacity: 20_000, writers: 2, tierTimeout: "2 seconds" }
+  const keyPrefix = `${uniqueName("tgbench")}:`
+  const databaseUrl = Redacted.value(database.url)
+  const common = { BENCH_KEY_PREFIX: keyPrefix, BENCH_EXCHANGE: exchange }
+
+  yield* startApi({
+    DATABASE_URL: databaseUrl,
+    REDIS_KEY_PREFIX: keyPrefix,
+    RABBITMQ_EXCHANGE: exchange,
+    API_PORT: String(port),
+    API_KEYS: `bench:${createHash("sha256").update(apiKey).digest("hex")}:read`,
+    API_RATE_LIMIT_PER_SECOND: "100000",
+    API_RATE_LIMIT_BURST: "100000",
+    LOG_LEVEL: "Warn"
+  })
+  const observers = yield* Effect.forEach(observerRoles, (role) =>
+    forkChild<ToObserver, FromObserver>("./pipeline/Observer.js", `observer ${role}`, [role], {
+      ...common,
+      BENCH_QUEUE: uniqueName(`bench_${role}`),
+      BENCH_API_URL: `http://127.0.0.1:${port}`,
+      BENCH_API_KEY: apiKey
+    }).pipe(Effect.map((handle) => ({ role, handle }))))
+  const gateway = yield* forkChild<ToTarget, FromTarget>("./pipeline/GatewayProcess.js", "gateway", [], {
+    DATABASE_URL: databaseUrl,
+    REDIS_KEY_PREFIX: keyPrefix,
+    RABBITMQ_EXCHANGE: exchange,
+    HTTP_PORT: String(port + 1),
+    LOG_LEVEL: "Warn"
+  }, args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])
+  const raw = args.raw
+    ? yield* forkChild<ToTarget, FromTarget>("./pipeline/RawHarness.js", "raw harness", [], {
+      ...common,
+      BENCH_DATABASE_URL: databaseUrl
+    })
+    : undefined
+  const gatewayRss = watchRss(gateway.pid)
+  const rawRss = raw === undefined ? undefined : watchRss(raw.pid)
+  yield* Effect.addFinalizer(() => Effect.sync(() => (gatewayRss.stop(), rawRss?.stop())))
+
+  const { phases, cost, soak } = yield* Effect.promise(async () => {
+    type Which = readonly ["gateway" | "raw", Target, ReturnType<typeof watchRss>]
+    const targets: ReadonlyArray<Which> = [
+      ["gateway", gateway, gatewayRss],
+      ...(raw === undefined ? [] : [["raw", raw, rawRss!] as const])
+    ]
+    const phase = (
+      which: Which,
+      options: { readonly rate: number | null; readonly count: number; readonly channels: number },
+      observing: ReadonlyArray<{ readonly role: (typeof observerRoles)[number]; readonly handle: Observer }> = observers
+    ) => runPhase(which[0], which[1], observing, options, which[2])
+    for (const which of targets) await phase(which, { rate: null, count: 2_000, channels: 1 }) // warm-up: connections, JIT
+    const phases: Array<PhaseResult> = []
+    for (const rate of [...rates, ...(fullSpeedMessages > 0 ? [null] : [])]) {
+      for (const which of targets) {
+        phases.push(
+          await phase(which, { rate, count: rate === null ? fullSpeedMessages : rate * secondsPerRate, channels: 1 })
+        )
+      }
+    }
+    const cost: Array<PhaseResult> = []
+    if (args.cost) {
+      const withoutApi = observers.filter((observer) => observer.role !== "api")
+      for (const channels of [1, 100, 1000]) {
+        for (const rate of [100, 1000, 5000]) {
+          cost.push(await phase(targets[0]!, { rate, count: rate * costSeconds, channels }, withoutApi))
+        }
+      }
+    }
+    let soak: { seconds: number; rssStartMb: number; rssEndMb: number; slopeMbPerMinute: number } | undefined
+    if (soakSeconds > 0) {
+      // In 10 s phases, so the feeder's per-phase arrays are freed as it goes; the slope is
+      // fitted to the RSS sampled after each phase, the first (warm-up) left out.
+      const points: Array<{ at: number; mb: number }> = []
+      const began = performance.now()
+      while (performance.now() - began < soakSeconds * 1000) {
+        await phase(targets[0]!, { rate: 1000, count: 10_000, channels: 1 }, [])
+        points.push({ at: (performance.now() - began) / 60_000, mb: gatewayRss.phasePeakMb() })
+      }
+      const fit = points.slice(1)
+      const meanX = fit.reduce((sum, p) => sum + p.at, 0) / fit.length
+      const meanY = fit.reduce((sum, p) => sum + p.mb, 0) / fit.length
+      const slope = fit.reduce((sum, p) => sum + (p.at - meanX) * (p.mb - meanY), 0) /
+        fit.reduce((sum, p) => sum + (p.at - meanX) ** 2, 0)
+      soak = {
+        seconds: soakSeconds,
+        rssStartMb: round(fit[0]?.mb ?? Number.NaN, 1),
+        rssEndMb: round(fit.at(-1)?.mb ?? Number.NaN, 1),
+        slopeMbPerMinute: round(slope, 3)
+      }
+      console.error(`soak: ${JSON.stringify({ ...soak, points })}`)
+    }
+    return { phases, cost, soak }
   })
 
-  const results = yield* Effect.gen(function*() {
-    yield* drive(2_000, undefined) // warm-up: connections, JIT
-    rss.startPhase()
-    const sustained = yield* drive(totalMessages, undefined)
-    const sustainedRssMb = rss.phasePeakMb()
-    const paced: Array<{
-      rate: number
-      throughput: number
-      hotPath: ReturnType<typeof summarize>
-      committed: ReturnType<typeof summarize>
-      peakRssMb: number
-    }> = []
-    for (const rate of rates) {
-      rss.startPhase()
-      const run = yield* drive(rate * secondsPerRate, rate)
-      paced.push({
-        rate,
-        throughput: run.throughput,
-        hotPath: summarize(run.timings.hotPathMs),
-        committed: summarize(run.timings.committedMs),
-        peakRssMb: Math.round(rss.phasePeakMb())
-      })
-    }
-    return {
-      sustained: {
-        peakRssMb: Math.round(sustainedRssMb),
-        throughput: sustained.throughput,
-        cpuMicrosPerEvent: sustained.cpuMicrosPerEvent,
-        hotPath: summarize(sustained.timings.hotPathMs),
-        committed: summarize(sustained.timings.committedMs)
-      },
-      paced
-    }
-  }).pipe(Effect.provide(Layer.fresh(gateway)))
-
-  const peakRssMb = rss.peakMb()
-  const onQueue = yield* consumer.queued
-  const naive = yield* baseline(database.url, messagesFor(baselineMessages))
+  const naive = baselineMessages > 0
+    ? yield* baseline(database.url, messagesFor(baselineMessages))
+    : undefined
   const recovery = outageSeconds > 0 ? yield* recoveryPhase({ rate: recoveryRate, outageSeconds }) : []
+  const loadAtEnd = loadAverage()
 
-  console.log(`\nPipeline: ${totalMessages} messages as fast as accepted, then ${rates.join(" and ")} msg/s for ${secondsPerRate} s each`)
+  const rateName = (rate: number | null) => (rate === null ? "full speed" : `${rate}/s`)
+  const figures = ["redis", "classic", "quorum", "committed", "api"] as const
+  const rawOf = (result: PhaseResult) => phases.find((p) => p.target === "raw" && p.rate === result.rate)
+  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs)`)
   console.log(table(
-    ["run", "msg/s", "hot p50", "hot p95", "hot p99", "commit p50", "commit p95", "commit p99", "peak RSS MB"],
-    [
-      [
-        "max",
-        results.sustained.throughput,
-        ...Object.values(results.sustained.hotPath),
-        ...Object.values(results.sustained.committed),
-        results.sustained.peakRssMb
-      ],
-      ...results.paced.map((run) => [
-        `${run.rate}/s`,
-        run.throughput,
-        ...Object.values(run.hotPath),
-        ...Object.values(run.committed),
-        run.peakRssMb
-      ]),
-      ["naive INSERT", naive.throughput, "-", "-", "-", ...Object.values(naive.latency), "-"]
-    ]
+    ["run", "target", "msg/s", ...figures.flatMap((f) => [`${f} p50`, `${f} p99`]), "CPU µs/ev", "peak RSS MB"],
+    phases.map((result) => [
+      rateName(result.rate),
+      result.target,
+      result.msgPerSec,
+      ...figures.flatMap((f) => [result.latencyMs[f]?.p50 ?? "-", result.latencyMs[f]?.p99 ?? "-"]),
+      result.cpuMicrosPerEvent,
+      result.peakRssMb
+    ])
   ))
-  console.log(`latencies in ms from offer; peak RSS over the whole run ${peakRssMb.toFixed(0)} MB (process holds the harness too); messages on the bound queue: ${onQueue}`)
-  console.log(`gateway process CPU per event at full speed: ${results.sustained.cpuMicrosPerEvent.toFixed(0)} µs`)
-  console.log(`batched pipeline vs naive INSERT: ${(results.sustained.throughput / naive.throughput).toFixed(1)}x the throughput`)
+  const ratios = phases.filter((result) => result.target === "gateway" && rawOf(result) !== undefined).map((result) => {
+    const rawResult = rawOf(result)!
+    return {
+      rate: result.rate,
+      msgPerSec: ratio(result.msgPerSec, rawResult.msgPerSec),
+      cpuMicrosPerEvent: ratio(result.cpuMicrosPerEvent, rawResult.cpuMicrosPerEvent),
+      peakRssMb: ratio(result.peakRssMb, rawResult.peakRssMb),
+      p99: Object.fromEntries(figures.map((f) => [f, ratio(result.latencyMs[f]?.p99 ?? NaN, rawResult.latencyMs[f]?.p99 ?? NaN)]))
+    }
+  })
+  if (ratios.length > 0) {
+    console.log("\nGateway / raw harness (p99 latencies; 1.00 = the ceiling):")
+    console.log(table(
+      ["run", "msg/s", ...figures.map((f) => `${f} p99`), "CPU µs/ev", "peak RSS"],
+      ratios.map((r) => [rateName(r.rate), r.msgPerSec, ...figures.map((f) => r.p99[f]!), r.cpuMicrosPerEvent, r.peakRssMb])
+    ))
+  }
+  const missing = phases.filter((result) => Object.values(result.latencyMs).some((l) => l.missing > 0))
+  for (const result of missing) {
+    console.log(`${result.target} ${rateName(result.rate)}: not seen: ${JSON.stringify(Object.fromEntries(Object.entries(result.latencyMs).map(([k, l]) => [k, l.missing])))}`)
+  }
+  if (cost.length > 0) {
+    console.log(`\nCost of the gateway process as work grows (${costSeconds} s per phase):`)
+    console.log(table(
+      ["channels", "msg/s", "CPU µs/ev", "CPU % of a core", "peak RSS MB", "redis p99", "classic p99", "committed p99"],
+      cost.map((result) => [
+        result.channels,
+        result.rate,
+        result.cpuMicrosPerEvent,
+        (result.cpuMicrosPerEvent * (result.rate ?? 0)) / 10_000,
+        result.peakRssMb,
+        result.latencyMs.redis?.p99 ?? "-",
+        result.latencyMs.classic?.p99 ?? "-",
+        result.latencyMs.committed?.p99 ?? "-"
+      ])
+    ))
+  }
+  if (soak !== undefined) {
+    console.log(`\nSoak at 1,000 msg/s for ${soak.seconds} s: gateway RSS ${soak.rssStartMb} -> ${soak.rssEndMb} MB, slope ${soak.slopeMbPerMinute} MB/min`)
+  }
+  if (naive !== undefined) {
+    console.log(`\nnaive INSERT (one awaited INSERT per message, from this process): ${naive.throughput.toFixed(0)} msg/s, latency ms ${JSON.stringify(naive.latency)}`)
+  }
   if (recovery.length > 0) {
-    console.log(`\nRecovery: each tier unreachable for ${outageSeconds} s under ${recoveryRate} msg/s, then back`)
+    console.log(`\nRecovery: each tier unreachable for ${outageSeconds} s under ${recoveryRate} msg/s, then back (gateway in this process)`)
     console.log(table(
       ["tier", "backlog", "drain msg/s", "caught up after s"],
       recovery.map((run) => [run.tier, run.backlog, run.drainMsgPerSec, run.catchUpSeconds])
     ))
     console.log("postgres: caught up = ingest_oldest_uncommitted_seconds under 1 s; rabbitmq: bus relay published every committed event")
   }
+  const compact = (result: PhaseResult) => ({
+    ...result,
+    msgPerSec: Math.round(result.msgPerSec),
+    cpuMicrosPerEvent: round(result.cpuMicrosPerEvent, 1),
+    peakRssMb: Math.round(result.peakRssMb)
+  })
   console.log(JSON.stringify({
     bench: "pipeline",
-    messages: totalMessages,
-    sustainedMsgPerSec: Math.round(results.sustained.throughput),
-    sustainedHotPathMs: results.sustained.hotPath,
-    sustainedCommittedMs: results.sustained.committed,
-    sustainedPeakRssMb: results.sustained.peakRssMb,
-    cpuMicrosPerEvent: Math.round(results.sustained.cpuMicrosPerEvent),
-    paced: results.paced.map((run) => ({ ...run, throughput: Math.round(run.throughput) })),
-    peakRssMb: Math.round(peakRssMb),
-    baseline: { msgPerSec: Math.round(naive.throughput), latencyMs: naive.latency },
-    ratio: Number((results.sustained.throughput / naive.throughput).toFixed(1)),
+    load: { start: loadAtStart, end: loadAtEnd },
+    clock: "CLOCK_MONOTONIC (process.hrtime), shared by every process",
+    phases: phases.map(compact),
+    ratios,
+    cost: cost.map(compact),
+    soak,
+    baseline: naive === undefined ? undefined : { msgPerSec: Math.round(naive.throughput), latencyMs: naive.latency },
     recovery: recovery.map((run) => ({
       ...run,
       drainMsgPerSec: Math.round(run.drainMsgPerSec),
@@ -253,7 +496,10 @@ const rssOnly = Effect.gen(function*() {
   }))
 })
 
-Effect.runPromise((rssOutageSeconds > 0 ? rssOnly : main).pipe(Effect.scoped)).catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+Effect.runPromise((rssOutageSeconds > 0 ? rssOnly : main).pipe(Effect.scoped)).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

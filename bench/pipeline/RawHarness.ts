@@ -1,0 +1,245 @@
+/**
+ * The ceiling for the pipeline bench (bench/pipeline.ts starts it with
+ * `fork`): the gateway's three writes with its batching, in plain Node with
+ * no Effect. Per event at receipt: the cache's own Lua script
+ * (src/layers/RedisScripts.ts) through ioredis with auto-pipelining, then, on
+ * a "new" verdict, a persistent publish on an amqplib confirm channel opened
+ * with `noDelay` (the gateway's properties, to the same exchange); and the
+ * event joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
+ * row by one of two connections, in the store's transaction
+ * (src/layers/PgMessageStore.ts): BEGIN, the shared advisory lock with the
+ * transaction id, the same `json_to_recordset` INSERT, COMMIT, each a round
+ * trip, through PgBouncer. The daemon's defaults are 500 rows, 10 ms, 2
+ * writers (src/services/GatewayConfig.ts). At full speed at most 20,000
+ * events wait uncommitted (`ingest.queueCapacity`).
+ *
+ * Same commands and answers as the gateway process (Protocol.ts), so the
+ * same observers time it.
+ */
+import * as Amqp from "amqplib"
+import { Redis } from "ioredis"
+import { rememberLua } from "../../src/layers/RedisScripts.ts"
+import { benchText, eventAt, type FromTarget, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
+import { RawPg } from "./RawPg.ts"
+
+const databaseUrl = process.env.BENCH_DATABASE_URL!
+const keyPrefix = process.env.BENCH_KEY_PREFIX!
+const exchange = process.env.BENCH_EXCHANGE!
+const batchSize = 500
+const flushIntervalMs = 10
+const writers = 2
+const queueCapacity = 20_000
+const dedupTtlMs = 7 * 24 * 3600 * 1000
+const maxAgeMs = 24 * 3600 * 1000
+const recentLimit = 1000
+
+const send = (message: FromTarget) => process.send?.(message)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Scripted extends Redis {
+  gatewayRemember(...args: Array<string | number>): Promise<number>
+}
+
+interface Event {
+  readonly index: number
+  readonly channelId: number
+  readonly messageId: number
+  readonly receivedAt: number
+  readonly json: string
+}
+
+const makeEvent = (index: number, channelId: number, messageId: number): Event => {
+  const receivedAt = Date.now()
+  const message = {
+    channelId,
+    messageId,
+    date: 1_763_000_000 + messageId,
+    editDate: null,
+    sender: { id: 42, kind: "channel", name: "Signals" },
+    text: benchText(messageId),
+    entities: [],
+    media: null,
+    replyToMessageId: null,
+    groupedId: null,
+    views: 10,
+    forwards: 0,
+    raw: { _: "message", id: messageId }
+  }
+  return { index, channelId, messageId, receivedAt, json: JSON.stringify({ _tag: "MessageCreated", message, receivedAt }) }
+}
+
+/** The store's row (PgMessageStore.ts `versionRow`). */
+const row = (event: Event) => ({
+  channel_id: event.channelId,
+  message_id: event.messageId,
+  version: 0,
+  date: 1_763_000_000 + event.messageId,
+  edit_date: null,
+  sender_id: 42,
+  sender_kind: "channel",
+  sender_name: "Signals",
+  text: benchText(event.messageId),
+  text_escaped: false,
+  entities: [],
+  media: null,
+  reply_to_message_id: null,
+  grouped_id: null,
+  views: 10,
+  forwards: 0,
+  raw: { _: "message", id: event.messageId },
+  received_at: event.receivedAt / 1000
+})
+
+const insertSql = (events: ReadonlyArray<Event>) => `
+  WITH input AS (
+    SELECT * FROM json_to_recordset('${JSON.stringify(events.map(row)).replaceAll("'", "''")}'::json) AS r(
+      channel_id bigint, message_id integer, version integer, date double precision,
+      edit_date double precision, sender_id bigint, sender_kind text, sender_name text,
+      text text, text_escaped boolean, entities jsonb, media jsonb, reply_to_message_id integer,
+      grouped_id text, views integer, forwards integer, raw jsonb, received_at double precision)
+  ), inserted AS (
+    INSERT INTO messages (channel_id, message_id, version, date, edit_date, sender_id, sender_kind,
+      sender_name, text, text_escaped, entities, media, reply_to_message_id, grouped_id, views,
+      forwards, raw, received_at, deleted_at)
+    SELECT i.channel_id, i.message_id, i.version, to_timestamp(i.date), to_timestamp(i.edit_date),
+      i.sender_id, i.sender_kind, i.sender_name, i.text, i.text_escaped, coalesce(i.entities, '[]'),
+      i.media, i.reply_to_message_id, i.grouped_id, i.views, i.forwards, coalesce(i.raw, 'null'),
+      to_timestamp(i.received_at), d.deleted_at
+    FROM input i LEFT JOIN message_deletions d USING (channel_id, message_id)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+  )
+  SELECT count(*)::int AS inserted FROM inserted`
+
+const main = async () => {
+  const redis = new Redis("redis://127.0.0.1:6379/0", {
+    enableAutoPipelining: true,
+    scripts: { gatewayRemember: { lua: rememberLua, numberOfKeys: 5 } }
+  }) as Scripted
+  const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672", { noDelay: true })
+  const channel = await connection.createConfirmChannel()
+  await channel.assertExchange(exchange, "topic", { durable: true })
+  const connections = await Promise.all(Array.from({ length: writers }, () => RawPg.connect(databaseUrl)))
+  const idle = [...connections]
+
+  let commits: Array<number> = []
+  let uncommitted = 0
+  let onCommitted: () => void = () => {}
+  const batches: Array<ReadonlyArray<Event>> = []
+  let current: Array<Event> = []
+  let flushTimer: NodeJS.Timeout | undefined
+
+  const write = async (pg: RawPg, batch: ReadonlyArray<Event>) => {
+    await pg.query("BEGIN")
+    await pg.query(
+      "SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text"
+    )
+    await pg.query(insertSql(batch))
+    await pg.query("COMMIT")
+    const now = monotonicMs()
+    for (const event of batch) commits[event.index] = now
+    uncommitted -= batch.length
+    onCommitted()
+  }
+  const pump = () => {
+    while (idle.length > 0 && batches.length > 0) {
+      const pg = idle.pop()!
+      const batch = batches.shift()!
+      write(pg, batch).then(() => {
+        idle.push(pg)
+        pump()
+      }, (error) => {
+        console.error("raw harness: write failed", error)
+        process.exit(1)
+      })
+    }
+  }
+  const flush = () => {
+    clearTimeout(flushTimer)
+    flushTimer = undefined
+    if (current.length === 0) return
+    batches.push(current)
+    current = []
+    pump()
+  }
+
+  const receive = (event: Event) => {
+    uncommitted++
+    current.push(event)
+    if (current.length >= batchSize) flush()
+    else flushTimer ??= setTimeout(flush, flushIntervalMs)
+    const key = `${event.channelId}:${event.messageId}:0`
+    redis.gatewayRemember(
+      `${keyPrefix}dedup:${key}`,
+      `${keyPrefix}msg:${key}`,
+      `${keyPrefix}recent:${event.channelId}`,
+      `${keyPrefix}last:${event.channelId}`,
+      `${keyPrefix}msg:${event.channelId}:${event.messageId}:deleted`,
+      dedupTtlMs,
+      maxAgeMs,
+      recentLimit,
+      event.messageId,
+      0,
+      event.json,
+      key
+    ).then((verdict) => {
+      if (verdict !== 1) return
+      channel.publish(exchange, `new.${event.channelId}`, Buffer.from(event.json), {
+        persistent: true,
+        contentType: "application/json",
+        messageId: key,
+        type: "new",
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: "telegram-gateway"
+      }, () => {})
+    }, (error) => console.error("raw harness: redis failed", error))
+  }
+
+  const runPhase = async (command: PhaseCommand) => {
+    const receipts = new Array<number>(command.count).fill(0)
+    commits = new Array<number>(command.count).fill(0)
+    const started = monotonicMs()
+    for (let index = 0; index < command.count; index++) {
+      if (command.rate !== null) {
+        const wait = started + (index / command.rate) * 1000 - monotonicMs()
+        if (wait >= 1) await sleep(Math.floor(wait))
+      } else if (uncommitted >= queueCapacity) {
+        await new Promise<void>((resolve) => (onCommitted = () => uncommitted < queueCapacity && resolve()))
+      } else if (index % 64 === 0) {
+        // Lets replies in between, as the gateway's feeder yields to its fibers.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      const { channelId, messageId } = eventAt(command.channels, index)
+      const event = makeEvent(index, channelId, messageId)
+      receipts[index] = monotonicMs()
+      receive(event)
+    }
+    if (uncommitted > 0) {
+      await new Promise<void>((resolve) => (onCommitted = () => uncommitted === 0 && resolve()))
+    }
+    send({ type: "phaseDone", id: command.id, receipts, commits })
+  }
+
+  const commands: Array<ToTarget> = []
+  let wake: () => void = () => {}
+  process.on("message", (message: ToTarget) => (commands.push(message), wake()))
+  process.on("disconnect", () => (commands.push({ type: "stop" }), wake()))
+  send({ type: "ready" })
+  while (true) {
+    if (commands.length === 0) await new Promise<void>((resolve) => (wake = resolve))
+    const command = commands.shift()
+    if (command === undefined) continue
+    if (command.type === "stop") break
+    await runPhase(command)
+  }
+  await channel.waitForConfirms().catch(() => {})
+  await connection.close().catch(() => {})
+  redis.disconnect()
+  for (const pg of connections) pg.close()
+  process.exit(0)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
