@@ -1,9 +1,10 @@
 /**
  * The gateway as its own process for the pipeline bench (bench/pipeline.ts
- * starts it with `fork`): the daemon's layers (`Gateway.daemon`: the three
- * tiers, ingestion, the health endpoint, the refresher and pool watcher),
- * configured from the environment as `telegram-gateway run` is
- * (`Startup.withRuntime`), fed by `Gateway.receive` from a `TelegramSource`.
+ * starts it with `fork`): the daemon's layers (`daemon` of src/main/Daemon.ts:
+ * the three tiers, ingestion, the health endpoint, the refresher and pool
+ * watcher), configured from the environment as `telegram-gateway run` is
+ * (src/main/Runtime.ts), fed by `receive` (src/programs/Gateway.ts) from a
+ * `TelegramSource`.
  * Only the source differs from the daemon: a feeder that makes synthetic
  * events on the parent's command, since the MTProto path over GramJS tops out
  * near 1,250 pushes a second (docs/benchmarks.md) and this bench needs 5,000.
@@ -17,8 +18,9 @@
 import { Deferred, Effect, Queue, Stream } from "effect"
 import { ChannelId, MessageCreated, MessageId, Sender, TelegramMessage } from "../../src/domain/Message.ts"
 import type { SourceBatch } from "../../src/domain/SourceBatch.ts"
+import * as Daemon from "../../src/main/Daemon.ts"
+import * as Runtime from "../../src/main/Runtime.ts"
 import * as Gateway from "../../src/programs/Gateway.ts"
-import { withRuntime } from "../../src/programs/Startup.ts"
 import { TelegramSource } from "../../src/services/TelegramSource.ts"
 import { benchText, eventAt, type FromTarget, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
 
@@ -91,9 +93,9 @@ const program = Effect.gen(function*() {
     if (command.type === "stop") return
     yield* runPhase(command)
   }
-}).pipe(Effect.scoped, Effect.provide(Gateway.daemon))
+}).pipe(Effect.scoped, Effect.provide(Daemon.daemon))
 
-Effect.runPromise(program.pipe(withRuntime(undefined))).then(
+Effect.runPromise(program.pipe(Effect.provide(Runtime.layer(undefined)))).then(
   () => process.exit(0),
   (error) => {
     console.error(error)

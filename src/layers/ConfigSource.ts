@@ -45,19 +45,3 @@ export const provider = (configFile: string | undefined) =>
   })
 
 export const layer = (configFile: string | undefined) => ConfigProvider.layer(provider(configFile))
-
-/** Turns `["database","poolSize"]` into the names an operator can act on. */
-export const describeConfigPath = (path: ReadonlyArray<string | number>): string => {
-  const dotted = path.join(".")
-  const env = path.map((segment) => String(segment).replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_")
-  return `${env} (${dotted} in the config file)`
-}
-
-/** A configuration error as one readable line naming the key. */
-export const formatConfigError = (error: { readonly cause: unknown }): string => {
-  const text = String((error.cause as { message?: string })?.message ?? error.cause)
-  return text.replace(/at ((?:\["[^"]+"\])+)/g, (_, pointer: string) => {
-    const path = [...pointer.matchAll(/\["([^"]+)"\]/g)].map((match) => match[1] ?? "")
-    return `at ${describeConfigPath(path)}`
-  }).replace(/\s*\n\s*/g, " ")
-}

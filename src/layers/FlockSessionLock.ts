@@ -8,18 +8,9 @@
  * if the database lease said it could. The lock file is separate from the
  * session file because `login` replaces that file by rename (a new inode).
  */
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { spawn } from "node:child_process"
-
-/** Another process on this host holds the session file's lock. */
-export class SessionFileLocked extends Schema.TaggedError<SessionFileLocked>()("SessionFileLocked", {
-  path: Schema.String,
-  detail: Schema.String
-}) {
-  override get message(): string {
-    return `session file ${this.path} is in use by another process on this host (${this.detail}): it keeps the account until it stops`
-  }
-}
+import { SessionFileLocked } from "../services/SessionFiles.ts"
 
 /** flock's exit code when the lock is held elsewhere (`-E`). */
 const HELD = 75
@@ -51,5 +42,5 @@ export const lockSessionFile = (sessionFile: string) => {
         child.once("exit", () => resume(Effect.void))
         child.stdin?.end()
       })
-  )
+  ).pipe(Effect.asVoid)
 }

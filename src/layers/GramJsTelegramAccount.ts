@@ -2,7 +2,7 @@
  * The TelegramAccount on GramJS: one short-lived client per operation, with
  * the deadlines and error mapping of src/layers/GramJsClient.ts.
  */
-import { Effect, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { Api } from "telegram"
 import { computeCheck } from "telegram/Password.js"
 import type { TelegramConfig } from "../services/GatewayConfig.ts"
@@ -15,7 +15,7 @@ const userLabel = (user: Api.TypeUser) =>
   user instanceof Api.User ? `${user.username != null ? `@${user.username}` : user.firstName ?? "user"} (id ${user.id.toString()})` : "user"
 
 /** For one account's configuration (src/programs/Accounts.ts, `accountConfig`). */
-export const makeWith = (config: TelegramConfig) => {
+const makeWith = (config: TelegramConfig) => {
 
   const signIn = Effect.fn("TelegramAccount.signIn")(function*(questions: LoginQuestions, seed?: Redacted.Redacted<string>) {
     if (config.apiId === 0 || Redacted.value(config.apiHash) === "") {
@@ -78,6 +78,12 @@ export const makeWith = (config: TelegramConfig) => {
     return chats.map(identityOf)
   }).pipe(Effect.scoped, Effect.withSpan("TelegramAccount.listChats"))
 
-  return TelegramAccount.of({ signIn, signOut, listChats })
+  return { signIn, signOut, listChats }
 }
+
+export const layer = Layer.succeed(TelegramAccount, TelegramAccount.of({
+  signIn: (config, questions, seed) => makeWith(config).signIn(questions, seed),
+  signOut: (config) => makeWith(config).signOut,
+  listChats: (config) => makeWith(config).listChats
+}))
 

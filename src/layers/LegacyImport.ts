@@ -17,42 +17,12 @@
  * already present are skipped (ON CONFLICT DO NOTHING on the message key).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted, Schema } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
-import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { type ImportOptions, type ImportProgress, LegacyImport, LegacyImportFailed } from "../services/LegacyImport.ts"
 import { target } from "./PgClient.ts"
-
-export class LegacyImportFailed extends Schema.TaggedError<LegacyImportFailed>()("LegacyImportFailed", {
-  /** What was being done, e.g. "read a batch from the source". */
-  operation: Schema.String,
-  cause: Schema.Defect()
-}) {
-  override get message(): string {
-    const cause = this.cause
-    const server: unknown = isSqlError(cause) ? cause.reason.cause : undefined
-    const detail = server instanceof Error ? server.message : describeCause(cause)
-    return `Legacy import could not ${this.operation}: ${detail}`
-  }
-}
-
-export interface ImportProgress {
-  /** Legacy rows walked so far, over every run of this source. */
-  readonly copied: number
-  /** Rows in the legacy table when this run started. */
-  readonly total: number
-  /** Rows this run inserted (rows already present are walked, not inserted). */
-  readonly inserted: number
-}
-
-export interface ImportOptions {
-  readonly from: Redacted.Redacted<string>
-  readonly batchSize: number
-  /** Called after every committed batch, and once before the first. */
-  readonly onProgress?: (progress: ImportProgress) => Effect.Effect<void>
-}
 
 interface LegacyRow {
   readonly channel_id: string
@@ -168,3 +138,6 @@ export const importLegacyMessages = Effect.fn("LegacyImport.importLegacyMessages
   )
   return { copied, total, inserted } satisfies ImportProgress
 }, Effect.scoped)
+
+/** The LegacyImport service: each import connects to the legacy database and to the gateway's (`database.url`). */
+export const layer = Layer.succeed(LegacyImport, LegacyImport.of({ importMessages: importLegacyMessages }))

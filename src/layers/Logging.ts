@@ -13,7 +13,7 @@
  * line, so the fatal error at exit is JSON too (not the runtime's default
  * multi-line report).
  */
-import { Cause, Effect, Layer, Logger, type LogLevel, References, Runtime } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, type LogLevel, References, Runtime } from "effect"
 import * as Fs from "node:fs"
 import { LogConfig } from "../services/GatewayConfig.ts"
 
@@ -107,3 +107,23 @@ export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.
         })
     )
   )
+
+/**
+ * `reportFailure` as a layer, for a CLI whose commands get their services
+ * from one provision: when what the layer was provided to ends in a failure
+ * (not an interruption), logs it once at `Error` with its exit code, through
+ * the loggers in place. The failure itself goes on unchanged (its exit code
+ * with it), so run it with `disableErrorReporting`. Provide `layer` to it.
+ */
+export const failureReport = Layer.effectDiscard(
+  Effect.addFinalizer((exit) =>
+    Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
+      ? Effect.void
+      : Effect.suspend(() => {
+        const error = Cause.squash(exit.cause)
+        return Effect.logError(error instanceof Error ? error.message : String(error), exit.cause).pipe(
+          Effect.annotateLogs({ exitCode: Runtime.getErrorExitCode(error) })
+        )
+      })
+  )
+)

@@ -9,16 +9,15 @@
  * left to do.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Option, Schema } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
 import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import { describeCause } from "../domain/DescribeCause.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { type Migration, MigrationChecksumMismatch, type MigrationError, MigrationFailed, Migrations, type MigrationStatus } from "../services/Migrations.ts"
 import { splitStatements } from "./SqlScript.ts"
 import { target } from "./PgClient.ts"
 
@@ -31,57 +30,6 @@ const sqlDirectory = [1, 2, 3, 4]
   .find((candidate) => existsSync(new URL("0001_messages.up.sql", candidate))) ?? new URL("../../sql/", import.meta.url)
 
 const migrationFileName = /^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$/
-
-/** A SqlError's own message is generic ("Query failed"): add what PostgreSQL said. */
-const describeFailure = (cause: unknown): string => {
-  if (!isSqlError(cause)) return describeCause(cause)
-  const server: unknown = cause.reason.cause
-  return server instanceof Error && server.message !== cause.message ? `${cause.message}: ${server.message}` : cause.message
-}
-
-export class MigrationFailed extends Schema.TaggedError<MigrationFailed>()("MigrationFailed", {
-  /** What was being done, naming the file when there is one. */
-  operation: Schema.String,
-  cause: Schema.Defect()
-}) {
-  override get message(): string {
-    return `Migration step "${this.operation}" failed: ${describeFailure(this.cause)}`
-  }
-}
-
-export class MigrationChecksumMismatch extends Schema.TaggedError<MigrationChecksumMismatch>()(
-  "MigrationChecksumMismatch",
-  {
-    file: Schema.String,
-    recorded: Schema.String,
-    current: Schema.String
-  }
-) {
-  override get message(): string {
-    return `${this.file} changed after it was applied (checksum ${this.recorded.slice(0, 12)} recorded, ` +
-      `${this.current.slice(0, 12)} now): restore the file and put the change in a new migration`
-  }
-}
-
-export type MigrationError = MigrationFailed | MigrationChecksumMismatch
-
-export interface Migration {
-  readonly version: number
-  readonly name: string
-  /** e.g. `0001_messages.up.sql` */
-  readonly upFile: string
-  readonly downFile: string | undefined
-  readonly checksum: string
-}
-
-export interface MigrationStatus {
-  readonly version: number
-  readonly name: string
-  readonly file: string
-  /** `changed`: applied, but the up file's checksum differs from the recorded one. */
-  readonly state: "applied" | "pending" | "changed"
-  readonly appliedAt: Date | null
-}
 
 interface AppliedRow {
   readonly version: number
@@ -310,3 +258,6 @@ export const applyStoragePolicies = Effect.gen(function*() {
     }).pipe(sqlStep("apply storage policies"))
   )
 }).pipe(Effect.withSpan("Migrations.applyStoragePolicies"))
+
+/** The Migrations service: each call reads `database.*` and connects with `database.migrationUrl` for its run. */
+export const layer = Layer.succeed(Migrations, Migrations.of({ migrate, migrateTo, status, rollback, applyStoragePolicies }))

@@ -4,22 +4,14 @@
  * as they are read. The demo uses it to show what reaches a bound queue.
  */
 import * as Amqp from "amqplib"
-import { Effect, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { BusConsumer, type ConsumerOptions, type CountingConsumer } from "../services/BusConsumer.ts"
 import { BusUnavailable } from "../services/EventBus.ts"
 import { RabbitMqConfig } from "../services/GatewayConfig.ts"
 import { declareConsumerQueue } from "./RabbitTopology.ts"
 
-export interface CountingConsumer {
-  /** Messages received and acked so far. */
-  readonly received: Effect.Effect<number>
-}
-
 /** Scoped: the connection closes with the scope; `deleteOnClose` removes the queues too. */
-export const countingConsumer = Effect.fn("RabbitConsumer.countingConsumer")(function*(options: {
-  readonly queue: string
-  readonly bindingKeys: ReadonlyArray<string>
-  readonly deleteOnClose: boolean
-}) {
+export const countingConsumer = Effect.fn("RabbitConsumer.countingConsumer")(function*(options: ConsumerOptions) {
   const config = yield* RabbitMqConfig
   const attempt = <A>(operation: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => new BusUnavailable({ operation, cause }) })
@@ -46,3 +38,6 @@ export const countingConsumer = Effect.fn("RabbitConsumer.countingConsumer")(fun
     }))
   return { received: Effect.sync(() => received) } satisfies CountingConsumer
 })
+
+/** BusConsumer on RabbitMQ: each consumer has its own connection, from `rabbitmq.*` when it starts. */
+export const layer = Layer.succeed(BusConsumer, BusConsumer.of({ counting: countingConsumer }))

@@ -5,14 +5,16 @@
  * of the directory) so a crash never leaves half a session, with mode 0600 in
  * a 0700 directory. The session itself only ever travels `Redacted`.
  */
-import { Effect, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 // GramJS's modules import each other in a cycle that only resolves when the package root loads first.
 import "telegram"
 import { StringSession } from "telegram/sessions/index.js"
+import { SessionFiles } from "../services/SessionFiles.ts"
 import { SessionFileError } from "../services/TelegramSource.ts"
+import { lockSessionFile } from "./FlockSessionLock.ts"
 
 export interface StoredSession {
   readonly session: Redacted.Redacted<string>
@@ -169,3 +171,11 @@ export const removeSession = Effect.fn("SessionFile.remove")(function*(path: str
     )
   )
 })
+
+/** SessionFiles on the local disk: GramJS StringSession files, locked with flock(1). */
+export const layer = Layer.succeed(SessionFiles, SessionFiles.of({
+  keyId: (path) => Effect.map(readSession(path), (stored) => stored.keyId),
+  write: writeSession,
+  remove: removeSession,
+  lock: lockSessionFile
+}))

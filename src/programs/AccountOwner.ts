@@ -4,7 +4,7 @@
  * up when the lease is lost, the fleet rebalances or the process stops.
  *
  * While standing by nothing touches the key. While owning:
- * - a flock on the session file (src/layers/FlockSessionLock.ts) keeps a
+ * - a lock on the session file (SessionFiles.lock, a flock) keeps a
  *   second process on the same host out whatever the database says;
  * - the lease is renewed every `ha.renewInterval`; its local deadline is the
  *   start of the last successful renewal plus `ha.leaseTtl` minus a safety
@@ -24,18 +24,13 @@
  * refused in turn): it reports `needs-login` until `telegram-gateway login`
  * clears the mark, or until it is given a session file with another key.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Layer, Metric, Schedule, Scope, Stream } from "effect"
-import * as FlockSessionLock from "../layers/FlockSessionLock.ts"
-import { readSession } from "../layers/SessionFile.ts"
-import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
-import * as PgBackfillRequests from "../layers/PgBackfillRequests.ts"
-import * as PgChannelRegistry from "../layers/PgChannelRegistry.ts"
-import * as PgClient from "../layers/PgClient.ts"
-import * as PgUpdateStateStore from "../layers/PgUpdateStateStore.ts"
+import { Cause, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream } from "effect"
+import { AccountSources } from "../services/AccountSources.ts"
 import { AccountLeases, KeyGuard, type Lease, LeaseFence, LeaseLost } from "../services/AccountLeases.ts"
 import { HaConfig, IngestConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { TelegramFatal } from "../services/TelegramSource.ts"
+import { SessionFiles } from "../services/SessionFiles.ts"
 import { OwnerEpoch } from "../services/UpdateState.ts"
 import { type AccountSpec, DEFAULT_ACCOUNT } from "./Accounts.ts"
 import type { Fleet } from "./Fleet.ts"
@@ -66,6 +61,8 @@ const drained = (deadline: Duration.Duration) =>
 export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
   Effect.gen(function*() {
     const leases = yield* AccountLeases
+    const sessions = yield* SessionFiles
+    const sources = yield* AccountSources
     const ownership = yield* Ownership
     const ha = yield* HaConfig
     const ingest = yield* IngestConfig
@@ -81,8 +78,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
     }
 
     /** The fingerprint of the key in the account's session file now (an operator may have replaced the file). */
-    const currentKeyId = readSession(spec.config.sessionFile).pipe(
-      Effect.map((stored) => stored.keyId),
+    const currentKeyId = sessions.keyId(spec.config.sessionFile).pipe(
       Effect.catch((error) => Effect.logWarning(`reading the session file failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
     )
 
@@ -204,7 +200,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
               )
             ))
           ))
-          yield* FlockSessionLock.lockSessionFile(spec.config.sessionFile).pipe(Scope.provide(scope))
+          yield* sessions.lock(spec.config.sessionFile).pipe(Scope.provide(scope))
 
           // Renewal: each success moves the local deadline; a loss or a passed deadline steps down.
           yield* Effect.gen(function*() {
@@ -240,13 +236,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
             }
           }).pipe(Effect.forkIn(scope))
 
-          const source = yield* GramJsTelegramSource.makeWith(spec.config).pipe(
-            // Fresh: the store is made for this account and this lease's epoch (layers are memoised otherwise).
-            Effect.provide(Layer.mergeAll(PgChannelRegistry.layerNoDeps, Layer.fresh(PgUpdateStateStore.layerNoDeps), PgBackfillRequests.layerNoDeps).pipe(
-              Layer.provide(PgClient.layer)
-            )),
-            Scope.provide(scope)
-          )
+          const source = yield* sources.open(spec.config).pipe(Scope.provide(scope))
           yield* ownership.setSource(account, source)
           yield* Scope.addFinalizer(scope, ownership.setSource(account, undefined))
           yield* ownership.set({

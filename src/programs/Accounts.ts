@@ -6,7 +6,7 @@
  */
 import { Effect, Option } from "effect"
 import type { TelegramConfig } from "../services/GatewayConfig.ts"
-import { InvalidConfiguration } from "./Startup.ts"
+import { InvalidConfiguration } from "../services/InvalidConfiguration.ts"
 
 export interface AccountSpec {
   readonly name: string

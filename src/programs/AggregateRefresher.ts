@@ -9,19 +9,16 @@
  * a second refresher skips its round. A failed round is logged and the next
  * one tries again; it never stops the daemon.
  */
-import { Duration, Effect, Layer, Option, Schedule } from "effect"
-import { SqlClient } from "effect/sql"
+import { type Duration, Effect, Layer, Option, Schedule } from "effect"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import { StorageHousekeeping } from "../services/StorageHousekeeping.ts"
 
 export const refreshOnce = Effect.fn("AggregateRefresher.refreshOnce")(function*(retention: Option.Option<Duration.Duration>) {
-  const sql = yield* SqlClient.SqlClient
-  const [result] = yield* sql<{ refreshed: boolean }>`SELECT refresh_message_aggregates() AS refreshed`
-  const dropped = Option.isSome(retention)
-    ? yield* sql<{ action: string }>`
-        SELECT drop_expired_message_partitions(${`${Duration.toMillis(retention.value)} milliseconds`}::interval) AS action`
-    : []
-  for (const { action } of dropped) yield* Effect.logInfo(`Retention: ${action}`)
-  return { refreshed: result?.refreshed === true, retention: dropped.map((row) => row.action) }
+  const housekeeping = yield* StorageHousekeeping
+  const refreshed = yield* housekeeping.refreshAggregates
+  const dropped = Option.isSome(retention) ? yield* housekeeping.dropExpired(retention.value) : []
+  for (const action of dropped) yield* Effect.logInfo(`Retention: ${action}`)
+  return { refreshed, retention: dropped }
 })
 
 /** Forked with the daemon's scope: refreshes at start, then every interval. */

@@ -8,7 +8,7 @@
  * otherwise. The owner's side is src/layers/GramJsBackfill.ts.
  */
 import { Duration, Effect, Option, Runtime, Schema } from "effect"
-import { matches, parseChatReference, type ChatReference } from "../layers/GramJsResolve.ts"
+import { type ChatReference, matches, parseChatReference } from "../services/ChatReference.ts"
 import { AccountLeases } from "../services/AccountLeases.ts"
 import { type BackfillRequest, BackfillRequests, type BackfillSpec } from "../services/BackfillRequests.ts"
 import { ChannelRegistry, type KnownChat } from "../services/ChannelRegistry.ts"

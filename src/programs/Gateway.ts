@@ -1,19 +1,12 @@
 /**
- * The daemon, as layers: the three tiers, the ingestion program on top of
- * them, the health/metrics endpoint and the Telegram source. `run` launches
- * it; tests and the demo build the same layers with their own configuration.
+ * The daemon's programs, over the services: ingestion, the health/metrics
+ * endpoint, the aggregate refresher and the PgBouncer pool watcher, and the
+ * loop that owns the configured accounts. The layers that make the services
+ * real are chosen at the edge (src/main/Daemon.ts), which also gives the
+ * `run` command and the demo the assembled daemon as the `Daemon` service.
  */
-import { Effect, Layer, Stream } from "effect"
-import * as GramJsTelegramSource from "../layers/GramJsTelegramSource.ts"
-import * as PgBouncerAdmin from "../layers/PgBouncerAdmin.ts"
-import * as PgBusOutbox from "../layers/PgBusOutbox.ts"
-import * as PgAccountLeases from "../layers/PgAccountLeases.ts"
-import * as PgClient from "../layers/PgClient.ts"
-import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
-import * as PgMessageStore from "../layers/PgMessageStore.ts"
-import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
-import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
-import { readSession } from "../layers/SessionFile.ts"
+import { Context, Effect, Layer, Stream } from "effect"
+import { SessionFiles } from "../services/SessionFiles.ts"
 import { TelegramConfig } from "../services/GatewayConfig.ts"
 import { TelegramSource } from "../services/TelegramSource.ts"
 import { runAccount } from "./AccountOwner.ts"
@@ -26,32 +19,18 @@ import * as Ownership from "./Ownership.ts"
 import * as PgBouncerPools from "./PgBouncerPools.ts"
 
 /**
- * Redis, RabbitMQ and PostgreSQL, each from its configuration section, with
- * what the bus relay reads back from PostgreSQL (the committed events and its
- * mark).
+ * Ingestion and ownership with the health endpoint, the aggregate refresher
+ * and the PgBouncer pool watcher on top: everything but the sources. Needs
+ * the tiers (MessageCache, EventBus, MessageStore, BusOutbox, MessageQuery),
+ * StorageHousekeeping and PoolStats.
  */
-export const tiers = Layer.mergeAll(
-  RedisMessageCache.layer,
-  RabbitEventBus.layer,
-  PgMessageStore.layer,
-  PgBusOutbox.layer,
-  PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer))
-)
-
-/** The ingestion program with its tiers, which stay visible to callers. */
-export const ingestion = Ingestion.layer.pipe(Layer.provideMerge(tiers))
-
-/** Ingestion, tiers, the health endpoint, the aggregate refresher and the PgBouncer pool watcher: everything but the sources. */
-export const daemon = Layer.mergeAll(
+export const programs = Layer.mergeAll(
   HealthServer.layer,
-  AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer)),
-  PgBouncerPools.layer.pipe(Layer.provide(PgBouncerAdmin.layer))
+  AggregateRefresher.layer,
+  PgBouncerPools.layer
 ).pipe(
-  Layer.provideMerge(Layer.merge(ingestion, Ownership.layer))
+  Layer.provideMerge(Layer.merge(Ingestion.layer, Ownership.layer))
 )
-
-/** The Telegram source over MTProto, from `telegram.*`. */
-export const telegram = GramJsTelegramSource.layer
 
 /**
  * Feeds every batch of the source into ingestion. It ends only when the source
@@ -75,12 +54,23 @@ export const receive = Effect.gen(function*() {
  */
 export const runAccounts = Effect.gen(function*() {
   const accounts = yield* accountsOf(yield* TelegramConfig)
+  const sessions = yield* SessionFiles
   // Every session file is checked now, so a standby does not learn at take-over time that it cannot connect.
-  yield* Effect.forEach(accounts, (spec) => readSession(spec.config.sessionFile), { discard: true })
+  yield* Effect.forEach(accounts, (spec) => sessions.keyId(spec.config.sessionFile), { discard: true })
   const fleet = yield* makeFleet(accounts.length)
   yield* Effect.forEach(accounts, (spec) => runAccount(spec, fleet), { concurrency: "unbounded", discard: true })
   return yield* Effect.never
 }).pipe(Effect.scoped)
 
-/** `runAccounts` with the daemon and the leases. */
-export const runDaemon = runAccounts.pipe(Effect.provide(PgAccountLeases.layer), Effect.provide(daemon))
+/**
+ * The daemon as assembled at the edge (src/main/Daemon.ts). `run` is
+ * `runAccounts` on the live layers until a fatal error; `withGateway` runs a
+ * program (the demo's) beside ingestion and a single source of `telegram.*`,
+ * as the daemon would, and closes them after it.
+ */
+export class Daemon extends Context.Service<Daemon, {
+  readonly run: Effect.Effect<never, unknown>
+  readonly withIngestion: <A, E>(
+    program: Effect.Effect<A, E, Ingestion.Ingestion | TelegramSource>
+  ) => Effect.Effect<A, unknown>
+}>()("telegram-gateway/Daemon") {}

@@ -1,11 +1,13 @@
 /**
- * The Telegram account itself, for the CLI: sign in, sign out, list the chats
- * it sees. The MTProto client behind it (GramJS in
- * src/layers/GramJsTelegramAccount.ts) never shows through, so no program
- * imports `telegram`.
+ * The Telegram accounts themselves, for the CLI: sign one in, sign it out,
+ * list the chats it sees. Each call names the account by its configuration
+ * (src/programs/Accounts.ts, `accountConfig`). The MTProto client behind it
+ * (GramJS in src/layers/GramJsTelegramAccount.ts) never shows through, so no
+ * program imports `telegram`.
  */
 import { Context, type Effect, type Redacted, Schema } from "effect"
 import type { ChatIdentity } from "./ChannelRegistry.ts"
+import type { TelegramConfig } from "./GatewayConfig.ts"
 import type { SessionFileError, TelegramCallError, TelegramFatal, TelegramFloodWait } from "./TelegramSource.ts"
 
 export class LoginFailed extends Schema.TaggedError<LoginFailed>()("LoginFailed", { reason: Schema.String }) {
@@ -30,11 +32,12 @@ export class TelegramAccount extends Context.Service<TelegramAccount, {
    * exchange (the simulator's pre-shared key, in tests).
    */
   readonly signIn: (
+    config: TelegramConfig,
     questions: LoginQuestions,
     seed?: Redacted.Redacted<string>
   ) => Effect.Effect<{ readonly session: Redacted.Redacted<string>; readonly user: string }, LoginFailed | AccountCallError>
-  /** Ends the session of `telegram.sessionFile` on Telegram; one Telegram already ended counts as done. */
-  readonly signOut: Effect.Effect<void, AccountCallError | SessionFileError>
+  /** Ends the session of the account's session file on Telegram; one Telegram already ended counts as done. */
+  readonly signOut: (config: TelegramConfig) => Effect.Effect<void, AccountCallError | SessionFileError>
   /** The channels and groups the account sees. */
-  readonly listChats: Effect.Effect<ReadonlyArray<ChatIdentity>, AccountCallError | SessionFileError>
+  readonly listChats: (config: TelegramConfig) => Effect.Effect<ReadonlyArray<ChatIdentity>, AccountCallError | SessionFileError>
 }>()("telegram-gateway/TelegramAccount") {}

@@ -14,6 +14,7 @@ import { HttpApiClient } from "effect/http-api"
 import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
 import { GatewayApi } from "../../src/programs/api/Api.ts"
+import * as Api from "../../src/main/Api.ts"
 import * as Server from "../../src/programs/api/Server.ts"
 import { applicationServer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
 import { makeTcpProxy, type TcpProxy } from "../support/TcpProxy.ts"
@@ -98,7 +99,7 @@ export const layerTestApi = (api: Record<string, unknown> = {}) =>
       Layer.provideMerge(NodeHttpServer.layer(nodeServer, { port: 0 }))
     )
     const server = HttpRouter.serve(Server.Routes, { disableLogger: true }).pipe(
-      Layer.provide(Server.layerTiers),
+      Layer.provide(Api.tiers),
       Layer.provideMerge(httpServer),
       Layer.provide(config)
     )

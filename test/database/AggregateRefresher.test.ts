@@ -2,6 +2,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import * as PgClient from "../../src/layers/PgClient.ts"
+import * as PgStorageHousekeeping from "../../src/layers/PgStorageHousekeeping.ts"
 import * as AggregateRefresher from "../../src/programs/AggregateRefresher.ts"
 import { configLayer, makeTestDatabase, query } from "../support/Database.ts"
 
@@ -12,7 +13,7 @@ describe("AggregateRefresher", () => {
       yield* query(database, "CREATE TABLE messages_p20200101 PARTITION OF messages FOR VALUES FROM ('2020-01-01') TO ('2020-01-02')")
       yield* query(database, "SELECT upsert_message_version(1, 1, 0, now(), 'nova', '{}', now())")
       const config = configLayer(database, { aggregateRefreshInterval: "1 hour", retention: "365 days" })
-      yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(config)))
+      yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgStorageHousekeeping.layer), Layer.provide(PgClient.layer), Layer.provide(config)))
       // The refresher's first pass refreshes, then applies retention: wait for both
       // (until that first refresh the view is not populated and cannot be read).
       const state = Effect.all({
@@ -35,6 +36,7 @@ describe("AggregateRefresher", () => {
     Effect.gen(function*() {
       const database = yield* makeTestDatabase("refresh_once")
       const result = yield* AggregateRefresher.refreshOnce(Option.some(Duration.days(30))).pipe(
+        Effect.provide(PgStorageHousekeeping.layer),
         Effect.provide(PgClient.layer),
         Effect.provide(configLayer(database))
       )

@@ -8,7 +8,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option, PubSub, Redacted } from "effect"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
-import * as Gateway from "../../src/programs/Gateway.ts"
+import * as Gateway from "../../src/main/Daemon.ts"
+import { receive } from "../../src/programs/Gateway.ts"
 import type { IngestProgress } from "../../src/programs/IngestProgress.ts"
 import { Ingestion } from "../../src/programs/Ingestion.ts"
 import { MessageCache } from "../../src/services/MessageCache.ts"
@@ -65,7 +66,7 @@ describe("Gateway end to end", () => {
       yield* Effect.gen(function*() {
         const ingestion = yield* Ingestion
         const progress = yield* ingestion.progress
-        yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
+        yield* receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
         yield* Effect.sleep("1 second") // connected, channel resolved
 
         const posted = simulator.world.post(channel.id, { text: "#BTCUSDT LONG\nEntry: 64000\nStop: 63000" })

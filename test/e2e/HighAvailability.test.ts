@@ -18,6 +18,7 @@ import { type GatewayProcess, startGatewayProcess } from "../support/GatewayProc
 import { uniqueName } from "../support/TestGateway.ts"
 import { awaitExactEquality, Ledger } from "../telegram/EngineHarness.ts"
 import { configFor, makeSessionDirectory, makeSetup } from "../telegram/Harness.ts"
+import * as Cli from "../../src/main/Cli.ts"
 
 interface Role {
   readonly account: string
@@ -342,7 +343,7 @@ describe("high availability", () => {
             Redacted.make(sim.sessionString)
           )
           yield* clearRefusal(Option.none())
-        }).pipe(Effect.provide(configFor(setup, {})))
+        }).pipe(Effect.provide(Cli.services), Effect.provide(configFor(setup, {})))
         const took = yield* timeToOwn(second, "default")
         yield* Effect.logInfo(`owner after the login: ${took} ms`)
         assert.isAbove(sim.connections.length, connectionsOfTheOwner)

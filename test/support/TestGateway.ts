@@ -8,7 +8,7 @@ import { ConfigProvider, Effect, Layer, PubSub } from "effect"
 import { randomUUID } from "node:crypto"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
 import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
-import * as Gateway from "../../src/programs/Gateway.ts"
+import * as Gateway from "../../src/main/Daemon.ts"
 import type { IngestProgress } from "../../src/programs/IngestProgress.ts"
 
 export interface TestGatewayOptions {

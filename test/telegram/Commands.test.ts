@@ -10,6 +10,7 @@ import { signOut } from "../../src/programs/commands/Logout.ts"
 import type { Prompt } from "../../src/programs/commands/Prompt.ts"
 import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
 import { captureLogs, makeSessionDirectory } from "./Harness.ts"
+import * as Cli from "../../src/main/Cli.ts"
 
 const configFor = (sim: TelegramSimulator, sessionFile: string) =>
   ConfigProvider.layer(ConfigProvider.fromUnknown({
@@ -61,7 +62,7 @@ describe("CLI commands", () => {
         },
         noPrompt,
         Redacted.make(sim.sessionString)
-      ).pipe(Effect.provide(configFor(sim, sessionFile)), Effect.provide(logs.layer))
+      ).pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, sessionFile)), Effect.provide(logs.layer))
 
       assert.isTrue(sim.isAuthorized())
       assert.strictEqual(yield* mode(sessionFile), 0o600)
@@ -86,7 +87,7 @@ describe("CLI commands", () => {
       const { asked, prompt } = scriptedPrompt({ "Phone": "+15550000001", "code": "12345", "password": "correct horse" })
 
       yield* signIn({ phone: Option.none(), code: Option.none(), password: Option.none() }, prompt, Redacted.make(sim.sessionString)).pipe(
-        Effect.provide(configFor(sim, sessionFile))
+        Effect.provide(Cli.services), Effect.provide(configFor(sim, sessionFile))
       )
 
       assert.strictEqual(asked.length, 3)
@@ -102,7 +103,7 @@ describe("CLI commands", () => {
         { phone: Option.some("+15550000001"), code: Option.some("00000"), password: Option.none() },
         noPrompt,
         Redacted.make(sim.sessionString)
-      ).pipe(Effect.provide(configFor(sim, sessionFile)), Effect.flip)
+      ).pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, sessionFile)), Effect.flip)
 
       assert.include(error.message, "PHONE_CODE_INVALID")
       assert.isFalse(yield* Effect.promise(() => Fs.access(sessionFile).then(() => true, () => false)))
@@ -114,7 +115,7 @@ describe("CLI commands", () => {
       const sessionFile = yield* makeSessionDirectory
       yield* writeSession(sessionFile, Redacted.make(sim.sessionString))
 
-      yield* signOut().pipe(Effect.provide(configFor(sim, sessionFile)))
+      yield* signOut().pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, sessionFile)))
 
       assert.isFalse(sim.isAuthorized())
       assert.strictEqual(sim.callCount("auth.LogOut"), 1)
@@ -129,7 +130,7 @@ describe("CLI commands", () => {
       const sessionFile = yield* makeSessionDirectory
       yield* writeSession(sessionFile, Redacted.make(sim.sessionString))
 
-      const chats = yield* listChats().pipe(Effect.provide(configFor(sim, sessionFile)))
+      const chats = yield* listChats().pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, sessionFile)))
       const table = formatChats(chats)
 
       assert.sameDeepMembers(chats.map((chat) => [chat.channelId, chat.kind, chat.username]), [

@@ -5,7 +5,8 @@
  * ledger with what PostgreSQL holds.
  */
 import { ConfigProvider, type Duration, Effect, Layer, Redacted } from "effect"
-import * as Gateway from "../../src/programs/Gateway.ts"
+import * as Gateway from "../../src/main/Daemon.ts"
+import { receive } from "../../src/programs/Gateway.ts"
 import type { ChannelRef, TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
 import { makeTestConsumer, testConfig, uniqueName } from "../support/TestGateway.ts"
@@ -162,7 +163,7 @@ export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>
     })).pipe(
       Layer.provide(testConfig({ databaseUrl: databaseUrl ?? Redacted.value(setup.database.url), exchange, keyPrefix: `${uniqueName("tgeng")}:` }))
     )
-    yield* Gateway.receive.pipe(
+    yield* receive.pipe(
       Effect.provide(Gateway.ingestion),
       Effect.provide(Gateway.telegram),
       Effect.provide(config),

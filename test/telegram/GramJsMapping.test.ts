@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { Api, helpers } from "telegram"
 import { emptyDirectory, makeDirectory, toJsonSafe, toMedia, toTelegramMessage } from "../../src/layers/GramJsMapping.ts"
 import { eventsOf, sequencingOf } from "../../src/layers/GramJsUpdates.ts"
-import { parseChatReference } from "../../src/layers/GramJsResolve.ts"
+import { parseChatReference } from "../../src/services/ChatReference.ts"
 
 const long = (value: number | string) => helpers.returnBigInt(value)
 

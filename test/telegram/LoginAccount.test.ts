@@ -14,6 +14,7 @@ import { signOut } from "../../src/programs/commands/Logout.ts"
 import type { Prompt } from "../../src/programs/commands/Prompt.ts"
 import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
 import { makeSessionDirectory } from "./Harness.ts"
+import * as Cli from "../../src/main/Cli.ts"
 
 const noPrompt: Prompt = {
   ask: (question) => Effect.die(new Error(`unexpected question: ${question}`)),
@@ -55,7 +56,7 @@ describe("login --account", () => {
         { account: Option.some("markets"), phone: Option.some("+15550000001"), code: Option.some("12345"), password: Option.none() },
         noPrompt,
         Redacted.make(sim.sessionString)
-      ).pipe(Effect.provide(configFor(sim, directory)))
+      ).pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, directory)))
 
       assert.strictEqual((yield* readSession(Path.join(directory, "markets.session"))).dcId, sim.dcId)
       assert.isFalse(yield* exists(Path.join(directory, "news.session")))
@@ -71,7 +72,7 @@ describe("login --account", () => {
         { account: Option.some("sports"), phone: Option.some("+15550000001"), code: Option.some("12345"), password: Option.none() },
         noPrompt,
         Redacted.make(sim.sessionString)
-      ).pipe(Effect.provide(configFor(sim, directory)), Effect.flip)
+      ).pipe(Effect.provide(Cli.services), Effect.provide(configFor(sim, directory)), Effect.flip)
 
       assert.strictEqual(error._tag, "InvalidConfiguration")
       assert.include(error.message, "--account sports: telegram.accounts has no such account (configured: news, markets)")
@@ -89,17 +90,17 @@ describe("login --account", () => {
       yield* writeSession(Path.join(directory, "markets.session"), Redacted.make(marketsSim.sessionString))
       const config = configFor(newsSim, directory, marketsSim)
 
-      const chats = yield* listChats(Option.some("markets")).pipe(Effect.provide(config))
+      const chats = yield* listChats(Option.some("markets")).pipe(Effect.provide(Cli.services), Effect.provide(config))
       assert.deepStrictEqual(chats.map((chat) => chat.username), ["tickers"])
 
-      yield* signOut(Option.some("markets")).pipe(Effect.provide(config))
+      yield* signOut(Option.some("markets")).pipe(Effect.provide(Cli.services), Effect.provide(config))
       assert.isFalse(marketsSim.isAuthorized())
       assert.isTrue(newsSim.isAuthorized())
       assert.strictEqual(newsSim.connectionCount(), 0)
       assert.isFalse(yield* exists(Path.join(directory, "markets.session")))
       assert.isTrue(yield* exists(Path.join(directory, "news.session")))
 
-      const unknown = yield* listChats(Option.some("sports")).pipe(Effect.provide(config), Effect.flip)
+      const unknown = yield* listChats(Option.some("sports")).pipe(Effect.provide(Cli.services), Effect.provide(config), Effect.flip)
       assert.include(unknown.message, "--account sports: telegram.accounts has no such account (configured: news, markets)")
     }))
 })

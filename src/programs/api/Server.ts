@@ -3,18 +3,14 @@
  * health, metrics and the docs page, on Node's HTTP server.
  *
  * `Routes` needs the tiers (MessageQuery, MessageCache, EventBus) and the
- * configuration; `layerTiers` makes them real; `layer` listens on
- * `api.host:api.port`.
+ * configuration; `layer` listens on `api.host:api.port`. The tiers are made
+ * real at the edge (src/main/Api.ts).
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { createServer } from "node:http"
-import * as PgClient from "../../layers/PgClient.ts"
-import * as PgMessageQuery from "../../layers/PgMessageQuery.ts"
-import * as RabbitEventBus from "../../layers/RabbitEventBus.ts"
-import * as RedisMessageCache from "../../layers/RedisMessageCache.ts"
 import { ApiConfig } from "../../services/ApiConfig.ts"
 import { GatewayApi } from "./Api.ts"
 import { ApiKeys } from "./ApiKeys.ts"
@@ -39,13 +35,6 @@ export const Routes = Layer.mergeAll(ApiRoutes, Health.layer, DocsPage.layer, Re
   Layer.provide([Limits.layer, CommitWatch.layer])
 )
 
-/** PostgreSQL through PgBouncer, Redis, RabbitMQ (only pinged, for readiness). */
-export const layerTiers = Layer.mergeAll(
-  PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer)),
-  RedisMessageCache.layer,
-  RabbitEventBus.layer
-)
-
 /** Node's HTTP server, answering what its parser refuses in the API's JSON shape (RequestGuard.ts). */
 export const makeNodeServer = Effect.map(Effect.context<never>(), (context) => () =>
   RequestGuard.answerClientErrors(createServer(), context))
@@ -56,4 +45,4 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
   return HttpRouter.serve(Routes, { disableLogger: true }).pipe(
     Layer.provide(NodeHttpServer.layer(nodeServer, { port: config.port, host: config.host }))
   )
-})).pipe(Layer.provide(layerTiers))
+}))

@@ -4,19 +4,9 @@
  * chat's account to page its history into the tiers, and follows it
  * (src/programs/Backfill.ts).
  */
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import * as PgAccountLeases from "../../layers/PgAccountLeases.ts"
-import * as PgBackfillRequests from "../../layers/PgBackfillRequests.ts"
-import * as PgChannelRegistry from "../../layers/PgChannelRegistry.ts"
-import * as PgClient from "../../layers/PgClient.ts"
 import { backfill as runBackfill, BackfillUsage } from "../Backfill.ts"
-import { withRuntime } from "../Startup.ts"
-import { configFile, root } from "./Root.ts"
-
-const stores = Layer.mergeAll(PgAccountLeases.layerNoDeps, PgBackfillRequests.layerNoDeps, PgChannelRegistry.layerNoDeps).pipe(
-  Layer.provide(PgClient.layer)
-)
 
 export const backfill = Command.make("backfill", {
   channel: Flag.String("channel").pipe(
@@ -42,18 +32,15 @@ export const backfill = Command.make("backfill", {
   )
 }, (options) =>
   Effect.gen(function*() {
-    const flags = yield* root
-    return yield* Effect.gen(function*() {
-      const timeout = Duration.fromInput(options.timeout as Duration.Input)
-      if (Option.isNone(timeout)) return yield* new BackfillUsage({ detail: `--timeout ${options.timeout} is not a duration (e.g. '30 minutes')` })
-      const terminal = process.stdout.isTTY === true
-      yield* runBackfill({
-        ...options,
-        timeout: timeout.value,
-        terminal,
-        print: (text) => Effect.sync(() => void process.stdout.write(terminal && text.startsWith("\r") ? text : `${text}\n`))
-      }).pipe(Effect.provide(stores))
-    }).pipe(withRuntime(configFile(flags)))
+    const timeout = Duration.fromInput(options.timeout as Duration.Input)
+    if (Option.isNone(timeout)) return yield* new BackfillUsage({ detail: `--timeout ${options.timeout} is not a duration (e.g. '30 minutes')` })
+    const terminal = process.stdout.isTTY === true
+    yield* runBackfill({
+      ...options,
+      timeout: timeout.value,
+      terminal,
+      print: (text) => Effect.sync(() => void process.stdout.write(terminal && text.startsWith("\r") ? text : `${text}\n`))
+    })
   })).pipe(
     Command.withDescription(
       "Read a chat's history into the tiers through the running gateway that owns its account (it never opens the session itself): idempotent, resumable after a kill of either side, paced by flood waits; prints progress until done"

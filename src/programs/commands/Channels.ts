@@ -1,13 +1,11 @@
 /** `telegram-gateway channels`: the chats the account can see, to copy into `telegram.channels`. */
 import { Console, Effect, Option } from "effect"
 import { Command } from "effect/cli"
-import { makeWith } from "../../layers/GramJsTelegramAccount.ts"
 import type { ChatIdentity } from "../../services/ChannelRegistry.ts"
 import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { TelegramAccount } from "../../services/TelegramAccount.ts"
 import { accountConfig } from "../Accounts.ts"
-import { withRuntime } from "../Startup.ts"
 import { accountFlag } from "./AccountFlag.ts"
-import { configFile, root } from "./Root.ts"
 
 /** The id as `telegram.channels` takes it: -100… for channels and supergroups, -… for basic groups. */
 export const configId = (chat: ChatIdentity): string =>
@@ -24,15 +22,12 @@ export const formatChats = (chats: ReadonlyArray<ChatIdentity>): string => {
 
 export const listChats = (account: Option.Option<string> = Option.none()) =>
   Effect.gen(function*() {
-    return yield* makeWith(yield* accountConfig(yield* TelegramConfig, account)).listChats
+    return yield* (yield* TelegramAccount).listChats(yield* accountConfig(yield* TelegramConfig, account))
   }).pipe(Effect.withSpan("Channels.list"))
 
 export const channels = Command.make("channels", { account: accountFlag("List the chats of this account of telegram.accounts") }, ({ account }) =>
   Effect.gen(function*() {
-    const flags = yield* root
-    return yield* Effect.gen(function*() {
-      const chats = yield* listChats(account)
-      yield* Console.log(formatChats(chats))
-      yield* Console.log(`\n${chats.length} chat(s). Put the ids or @usernames to ingest in telegram.channels (TELEGRAM_CHANNELS), or in the account's channels in telegram.accounts.`)
-    }).pipe(withRuntime(configFile(flags)))
+    const chats = yield* listChats(account)
+    yield* Console.log(formatChats(chats))
+    yield* Console.log(`\n${chats.length} chat(s). Put the ids or @usernames to ingest in telegram.channels (TELEGRAM_CHANNELS), or in the account's channels in telegram.accounts.`)
   })).pipe(Command.withDescription("List the channels and groups the account can see, with their ids and usernames"))

@@ -1,14 +1,12 @@
 /**
  * `telegram-gateway db import --from URL`: copy messages from a legacy
- * `telegram_messages` table (src/layers/LegacyImport.ts), with a progress bar
+ * `telegram_messages` table (the LegacyImport service), with a progress bar
  * on stderr. Resumable and idempotent: run it again after an interruption.
  */
 import { Clock, Console, Effect, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
-import { importLegacyMessages, type ImportProgress } from "../../layers/LegacyImport.ts"
-import { withRuntime } from "../Startup.ts"
 import { withoutPassword } from "../../domain/WithoutPassword.ts"
-import { configFile, root } from "./Root.ts"
+import { type ImportProgress, LegacyImport } from "../../services/LegacyImport.ts"
 
 const barWidth = 30
 
@@ -45,20 +43,17 @@ export const dbImport = Command.make(
   },
   ({ batchSize, from }) =>
     Effect.gen(function*() {
-      const flags = yield* root
-      return yield* Effect.gen(function*() {
-        const source = Redacted.make(from)
-        const interactive = process.stderr.isTTY === true
-        const result = yield* importLegacyMessages({
-          from: source,
-          batchSize: Math.max(1, batchSize),
-          onProgress: progressBar(interactive, yield* Clock.currentTimeMillis)
-        })
-        if (interactive) process.stderr.write("\n")
-        yield* Console.log(
-          `Imported from ${withoutPassword(source)}: ${result.copied} of ${result.total} rows walked, ${result.inserted} new`
-        )
-      }).pipe(withRuntime(configFile(flags)))
+      const source = Redacted.make(from)
+      const interactive = process.stderr.isTTY === true
+      const result = yield* (yield* LegacyImport).importMessages({
+        from: source,
+        batchSize: Math.max(1, batchSize),
+        onProgress: progressBar(interactive, yield* Clock.currentTimeMillis)
+      })
+      if (interactive) process.stderr.write("\n")
+      yield* Console.log(
+        `Imported from ${withoutPassword(source)}: ${result.copied} of ${result.total} rows walked, ${result.inserted} new`
+      )
     })
 ).pipe(
   Command.withDescription(

@@ -11,15 +11,13 @@ import { Command, Flag } from "effect/cli"
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Migrations from "../../layers/Migrations.ts"
-import { countingConsumer } from "../../layers/RabbitConsumer.ts"
+import { BusConsumer } from "../../services/BusConsumer.ts"
+import { Migrations } from "../../services/Migrations.ts"
 import { TelegramSimulator } from "../../simulator/index.ts"
 import { runSignalChannel, type SignalCounts } from "../demo/SignalChannel.ts"
 import { collect, describe, emptyTally, render } from "../demo/LiveView.ts"
-import * as Gateway from "../Gateway.ts"
+import { Daemon, receive } from "../Gateway.ts"
 import { Ingestion } from "../Ingestion.ts"
-import { withRuntime } from "../Startup.ts"
-import { configFile, root } from "./Root.ts"
 
 /** A session file for the simulator, in a private temporary directory removed afterwards. */
 const simulatorSessionFile = (sessionString: string) =>
@@ -40,7 +38,9 @@ const program = (options: {
   readonly rate: number
 }) =>
   Effect.gen(function*() {
-    yield* Migrations.migrate.pipe(Effect.tap((applied) =>
+    const consumers = yield* BusConsumer
+    const daemon = yield* Daemon
+    yield* (yield* Migrations).migrate.pipe(Effect.tap((applied) =>
       applied.length > 0 ? Effect.logInfo(`Applied ${applied.length} migrations`) : Effect.void
     ))
     const simulator = yield* TelegramSimulator.start()
@@ -70,7 +70,7 @@ const program = (options: {
 
     yield* Effect.gen(function*() {
       const ingestion = yield* Ingestion
-      const consumer = yield* countingConsumer({
+      const consumer = yield* consumers.counting({
         queue: "telegram-gateway.demo",
         bindingKeys: [`*.${channel.id}`],
         deleteOnClose: true
@@ -79,7 +79,7 @@ const program = (options: {
       const posted: SignalCounts = { posted: 0, edited: 0, deleted: 0 }
       const startedAt = yield* Clock.currentTimeMillis
       yield* collect(ingestion, tally).pipe(Effect.forkScoped)
-      yield* Gateway.receive.pipe(Effect.provide(Gateway.telegram), Effect.forkScoped)
+      yield* receive.pipe(Effect.forkScoped)
       // A chat the gateway has never read starts from its newest message, so
       // the channel starts posting once the gateway has looked at it.
       yield* Effect.sleep("50 millis").pipe(
@@ -119,7 +119,7 @@ const program = (options: {
       process.stdout.write(
         `\nSummary\n${describe(tally, posted, seconds).map((line) => `  ${line}`).join("\n")}\n  consumer  queue telegram-gateway.demo received ${delivered}\n`
       )
-    }).pipe(Effect.provide(Gateway.daemon), Effect.provide(telegram))
+    }).pipe(Effect.scoped, daemon.withIngestion, Effect.provide(telegram))
   }).pipe(Effect.scoped)
 
 export const demo = Command.make("demo", {
@@ -134,10 +134,7 @@ export const demo = Command.make("demo", {
   ),
   rate: Flag.Int("rate").pipe(Flag.withDescription("Messages the simulated channel posts per second (default: 20)"), Flag.withDefault(20))
 }, (options) =>
-  Effect.gen(function*() {
-    const flags = yield* root
-    return yield* program(options).pipe(withRuntime(configFile(flags)))
-  })).pipe(
+  program(options)).pipe(
     Command.withDescription(
       "Run the gateway against the built-in Telegram simulator (no account needed) with the local Redis, RabbitMQ and PostgreSQL, and show messages flowing into each tier"
     )

@@ -7,16 +7,13 @@
  */
 import { Config, Effect, Option, type Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
-import { makeWith } from "../../layers/GramJsTelegramAccount.ts"
-import * as PgAccountLeases from "../../layers/PgAccountLeases.ts"
-import { writeSession } from "../../layers/SessionFile.ts"
 import { AccountLeases } from "../../services/AccountLeases.ts"
 import { TelegramConfig } from "../../services/GatewayConfig.ts"
+import { SessionFiles } from "../../services/SessionFiles.ts"
+import { TelegramAccount } from "../../services/TelegramAccount.ts"
 import { accountConfig, DEFAULT_ACCOUNT } from "../Accounts.ts"
-import { withRuntime } from "../Startup.ts"
 import { type Prompt, terminalPrompt } from "./Prompt.ts"
 import { accountFlag } from "./AccountFlag.ts"
-import { configFile, root } from "./Root.ts"
 
 export { LoginFailed } from "../../services/TelegramAccount.ts"
 
@@ -39,13 +36,12 @@ export const signIn = (answers: LoginAnswers, prompt: Prompt, seed?: Redacted.Re
   Effect.gen(function*() {
     const config = yield* accountConfig(yield* TelegramConfig, answers.account ?? Option.none())
     const sessionFile = config.sessionFile
-    const account = makeWith(config)
-    const { session, user } = yield* account.signIn({
+    const { session, user } = yield* (yield* TelegramAccount).signIn(config, {
       phone: answer(answers.phone, prompt.ask("Phone number (international format, e.g. +15550000001): ")),
       code: answer(answers.code, prompt.ask("Login code (sent to your Telegram app): ")),
       password: answer(answers.password, prompt.askSecret("Two-step verification password: "))
     }, seed)
-    yield* writeSession(sessionFile, session)
+    yield* (yield* SessionFiles).write(sessionFile, session)
     yield* Effect.logInfo(`signed in as ${user}; session saved to ${sessionFile} (mode 0600)`)
   }).pipe(Effect.withSpan("Login.signIn"))
 
@@ -62,7 +58,6 @@ export const clearRefusal = (account: Option.Option<string> | undefined) =>
     const cleared = yield* (yield* AccountLeases).clearLoginNeeded(name)
     if (cleared) yield* Effect.logInfo(`account ${name}: its refused session is no longer marked in PostgreSQL; the gateways may take it again`)
   }).pipe(
-    Effect.provide(PgAccountLeases.layer),
     Effect.catch((error) =>
       Effect.logWarning(
         `the session is saved, but clearing the account's refused-session mark in PostgreSQL failed (${error.message}): gateways given the new session file take the account anyway; those with the old one keep standing by`
@@ -91,13 +86,7 @@ export const login = Command.make("login", {
     Flag.optional
   )
 }, (answers) =>
-  Effect.gen(function*() {
-    const flags = yield* root
-    return yield* signIn(answers, terminalPrompt).pipe(
-      Effect.andThen(clearRefusal(answers.account)),
-      withRuntime(configFile(flags))
-    )
-  })).pipe(
+  signIn(answers, terminalPrompt).pipe(Effect.andThen(clearRefusal(answers.account)))).pipe(
     Command.withDescription(
       "Sign the Telegram account in, write the session file (telegram.sessionFile, or the account's with --account) with mode 0600 in a 0700 directory, and clear the account's refused-session mark in PostgreSQL so the gateways take it again"
     )

@@ -7,21 +7,13 @@
  */
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import * as Migrations from "../../layers/Migrations.ts"
-import { withRuntime } from "../Startup.ts"
-import { configFile, root } from "./Root.ts"
-
-const withConfig = <A, E, R>(program: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const flags = yield* root
-    return yield* program.pipe(withRuntime(configFile(flags)))
-  })
+import { Migrations } from "../../services/Migrations.ts"
 
 const pad = (value: string, width: number) => value.padEnd(width)
 
 export const migrateStatus = Command.make("status", {}, () =>
-  withConfig(Effect.gen(function*() {
-    const entries = yield* Migrations.status
+  Effect.gen(function*() {
+    const entries = yield* (yield* Migrations).status
     yield* Console.log(`${pad("version", 8)} ${pad("state", 8)} ${pad("applied at", 25)} file`)
     for (const entry of entries) {
       yield* Console.log(
@@ -29,7 +21,7 @@ export const migrateStatus = Command.make("status", {}, () =>
           `${pad(entry.appliedAt?.toISOString() ?? "-", 25)} ${entry.file}`
       )
     }
-  }))).pipe(Command.withDescription("List every migration in sql/ as applied, pending, or changed since it was applied"))
+  })).pipe(Command.withDescription("List every migration in sql/ as applied, pending, or changed since it was applied"))
 
 export const migrate = Command.make(
   "migrate",
@@ -40,15 +32,16 @@ export const migrate = Command.make(
     )
   },
   ({ to }) =>
-    withConfig(Effect.gen(function*() {
+    Effect.gen(function*() {
+      const migrations = yield* Migrations
       const target = Option.getOrUndefined(to)
-      const applied = yield* Migrations.migrateTo({ to: target })
+      const applied = yield* migrations.migrateTo({ to: target })
       yield* Console.log(
         applied.length === 0 ? "Already up to date" : `Applied ${applied.map((migration) => migration.upFile).join(", ")}`
       )
       if (target !== undefined) return
-      for (const policy of yield* Migrations.applyStoragePolicies) yield* Console.log(`Storage policy: ${policy}`)
-    }))
+      for (const policy of yield* migrations.applyStoragePolicies) yield* Console.log(`Storage policy: ${policy}`)
+    })
 ).pipe(
   Command.withDescription(
     "Apply the pending migrations in sql/ (all of them, or up to --to N) with database.migrationUrl, one transaction each, under a lock so two hosts cannot run them at once; then apply the storage policies from the configuration"

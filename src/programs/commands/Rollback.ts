@@ -1,9 +1,7 @@
 /** `telegram-gateway rollback --to N`: undo the migrations above version N, newest first. */
 import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
-import * as Migrations from "../../layers/Migrations.ts"
-import { withRuntime } from "../Startup.ts"
-import { configFile, root } from "./Root.ts"
+import { Migrations } from "../../services/Migrations.ts"
 
 export const rollback = Command.make(
   "rollback",
@@ -12,15 +10,12 @@ export const rollback = Command.make(
   },
   ({ to }) =>
     Effect.gen(function*() {
-      const flags = yield* root
-      return yield* Effect.gen(function*() {
-        const rolledBack = yield* Migrations.rollback({ to })
-        yield* Console.log(
-          rolledBack.length === 0
-            ? `Nothing above version ${to} is applied`
-            : `Rolled back ${rolledBack.map((migration) => migration.downFile ?? migration.upFile).join(", ")}`
-        )
-      }).pipe(withRuntime(configFile(flags)))
+      const rolledBack = yield* (yield* Migrations).rollback({ to })
+      yield* Console.log(
+        rolledBack.length === 0
+          ? `Nothing above version ${to} is applied`
+          : `Rolled back ${rolledBack.map((migration) => migration.downFile ?? migration.upFile).join(", ")}`
+      )
     })
 ).pipe(
   Command.withDescription(

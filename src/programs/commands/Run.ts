@@ -2,9 +2,8 @@
 import { Duration, Effect } from "effect"
 import { Command } from "effect/cli"
 import { withoutPassword } from "../../domain/WithoutPassword.ts"
-import * as Gateway from "../Gateway.ts"
-import { validatedConfig, withRuntime } from "../Startup.ts"
-import { configFile, root } from "./Root.ts"
+import { validatedConfig } from "../../services/InvalidConfiguration.ts"
+import { Daemon } from "../Gateway.ts"
 
 const logStart = Effect.gen(function*() {
   const config = yield* validatedConfig
@@ -21,11 +20,8 @@ const logStart = Effect.gen(function*() {
 
 export const run = Command.make("run", {}, () =>
   Effect.gen(function*() {
-    const flags = yield* root
-    return yield* Effect.gen(function*() {
-      yield* logStart
-      return yield* Gateway.runDaemon
-    }).pipe(withRuntime(configFile(flags)))
+    yield* logStart
+    return yield* (yield* Daemon).run
   })).pipe(
     Command.withDescription(
       "Run the gateway daemon: ingest the configured chats into the three tiers, serve /health/live, /health/ready and /metrics, and on SIGTERM commit everything accepted before exiting"
