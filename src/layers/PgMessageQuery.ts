@@ -35,6 +35,7 @@ import {
   QueryTimeout,
   SearchHit,
   type StoredEvent,
+  type StoredEventKey,
   type TelegramMessageJson
 } from "../services/MessageQuery.ts"
 
@@ -303,6 +304,51 @@ export const layer = Layer.effect(
         })
       )
 
+    /**
+     * The watermark of `api_event_pages` (sql/0021) on the key columns alone,
+     * as a plain statement: the relay runs it a few times a second, so its
+     * planning costs nothing worth a function.
+     */
+    const eventKeys = (options: { readonly after: bigint; readonly limit: number }) =>
+      orFail(
+        "eventKeys",
+        sql<{
+          event_seq: bigint
+          channel_id: bigint
+          message_id: number
+          version: number | null
+          received_at: Date
+          settled: boolean
+        }>`
+          WITH horizon AS (
+            SELECT pg_snapshot_xmin(pg_current_snapshot()) AS oldest_in_flight,
+                   now() - make_interval(secs => ${settleSeconds}::float8) AS settled_before
+          )
+          SELECT e.event_seq, e.channel_id, e.message_id, e.version, e.received_at,
+                 (coalesce(e.written_xid < h.oldest_in_flight, true) OR e.written_at < h.settled_before) AS settled
+          FROM horizon h CROSS JOIN LATERAL (
+            SELECT u.* FROM (
+              (SELECT m.event_seq, m.channel_id, m.message_id, m.version, m.received_at,
+                      m.written_xid, m.ingested_at AS written_at
+               FROM messages m WHERE m.event_seq > ${String(options.after)}::bigint
+               ORDER BY m.event_seq LIMIT ${options.limit}::integer)
+              UNION ALL
+              (SELECT d.event_seq, d.channel_id, d.message_id, NULL::integer, d.received_at,
+                      d.written_xid, d.received_at
+               FROM message_deletions d WHERE d.event_seq > ${String(options.after)}::bigint
+               ORDER BY d.event_seq LIMIT ${options.limit}::integer)
+            ) u ORDER BY u.event_seq LIMIT ${options.limit}::integer
+          ) e
+          ORDER BY e.event_seq`
+      ).pipe(Effect.map((rows) => {
+        const firstUnsettled = rows.findIndex((row) => !row.settled)
+        return (firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)).map((row): StoredEventKey => ({
+          seq: BigInt(row.event_seq),
+          key: `${Number(row.channel_id)}:${row.message_id}:${row.version === null ? "deleted" : row.version}`,
+          receivedAt: row.received_at.toISOString()
+        }))
+      }))
+
     const newestSeq = orFail(
       "newestSeq",
       sql<{ seq: bigint | null }>`
@@ -534,6 +580,7 @@ export const layer = Layer.effect(
       channels,
       channelExists,
       events,
+      eventKeys,
       newestSeq,
       newestDrawnSeq,
       history,

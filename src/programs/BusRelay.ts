@@ -3,7 +3,9 @@
  *
  * The hot path publishes each event as it arrives, for latency; this relay
  * reads the committed events back from PostgreSQL in commit order
- * (`MessageQuery.events`, which never skips an event that commits later) and
+ * (`MessageQuery.eventKeys`, which never skips an event that commits later:
+ * keys only, so what the hot path published is not read back whole; the
+ * events themselves, `MessageQuery.events`, only when some need publishing) and
  * publishes every one the hot path has not got confirmed: events published
  * while RabbitMQ was down or unreachable, whose confirm timed out, that the
  * hot path had no room for, or that a previous process committed before it
@@ -27,7 +29,7 @@ import {
 } from "../domain/Message.ts"
 import { BusOutbox } from "../services/BusOutbox.ts"
 import type { EventBus } from "../services/EventBus.ts"
-import { MessageQuery, type StoredEvent } from "../services/MessageQuery.ts"
+import { MessageQuery, type StoredEvent, type StoredEventKey } from "../services/MessageQuery.ts"
 import * as Metrics from "../services/Metrics.ts"
 import * as MessageTrace from "./MessageTrace.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
@@ -92,31 +94,45 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
   const pass = Effect.gen(function*() {
     mark ??= yield* initialMark
     const after = mark
-    const rows = yield* query.events({ after, channelId: undefined, limit: options.pageSize })
+    // The keys first: in steady state the hot path has had every event
+    // confirmed, and the pass only moves the mark; the whole events are read
+    // back only when one of them still needs publishing.
+    const keys = yield* query.eventKeys({ after, limit: options.pageSize })
     const now = yield* Clock.currentTimeMillis
     ledger.prune(now - Duration.toMillis(ledgerRetention))
 
-    // The rows this pass may settle: up to the first one the hot path is still publishing.
-    const considered: Array<StoredEvent> = []
-    for (const row of rows) {
-      const since = ledger.pendingSince(row.key)
-      if (since !== undefined && now - since < graceMs) break
-      considered.push(row)
+    /** The rows this pass may settle: up to the first one the hot path is still publishing. */
+    const consideredOf = <Row extends StoredEventKey>(rows: ReadonlyArray<Row>): Array<Row> => {
+      const considered: Array<Row> = []
+      for (const row of rows) {
+        const since = ledger.pendingSince(row.key)
+        if (since !== undefined && now - since < graceMs) break
+        considered.push(row)
+      }
+      return considered
     }
+    let rows: ReadonlyArray<StoredEventKey> = keys
+    let considered: ReadonlyArray<StoredEventKey> = consideredOf(keys)
     const failed = new Set<string>()
     const toPublish: Array<StoredEvent> = []
     const events: Array<MessageEvent> = []
-    for (const row of considered) {
-      if (ledger.status(row.key) === "confirmed") continue
-      try {
-        events.push(storedToEvent(row))
-        toPublish.push(row)
-      } catch (cause) {
-        // Cannot happen for a row the store wrote; if it does, the row stays readable through the API.
-        yield* Effect.logError("Bus relay cannot rebuild a stored event; it is not published").pipe(
-          Effect.annotateLogs({ key: row.key, error: String(cause) })
-        )
-        yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
+    if (considered.some((row) => ledger.status(row.key) !== "confirmed")) {
+      const full = yield* query.events({ after, channelId: undefined, limit: options.pageSize })
+      const fullConsidered = consideredOf(full)
+      rows = full
+      considered = fullConsidered
+      for (const row of fullConsidered) {
+        if (ledger.status(row.key) === "confirmed") continue
+        try {
+          events.push(storedToEvent(row))
+          toPublish.push(row)
+        } catch (cause) {
+          // Cannot happen for a row the store wrote; if it does, the row stays readable through the API.
+          yield* Effect.logError("Bus relay cannot rebuild a stored event; it is not published").pipe(
+            Effect.annotateLogs({ key: row.key, error: String(cause) })
+          )
+          yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
+        }
       }
     }
     // In chunks, each with its own publish deadline, stopping at the first

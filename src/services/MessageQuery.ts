@@ -112,6 +112,14 @@ export interface StoredEvent {
   readonly receivedAt: string
 }
 
+/** What the bus relay needs of an event to tell whether it still has to publish it. */
+export interface StoredEventKey {
+  readonly seq: bigint
+  /** The stable key of domain/Message.ts `eventKey`. */
+  readonly key: string
+  readonly receivedAt: string
+}
+
 export class MessageVersion extends Schema.Class<MessageVersion>("MessageVersion")({
   version: Schema.Int,
   message: TelegramMessage,
@@ -182,6 +190,16 @@ export class MessageQuery extends Context.Service<MessageQuery, {
     readonly channelId: ChannelId | undefined
     readonly limit: number
   }) => Effect.Effect<ReadonlyArray<StoredEvent>, QueryError>
+  /**
+   * `events` without the messages, over every channel: the same events in the
+   * same order, cut at the same point. The bus relay reads this first and
+   * the messages only when one of them still needs publishing, so the events
+   * the hot path published are not read back whole.
+   */
+  readonly eventKeys: (options: {
+    readonly after: bigint
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<StoredEventKey>, QueryError>
   /** The highest event sequence committed so far (0 when none): where a watcher of new commits starts. */
   readonly newestSeq: Effect.Effect<bigint, QueryError>
   /**
