@@ -3,7 +3,8 @@
  * RabbitMQ publish, for every event, off the receiver and off the database
  * path. Supervised worker fibers take whatever events are waiting (up to
  * `maxBatch`) and handle them together: one Redis round trip for all of them,
- * then one batch of publishes whose confirms are awaited together. Under light
+ * then one batch of publishes whose confirms are awaited together, on a fiber
+ * of its own, so the worker takes the next events meanwhile. Under light
  * load a batch is a single event, so nothing waits to fill one; under heavy
  * load, the per-event cost of fibers and round trips is shared.
  *
@@ -21,7 +22,7 @@
  * the relay alone probes the broker and publishes in commit order, which
  * keeps duplicates to the publishes in flight when the outage began.
  */
-import { type Array as Arr, Cause, Clock, type Duration, Effect, Exit, Fiber, Metric, PubSub, Queue, Random, Schedule } from "effect"
+import { type Array as Arr, Cause, Clock, type Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
 import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
@@ -52,11 +53,19 @@ export interface HotPath {
 /** Events handled together by one worker, at most. */
 const maxBatch = 256
 /**
- * Workers: while one waits for its batch's confirms (a few milliseconds for
- * persistent messages), the others take the next events, so the confirm wait
- * is overlapped rather than queued behind.
+ * Workers: while one waits for Redis's reply, the others take the next
+ * events, so one slow round trip does not hold the events behind it.
  */
 const workers = 16
+/**
+ * Events past their Redis step whose publish and confirms may be under way at
+ * once. A worker does not wait for its batch's confirms (a persistent
+ * message's confirm waits for RabbitMQ's disk sync: tens of milliseconds, more
+ * on a busy host); it waits here only when this many are already waiting for
+ * theirs, and then the queue in front of the workers fills and the events
+ * past its capacity go to the relay, as before.
+ */
+const maxPublishing = 4096
 
 /** A short retry: a blip is absorbed, an outage falls through fast. */
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
@@ -67,6 +76,8 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   // event from the hot path only (it is committed, and the relay publishes it).
   const queue = yield* Queue.bounded<MessageTrace.Traced, Cause.Done>(options.capacity)
   const clock = yield* Clock.Clock
+  const publishing = yield* Semaphore.make(maxPublishing)
+  const confirming = yield* FiberSet.make()
 
   /** The verdict per event, or "unknown" for all when Redis could not answer (with its error). */
   const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) =>
@@ -123,20 +134,18 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       return confirmed
     })
 
-  // No span of its own: each event's work is a span in its message's trace (MessageTrace.ts).
-  const handle = Effect.fnUntraced(function*(entries: Arr.NonEmptyReadonlyArray<MessageTrace.Traced>) {
-    const events = entries.map((entry) => entry.event) as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>
+  /**
+   * After the Redis step: the publish, the wait for its confirms, and the
+   * bookkeeping. It runs on a fiber of its own, so the worker takes the next
+   * events while the broker syncs these to disk.
+   */
+  const finish = Effect.fnUntraced(function*(
+    entries: Arr.NonEmptyReadonlyArray<MessageTrace.Traced>,
+    cached: boolean,
+    verdicts: ReadonlyArray<DedupVerdict | "unknown">
+  ) {
+    const events = entries.map((entry) => entry.event)
     const traces = entries.map((entry) => entry.trace)
-    const redisSpans = yield* MessageTrace.startChildren(traces, "MessageCache.remember", {
-      "db.system.name": "redis",
-      "db.operation.name": "rememberAll",
-      "db.operation.batch.size": events.length
-    })
-    const { cached, error, verdicts } = yield* rememberAll(events)
-    MessageTrace.endChildren(redisSpans, clock, (index, span) => {
-      span.attribute("cache.verdict", verdicts[index])
-      return error === undefined ? Exit.void : Exit.fail(error)
-    })
     const toPublish = entries.filter((_, index) => verdicts[index] !== "duplicate")
     const published = toPublish.length > 0 ? yield* publishAll(toPublish) : new Set<MessageEvent>()
     const at = yield* Clock.currentTimeMillis
@@ -158,6 +167,28 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     yield* PubSub.publishAll(progress, done)
   })
 
+  // No span of its own: each event's work is a span in its message's trace (MessageTrace.ts).
+  const handle = Effect.fnUntraced(function*(entries: Arr.NonEmptyReadonlyArray<MessageTrace.Traced>) {
+    const events = entries.map((entry) => entry.event) as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>
+    const traces = entries.map((entry) => entry.trace)
+    const redisSpans = yield* MessageTrace.startChildren(traces, "MessageCache.remember", {
+      "db.system.name": "redis",
+      "db.operation.name": "rememberAll",
+      "db.operation.batch.size": events.length
+    })
+    const { cached, error, verdicts } = yield* rememberAll(events)
+    MessageTrace.endChildren(redisSpans, clock, (index, span) => {
+      span.attribute("cache.verdict", verdicts[index])
+      return error === undefined ? Exit.void : Exit.fail(error)
+    })
+    // Started at once, so the publishes leave before the worker takes its next events.
+    yield* Semaphore.take(publishing, entries.length)
+    yield* FiberSet.run(
+      confirming,
+      finish(entries, cached, verdicts).pipe(Effect.ensuring(Semaphore.release(publishing, entries.length)))
+    )
+  })
+
   const worker = Queue.takeBetween(queue, 1, maxBatch).pipe(
     Effect.flatMap((entries) => handle(entries as unknown as Arr.NonEmptyReadonlyArray<MessageTrace.Traced>)),
     Effect.forever,
@@ -166,10 +197,12 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   const running = yield* Effect.forEach(Array.from({ length: workers }), () => Effect.forkScoped(worker))
 
   // Runs before the workers are interrupted (finalizers run in reverse): the
-  // queue ends, the workers finish what is in it, bounded by the timeout.
+  // queue ends, the workers finish what is in it and the confirms they left
+  // arrive, bounded by the timeout.
   yield* Effect.addFinalizer(() =>
     Queue.end(queue).pipe(
       Effect.andThen(Effect.forEach(running, (fiber) => Fiber.await(fiber), { discard: true })),
+      Effect.andThen(FiberSet.awaitEmpty(confirming)),
       Effect.timeout(options.shutdownTimeout),
       Effect.ignore
     )
