@@ -121,6 +121,8 @@ interface PhaseResult {
   readonly msgPerSec: number
   readonly cpuMicrosPerEvent: number
   readonly peakRssMb: number
+  /** The target's own `process.memoryUsage()` at the end of the phase, MB. */
+  readonly memoryMb: Record<string, number>
   readonly latencyMs: Partial<Record<Observed, Latency>>
 }
 
@@ -252,6 +254,7 @@ const runPhase = async (
     msgPerSec: options.count / ((last - first) / 1000),
     cpuMicrosPerEvent: cpu / options.count,
     peakRssMb,
+    memoryMb: done.memoryMb,
     latencyMs
   }
   console.error(`${name} ${options.rate ?? "full speed"} x${options.channels}: ${JSON.stringify(result)} (load ${loadAverage()})`)

@@ -22,7 +22,7 @@ import * as Daemon from "../../src/main/Daemon.ts"
 import * as Runtime from "../../src/main/Runtime.ts"
 import * as Gateway from "../../src/programs/Gateway.ts"
 import { TelegramSource } from "../../src/services/TelegramSource.ts"
-import { benchText, eventAt, type FromTarget, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
+import { benchText, eventAt, type FromTarget, memoryMb, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
 
 const send = (message: FromTarget) => process.send?.(message)
 
@@ -81,7 +81,7 @@ const program = Effect.gen(function*() {
         })
       }
       yield* Deferred.await(allCommitted)
-      send({ type: "phaseDone", id: command.id, receipts, commits })
+      send({ type: "phaseDone", id: command.id, receipts, commits, memoryMb: memoryMb() })
     })
 
   const commands = yield* Queue.unbounded<ToTarget>()

@@ -47,7 +47,13 @@ export interface PhaseDone {
   readonly id: number
   readonly receipts: ReadonlyArray<number>
   readonly commits: ReadonlyArray<number>
+  /** The target's `process.memoryUsage()` in MB at the end of the phase: where its RSS goes. */
+  readonly memoryMb: Record<string, number>
 }
+
+/** `process.memoryUsage()` in MB, for `PhaseDone`. */
+export const memoryMb = (): Record<string, number> =>
+  Object.fromEntries(Object.entries(process.memoryUsage()).map(([name, bytes]) => [name, Math.round(bytes / 1048576)]))
 
 /** To an observer: record the events of these channels from now on. */
 export interface Watch {

@@ -19,7 +19,7 @@
 import * as Amqp from "amqplib"
 import { Redis } from "ioredis"
 import { rememberLua } from "../../src/layers/RedisScripts.ts"
-import { benchText, eventAt, type FromTarget, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
+import { benchText, eventAt, type FromTarget, memoryMb, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
 import { RawPg } from "./RawPg.ts"
 
 const databaseUrl = process.env.BENCH_DATABASE_URL!
@@ -217,7 +217,7 @@ const main = async () => {
     if (uncommitted > 0) {
       await new Promise<void>((resolve) => (onCommitted = () => uncommitted === 0 && resolve()))
     }
-    send({ type: "phaseDone", id: command.id, receipts, commits })
+    send({ type: "phaseDone", id: command.id, receipts, commits, memoryMb: memoryMb() })
   }
 
   const commands: Array<ToTarget> = []
