@@ -24,7 +24,7 @@
  * refused in turn): it reports `needs-login` until `telegram-gateway login`
  * clears the mark, or until it is given a session file with another key.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Metric, Schedule, Scope, Stream } from "effect"
 import { AccountSources } from "../services/AccountSources.ts"
 import { AccountLeases, KeyGuard, type Lease, LeaseFence, LeaseLost } from "../services/AccountLeases.ts"
 import { HaConfig, IngestConfig } from "../services/GatewayConfig.ts"
@@ -61,6 +61,12 @@ const drained = (deadline: Duration.Duration) =>
 export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
   Effect.gen(function*() {
     const leases = yield* AccountLeases
+    const clock = yield* Clock.Clock
+    /** Wall-clock milliseconds, for cool-downs and the times shown in /health/ready. */
+    const now = () => clock.currentTimeMillisUnsafe()
+    const isoNow = () => new Date(now()).toISOString()
+    /** Monotonic milliseconds, for the lease's local deadline: a wall-clock jump must not move it. */
+    const monotonic = () => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
     const sessions = yield* SessionFiles
     const sources = yield* AccountSources
     const ownership = yield* Ownership
@@ -83,7 +89,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
     )
 
     const standBy = Effect.gen(function*() {
-      const since = new Date().toISOString()
+      const since = isoNow()
       let freeSince: number | undefined
       while (true) {
         const holder = (yield* leases.holders([account]).pipe(
@@ -131,12 +137,12 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
           epoch: holder?.epoch ?? null
         })
         const free = holder === undefined || !holder.live
-        freeSince = free ? freeSince ?? Date.now() : undefined
+        freeSince = free ? freeSince ?? now() : undefined
         // Take a free account while under this process's share, or any that nobody else took for two polls.
         const share = yield* fleet.fairShare
         const owned = yield* ownership.owned
-        const unclaimed = freeSince !== undefined && Date.now() - freeSince >= 2 * Duration.toMillis(ha.pollInterval)
-        if (free && Date.now() >= cooldownUntil && (owned < share || unclaimed)) {
+        const unclaimed = freeSince !== undefined && now() - freeSince >= 2 * Duration.toMillis(ha.pollInterval)
+        if (free && now() >= cooldownUntil && (owned < share || unclaimed)) {
           const keyId = yield* currentKeyId
           const lease = keyId === undefined ? undefined : yield* leases.acquire(account, keyId).pipe(
             Effect.catch((error) => Effect.logWarning(`taking the lease failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
@@ -183,8 +189,8 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const ttl = Duration.toMillis(ha.leaseTtl) - Duration.toMillis(SAFETY_MARGIN)
-        let validUntil = performance.now() + ttl
-        const mayUse = () => performance.now() < validUntil
+        let validUntil = monotonic() + ttl
+        const mayUse = () => monotonic() < validUntil
         const stepDown = yield* Deferred.make<StepDown>()
         let reason = "stopped" as StepDown | "stopped" | "fatal" | "locked"
 
@@ -206,21 +212,21 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
           yield* Effect.gen(function*() {
             while (true) {
               yield* Effect.sleep(ha.renewInterval)
-              const started = performance.now()
+              const started = monotonic()
               if (started >= validUntil) return yield* new LeaseLost({ account, epoch: lease.epoch, reason: "not renewed before its deadline" })
               const renewed = yield* leases.renew(lease).pipe(
                 Effect.as(true),
                 Effect.catchTag("LeaseError", (error) =>
                   Metric.update(Metric.withAttributes(Metrics.leaseRenewFailures, attributes), 1).pipe(
-                    Effect.andThen(Effect.logWarning(`renewing the lease failed: ${error.message}; stepping down in ${Math.max(0, Math.round(validUntil - performance.now()))} ms unless a renewal succeeds`)),
+                    Effect.andThen(Effect.logWarning(`renewing the lease failed: ${error.message}; stepping down in ${Math.max(0, Math.round(validUntil - monotonic()))} ms unless a renewal succeeds`)),
                     Effect.as(false)
                   ))
               )
               if (renewed) validUntil = started + ttl
             }
           }).pipe(
-            Effect.raceFirst(Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, validUntil - performance.now())))).pipe(
-              Effect.repeat({ until: () => performance.now() >= validUntil }),
+            Effect.raceFirst(Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, validUntil - monotonic())))).pipe(
+              Effect.repeat({ until: () => monotonic() >= validUntil }),
               Effect.andThen(Effect.fail(new LeaseLost({ account, epoch: lease.epoch, reason: "not renewed before its deadline" })))
             )),
             Effect.catchTag("LeaseLost", (lost) =>
@@ -242,7 +248,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
           yield* ownership.set({
             account,
             role: "owner",
-            since: new Date().toISOString(),
+            since: isoNow(),
             owner: leases.member.id,
             ownerSince: lease.acquiredAt.toISOString(),
             epoch: lease.epoch
@@ -270,7 +276,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
             if (Exit.isSuccess(exit)) reason = exit.value
             else if (!Exit.hasInterrupts(exit)) reason = "fatal"
             if (reason === "fatal") {
-              const failedAt = new Date().toISOString()
+              const failedAt = isoNow()
               yield* ownership.set({
                 account,
                 role: "failed",
@@ -285,7 +291,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
             // Drain what was accepted (its read progress is saved by the source's finalizer), then close.
             yield* drained(ingest.shutdownTimeout)
             yield* Scope.close(scope, Exit.void)
-            if (reason === "rebalanced" || reason === "locked") cooldownUntil = Date.now() + 3 * Duration.toMillis(ha.leaseTtl)
+            if (reason === "rebalanced" || reason === "locked") cooldownUntil = now() + 3 * Duration.toMillis(ha.leaseTtl)
             return yield* exit
           })
         )

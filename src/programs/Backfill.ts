@@ -7,7 +7,7 @@
  * marks it done, printing progress: a bar on a terminal, plain lines
  * otherwise. The owner's side is src/layers/GramJsBackfill.ts.
  */
-import { Duration, Effect, Option, Runtime, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Runtime, Schema } from "effect"
 import { type ChatReference, matches, parseChatReference } from "../services/ChatReference.ts"
 import { AccountLeases } from "../services/AccountLeases.ts"
 import { type BackfillRequest, BackfillRequests, type BackfillSpec } from "../services/BackfillRequests.ts"
@@ -174,26 +174,28 @@ export const backfill = (options: BackfillOptions) =>
         ? `backfill #${submitted.id} of ${spec.channel} (account ${spec.account}) was already queued with this range: following it`
         : `backfill #${submitted.id} of ${spec.channel} (account ${spec.account}) queued`
     )
-    const started = Date.now()
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    const started = now()
     let lastLine = ""
     let lastLineAt = 0
     let ownerGone = false
-    let lastOwnerCheck = Date.now()
+    let lastOwnerCheck = now()
     const follow = Effect.gen(function*() {
       while (true) {
         const request = yield* requests.get(submitted.id)
         if (request === undefined) return yield* new BackfillFailed({ id: submitted.id, error: "the request disappeared from backfill_requests" })
-        const elapsed = (Date.now() - (request.startedAt?.getTime() ?? started)) / 1000
+        const elapsed = (now() - (request.startedAt?.getTime() ?? started)) / 1000
         const progress = describeProgress(request, Math.max(elapsed, 0.001))
         if (options.terminal) {
           yield* options.print(`\r${progress.bar}`)
-        } else if (progress.line !== lastLine && (Date.now() - lastLineAt >= LINE_EVERY_MS || request.status !== "running")) {
+        } else if (progress.line !== lastLine && (now() - lastLineAt >= LINE_EVERY_MS || request.status !== "running")) {
           lastLine = progress.line
-          lastLineAt = Date.now()
+          lastLineAt = now()
           yield* options.print(progress.line)
         }
         if (request.status === "done") {
-          const seconds = Math.round((Date.now() - started) / 100) / 10
+          const seconds = Math.round((now() - started) / 100) / 10
           yield* options.print(`${options.terminal ? "\n" : ""}backfill #${request.id} of ${request.channel} done: ${count(request.messages)} message(s) committed from message ids (${request.afterId}, ${request.upToId}] in ${seconds} s`)
           return request
         }
@@ -201,8 +203,8 @@ export const backfill = (options: BackfillOptions) =>
           if (options.terminal) yield* options.print("\n")
           return yield* new BackfillFailed({ id: request.id, error: request.error ?? "no reason given" })
         }
-        if (Date.now() - lastOwnerCheck >= LINE_EVERY_MS) {
-          lastOwnerCheck = Date.now()
+        if (now() - lastOwnerCheck >= LINE_EVERY_MS) {
+          lastOwnerCheck = now()
           const live = yield* ownerLive
           if (!live && !ownerGone) {
             yield* options.print(`${options.terminal ? "\n" : ""}no gateway owns account ${spec.account} now: backfill #${request.id} resumes where it stopped when one takes it over`)

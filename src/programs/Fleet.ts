@@ -6,7 +6,7 @@
  * when a process joins, those above it hand one account over per
  * `ha.rebalanceInterval` (src/programs/AccountOwner.ts).
  */
-import { Duration, Effect, Ref, Schedule } from "effect"
+import { Clock, Duration, Effect, Ref, Schedule } from "effect"
 import { AccountLeases } from "../services/AccountLeases.ts"
 import { HaConfig } from "../services/GatewayConfig.ts"
 import { Ownership } from "./Ownership.ts"
@@ -41,7 +41,7 @@ export const makeFleet = (accounts: number) =>
       const share = yield* fairShare
       const owned = yield* ownership.owned
       if (owned <= share) return false
-      const now = Date.now()
+      const now = yield* Clock.currentTimeMillis
       return yield* Ref.modify(lastHandover, (last) =>
         now - last < Duration.toMillis(ha.rebalanceInterval) ? [false, last] : [true, now])
     })

@@ -3,7 +3,7 @@
  * deadline. PostgreSQL down means the gateway cannot keep its promise
  * ("down"); Redis or RabbitMQ down means it runs without them ("degraded").
  */
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { EventBus } from "../services/EventBus.ts"
 import { MessageCache } from "../services/MessageCache.ts"
 import { MessageStore } from "../services/MessageStore.ts"
@@ -23,9 +23,9 @@ const deadline = Duration.seconds(2)
 
 const check = <E extends { readonly message: string }>(ping: Effect.Effect<void, E>): Effect.Effect<TierCheck> =>
   Effect.gen(function*() {
-    const started = performance.now()
+    const started = yield* Clock.monotonicTimeNanos
     const outcome = yield* ping.pipe(Effect.timeout(deadline), Effect.result)
-    const latencyMs = Math.round((performance.now() - started) * 100) / 100
+    const latencyMs = Math.round(Number((yield* Clock.monotonicTimeNanos) - started) / 10_000) / 100
     return outcome._tag === "Success"
       ? { up: true, latencyMs }
       : { up: false, latencyMs, error: outcome.failure.message }

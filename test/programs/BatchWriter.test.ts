@@ -66,6 +66,32 @@ const advance = (total: Duration.Input, step: Duration.Input = "100 millis") =>
 const counter = (metric: Metric.Counter<number>) => Metric.value(metric).pipe(Effect.map((state) => state.count))
 
 describe("BatchWriter", () => {
+  it.effect("writes a full batch (ingest.batchSize rows) at once, and a partial one ingest.flushInterval after its first row", () =>
+    Effect.gen(function*() {
+      const sizes: Array<number> = []
+      const { memory, offer } = yield* writerWith({ beforeWrite: (batch) => Effect.sync(() => void sizes.push(batch.length)) })
+      yield* offer(events(250))
+      yield* advance("0 millis")
+      for (let index = 0; index < 10; index++) yield* Effect.yieldNow
+      assert.deepStrictEqual(sizes, [100, 100], "the two full batches, without waiting")
+      assert.strictEqual(memory.committed.size, 200)
+      yield* TestClock.adjust("9 millis")
+      yield* Effect.yieldNow
+      assert.strictEqual(memory.committed.size, 200, "the partial batch waits for its interval")
+      yield* advance("1 millis", "1 millis")
+      for (let index = 0; index < 10; index++) yield* Effect.yieldNow
+      assert.deepStrictEqual(sizes, [100, 100, 50])
+      assert.strictEqual(memory.committed.size, 250)
+      // A lone row, later: written one interval after it came, not before.
+      yield* offer(events(1))
+      yield* TestClock.adjust("9 millis")
+      for (let index = 0; index < 10; index++) yield* Effect.yieldNow
+      assert.strictEqual(memory.committed.size, 250)
+      yield* advance("1 millis", "1 millis")
+      for (let index = 0; index < 10; index++) yield* Effect.yieldNow
+      assert.deepStrictEqual(sizes, [100, 100, 50, 1])
+    }))
+
   it.effect("retries a defect inside the client (a failed ROLLBACK) as a failure, and commits", () =>
     Effect.gen(function*() {
       let attempts = 0
