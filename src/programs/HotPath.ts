@@ -22,7 +22,7 @@
  * the relay alone probes the broker and publishes in commit order, which
  * keeps duplicates to the publishes in flight when the outage began.
  */
-import { type Array as Arr, Cause, Clock, type Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
+import { type Array as Arr, Cause, Clock, Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
 import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
@@ -70,6 +70,15 @@ const maxPublishing = 4096
 /** A short retry: a blip is absorbed, an outage falls through fast. */
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
 
+/**
+ * The bus's short retry, for the events of a batch not confirmed: 40 then
+ * 80 ms, each anywhere from half to one and a half times that, so workers
+ * that failed together do not retry together.
+ */
+const publishRetries = Schedule.exponential("40 millis").pipe(
+  Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (random) => Duration.millis(Duration.toMillis(duration) * (0.5 + random))))
+)
+
 export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) {
   const { bus, cache, ledger, progress, rabbitmq, redis } = options
   // The receiver never waits on the optional tiers: a full queue drops the
@@ -115,8 +124,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       let waiting = entries
       let began = 0
       let lastError: { readonly message: string } | undefined
-      for (let attempt = 0; attempt < 3 && waiting.length > 0; attempt++) {
-        if (attempt > 0) yield* Effect.sleep(20 * 2 ** attempt * (0.5 + (yield* Random.next)))
+      const attempt = Effect.gen(function*() {
         began = rabbitmq.began()
         const outcomes = yield* bus.publishAll(
           waiting.map((entry) => entry.event) as unknown as Arr.NonEmptyReadonlyArray<MessageEvent>,
@@ -128,7 +136,9 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
           else (failed.push(waiting[index]!), lastError = error)
         })
         waiting = failed
-      }
+      })
+      // Only the events that failed are published again.
+      if (waiting.length > 0) yield* attempt.pipe(Effect.repeat({ schedule: publishRetries, times: 2, while: () => waiting.length > 0 }))
       if (waiting.length > 0 && lastError !== undefined) yield* rabbitmq.failed(lastError, waiting.length)
       else if (entries.length > 0) yield* rabbitmq.succeeded(began)
       return confirmed
