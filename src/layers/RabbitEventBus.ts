@@ -142,7 +142,7 @@ const connect = (url: Redacted.Redacted<string>, heartbeat: Duration.Duration) =
   )
 
 /** Jittered exponential backoff, capped at `maxDelay` even after the jitter. */
-const reconnectSchedule = (maxDelay: Duration.Duration) =>
+export const reconnectSchedule = (maxDelay: Duration.Duration) =>
   Schedule.exponential(reconnectBaseDelay).pipe(
     Schedule.jittered,
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxDelay))),

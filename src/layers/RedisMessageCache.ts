@@ -31,6 +31,15 @@ const reconnectMaxDelayMs = 2_000
  * within half a second of the promotion.
  */
 const sentinelReconnectMaxDelayMs = 500
+/**
+ * The wait before reconnection attempt `attempt` (1 for the first), for
+ * ioredis's `retryStrategy`, which asks synchronously: `random` in [0, 1)
+ * spreads the gateways' reconnections after a Redis restart.
+ */
+export const reconnectDelayMs = (attempt: number, sentinels: boolean, random: number = Math.random()): number =>
+  Math.min(100 * 2 ** Math.min(attempt - 1, 10), sentinels ? sentinelReconnectMaxDelayMs : reconnectMaxDelayMs) +
+  Math.floor(random * 100)
+
 /** A TCP connect that neither succeeds nor fails (a blackholed host) is abandoned after this. */
 const connectTimeoutMs = 2_000
 /** No byte for this long while replies are owed: the socket is dead, drop it and reconnect. */
@@ -81,11 +90,7 @@ const connect = (config: RedisConfig): ScriptedRedis =>
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt) =>
-      Math.min(
-        100 * 2 ** Math.min(attempt - 1, 10),
-        config.sentinels.length === 0 ? reconnectMaxDelayMs : sentinelReconnectMaxDelayMs
-      ) + Math.floor(Math.random() * 100),
+    retryStrategy: (attempt) => reconnectDelayMs(attempt, config.sentinels.length > 0),
     connectTimeout: connectTimeoutMs,
     socketTimeout: socketTimeoutMs,
     connectionName: "telegram-gateway",
