@@ -8,9 +8,11 @@ import { defineConfig } from "vitest/config"
 export const fastTests = [
   "test/ArchitectureImports.test.ts",
   "test/domain/*.test.ts",
+  "test/layers/ReconnectDelays.test.ts",
   "test/programs/BatchWriter.test.ts",
   "test/programs/CommitTracker.test.ts",
   "test/programs/HotPath.test.ts",
+  "test/programs/Receive.test.ts",
   "test/programs/TierHealth.test.ts",
   "test/api/ApiConfig.test.ts",
   "test/api/CommitWatch.test.ts",
