@@ -14,7 +14,9 @@
  * chunks keep it where they cannot show xmin). So that one stuck session elsewhere cannot
  * stall every consumer, a row older than `api.eventSettleLimit` (30 s, three
  * times the store's statement timeout) is released anyway. The poll itself is
- * the SQL function `api_event_pages` (sql/0009), for its cached plan.
+ * the SQL function `api_event_pages` (sql/0009), for its cached plan; on
+ * TimescaleDB it reads a page's rows from the compressed batches that hold
+ * them (sql/0041_poll_compressed_batches).
  */
 import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema } from "effect"
 import { SqlClient } from "effect/sql"

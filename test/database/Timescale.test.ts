@@ -104,6 +104,64 @@ describe("TimescaleDB", () => {
       assert.deepStrictEqual(yield* settledPages, before)
     }))
 
+  it.effect("pages over compressed chunks whose batches carry their event_seq range, past the poll's window too", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_poll_window")
+      yield* seed(database, 4)
+      // Channel 3: one event every 5,000 sequence values, days back, so a page
+      // of 3 (window 3,000 values, sql/0041) never fills within its window and
+      // the poll reads past it; and a deletion among them.
+      yield* query(database, `
+        DO $$
+        BEGIN
+          FOR i IN 1..6 LOOP
+            PERFORM setval('event_seq', nextval('event_seq') + 5000);
+            INSERT INTO messages (channel_id, message_id, version, date, text, raw, received_at)
+            VALUES (3, i, 0, now() - make_interval(days => 2 + i % 2), 'sparse ' || i, '{}', now());
+          END LOOP;
+          PERFORM setval('event_seq', nextval('event_seq') + 5000);
+          INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at) VALUES (3, 2, now(), now());
+        END
+        $$`)
+      const expected = yield* query<{ seqs: ReadonlyArray<string> }>(database, `
+        SELECT array_agg(event_seq::text ORDER BY event_seq) AS seqs FROM (
+          SELECT event_seq FROM messages WHERE channel_id = 3
+          UNION ALL SELECT event_seq FROM message_deletions WHERE channel_id = 3) e`)
+      const all = expected[0]?.seqs ?? []
+      assert.strictEqual(all.length, 7)
+      // Every cursor of channel 3 (its events and 0), pages of 3, and the same without a channel.
+      const pages = Effect.gen(function*() {
+        const rows = yield* query<{ request: number; event_seq: string; settled: boolean }>(database, `
+          SELECT request, event_seq::text, settled
+          FROM api_event_pages(ARRAY[0, ${all.join(", ")}]::bigint[], array_fill(3::bigint, ARRAY[${all.length + 1}]),
+                               array_fill(3, ARRAY[${all.length + 1}]), 30)
+          ORDER BY request, event_seq::bigint`)
+        const whole = yield* query<{ event_seq: string }>(database, `
+          SELECT event_seq::text FROM api_event_pages(ARRAY[0]::bigint[], NULL, ARRAY[1000], 30) ORDER BY event_seq::bigint`)
+        return { rows, whole: whole.map((row) => row.event_seq) }
+      }).pipe(
+        Effect.repeat({ until: ({ rows }) => rows.every((row) => row.settled), schedule: Schedule.spaced("200 millis"), times: 100 })
+      )
+      const before = yield* pages
+      for (let request = 1; request <= all.length + 1; request++) {
+        assert.deepStrictEqual(
+          before.rows.filter((row) => row.request === request).map((row) => row.event_seq),
+          all.slice(request - 1, request + 2)
+        )
+      }
+      yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+      yield* runJobs(database, "policy_compression")
+      const chunks = yield* query<{ compressed: boolean; event_seq_range: boolean }>(database, `
+        SELECT c.is_compressed AS compressed,
+               EXISTS (SELECT 1 FROM timescaledb_information.chunk_columnstore_settings s, jsonb_array_elements(s.index) i
+                       WHERE s.chunk = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass
+                         AND i->>'type' = 'minmax' AND i->>'column' = 'event_seq') AS event_seq_range
+        FROM timescaledb_information.chunks c WHERE c.hypertable_name = 'messages' AND c.is_compressed`)
+      assert.isAtLeast(chunks.length, 2)
+      assert.isTrue(chunks.every((chunk) => chunk.event_seq_range))
+      assert.deepStrictEqual(yield* pages, before)
+    }))
+
   it.effect("marks versions in compressed chunks processed, decompressing only the batch that holds each", () =>
     Effect.gen(function*() {
       const database = yield* timescaleDatabase("tsdb_marks")

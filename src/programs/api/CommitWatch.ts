@@ -7,8 +7,8 @@
  * queries its own page once. 500 waiting polls cost one query per interval,
  * not 500. While `event_seq` has drawn nothing past the last event seen, no
  * event can be there to read, and the look is one read of the sequence
- * instead of a page: a page without a channel is the costly poll, seconds
- * over TimescaleDB's compressed chunks (docs/database.md).
+ * instead of a page: a page without a channel is the costly poll, tens of
+ * milliseconds over TimescaleDB's compressed chunks (docs/database.md).
  */
 import { Context, type Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
