@@ -71,6 +71,8 @@ describe("Gateway API health and documents", () => {
         const limited = yield* http.get("/metrics")
         assert.strictEqual(limited.status, 429)
         assert.isDefined(limited.headers["retry-after"])
+        // Readiness too: a flood of it is refused before it reaches a tier.
+        assert.strictEqual((yield* get("/health/ready")).status, 429)
         const body = (yield* limited.json) as { code: string; message: string }
         assert.strictEqual(body.code, "rate_limited")
         assert.match(body.message, /rate limit of 1 requests\/s/)

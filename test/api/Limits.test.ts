@@ -6,6 +6,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
+import { encodeCursor } from "../../src/programs/api/Cursor.ts"
 import { insertChannel, insertMessage, Keys, layerTestApi, openTransaction, sql, TestApi } from "./TestApi.ts"
 
 const channel = 781_001
@@ -54,13 +55,22 @@ describe("Gateway API cost bounds", () => {
         assert.match(sameKey.body.message ?? "", /already runs 1 searches or counts \(api\.expensive\.perKey\)/)
         const otherKey = yield* get("/api/v1/counts?from=2026-01-05T00:00:00Z&to=2026-01-06T00:00:00Z", Keys.admin)
         assert.deepStrictEqual([otherKey.status, otherKey.body.code, otherKey.retryAfter], [503, "server_busy", "1"])
+        // Another key's acknowledgement does not queue behind them: the slots
+        // bound searches and counts only, and leave the pool to the rest.
+        const http = yield* HttpClient.HttpClient
+        const ack = yield* http.execute(
+          HttpClientRequest.put("/api/v1/consumers/billing/checkpoint").pipe(
+            HttpClientRequest.setHeader("x-api-key", Keys.acker),
+            HttpClientRequest.bodyJsonUnsafe({ cursor: encodeCursor(1n) })
+          )
+        )
+        assert.strictEqual(ack.status, 200)
         const timedOut = yield* Fiber.join(slow)
         assert.deepStrictEqual([timedOut.status, timedOut.body.code, timedOut.retryAfter], [503, "query_timeout", "1"])
         assert.match(timedOut.body.message ?? "", /1500 ms statement timeout/)
         yield* blocker.commit
         const after = yield* get(search, Keys.reader)
         assert.deepStrictEqual([after.status, after.body.hits?.length], [200, 1])
-        const http = yield* HttpClient.HttpClient
         const metrics = yield* (yield* http.get("/metrics")).text
         for (const reason of ["key_busy", "server_busy", "query_timeout"]) {
           assert.match(metrics, new RegExp(`api_requests_refused_total\\{[^}]*reason="${reason}"[^}]*\\} 1`))
