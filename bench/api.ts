@@ -31,6 +31,10 @@
  * TimescaleDB side cluster (deploy/scripts/stack.sh timescaledb) with every
  * chunk older than a day compressed.
  *
+ * BENCH_PHASES=a,b runs only the phases whose names contain one of those
+ * words (case-insensitive, e.g. `BENCH_PHASES=search,long` for the two
+ * phases of the other key), so that a run fits a short quiet window.
+ *
  * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
  * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
  * server and the direct SQL reach PgBouncer through its Unix socket instead of
@@ -89,6 +93,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const pageSize = Number(process.env.BENCH_PAGE ?? 10)
 const cpuProfileDir = process.env.BENCH_CPU_PROF
 const pgbouncerSocket = process.env.BENCH_PGBOUNCER_SOCKET
+const phaseFilter = (process.env.BENCH_PHASES ?? "").split(",").map((word) => word.trim().toLowerCase()).filter((word) => word !== "")
+const selected = (name: string) => phaseFilter.length === 0 || phaseFilter.some((word) => name.toLowerCase().includes(word))
 
 /** The database's PgBouncer URL, through the Unix socket when BENCH_PGBOUNCER_SOCKET names its directory. */
 const applicationUrl = (url: string) => {
@@ -354,6 +360,7 @@ const program = Effect.gen(function*() {
     for (let round = 0; round < rounds; round++) {
       loads.push(loadAverage())
       for (const [name, run] of Object.entries(phases)) {
+        if (!selected(name)) continue
         const summary = await run()
         ;(perRound[name] ??= []).push(summary)
         console.error(`round ${round + 1} (load ${loads[round]}): ${name}: ${JSON.stringify(summary)}`)
@@ -363,7 +370,7 @@ const program = Effect.gen(function*() {
   })
 
   const results = Object.fromEntries(
-    Object.keys(phases).map((name) => [name, medianSummary(perRound[name as Phase] ?? [])])
+    Object.keys(phases).filter(selected).map((name) => [name, medianSummary(perRound[name as Phase] ?? [])])
   ) as Record<Phase, Summary>
   console.log(
     `\n${messages.toLocaleString("en")} messages over ${channels} channels, loaded in ${loadSeconds.toFixed(1)} s; ` +
