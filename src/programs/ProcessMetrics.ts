@@ -3,7 +3,7 @@
  * memory, V8 heap, CPU time, event-loop delay (over the last window) and
  * garbage collection pauses by kind. Used by the daemon and the API alike.
  */
-import { Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Clock, Duration, Effect, Layer, Metric, Schedule } from "effect"
 import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 
 export const residentMemory = Metric.gauge("process_resident_memory_bytes", {
@@ -53,7 +53,7 @@ export const layer = Layer.effectDiscard(Effect.gen(function*() {
       Effect.sync(() => Metric.registerUnsafe(metric, context, { get: () => ({ value: read() }), update: () => {}, modify: () => {} })),
       (registration) => Effect.sync(() => registration.remove())
     )
-  const startedAt = Date.now() / 1000 - process.uptime()
+  const startedAt = (yield* Clock.currentTimeMillis) / 1000 - process.uptime()
   yield* gauge(residentMemory, () => process.memoryUsage.rss())
   yield* gauge(heapUsed, () => process.memoryUsage().heapUsed)
   yield* gauge(heapTotal, () => process.memoryUsage().heapTotal)

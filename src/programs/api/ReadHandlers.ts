@@ -1,5 +1,5 @@
 /** Handlers of the read group: channels, events, messages, recent, search, counts. */
-import { Duration, Effect, Metric } from "effect"
+import { Clock, Duration, Effect, Metric } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { ChannelId } from "../../domain/Message.ts"
@@ -100,10 +100,10 @@ export const layer = HttpApiBuilder.group(
         if (waitSeconds === 0) return first
         return yield* Effect.scoped(Effect.gen(function*() {
           const waiter = yield* watch.waiter(channelId)
-          const deadline = Date.now() + waitSeconds * 1000
+          const deadline = (yield* Clock.currentTimeMillis) + waitSeconds * 1000
           while (true) {
             const events = yield* page
-            const left = deadline - Date.now()
+            const left = deadline - (yield* Clock.currentTimeMillis)
             if (events.length > 0 || left <= 0) return events
             if (!(yield* waiter.next(Duration.millis(left)))) return yield* page
           }
