@@ -38,17 +38,18 @@ class Session {
   drained: Deferred.Deferred<void> | undefined = undefined
   /** Completed, with the reason, when the connection or the channel goes. */
   readonly lost = Deferred.makeUnsafe<unknown>()
-  /** When the broker last confirmed (or refused) a publish on this session, epoch ms. */
-  lastHeardAt = Date.now()
+  /** When the broker last confirmed (or refused) a publish on this session, epoch ms (Clock's wall clock). */
+  lastHeardAt: number
 
   readonly connection: Amqp.ChannelModel
   readonly channel: Amqp.ConfirmChannel
 
   // Listeners are attached synchronously as amqplib hands the objects over:
   // an 'error' event without a listener would crash the process.
-  constructor(connection: Amqp.ChannelModel, channel: Amqp.ConfirmChannel) {
+  constructor(connection: Amqp.ChannelModel, channel: Amqp.ConfirmChannel, openedAt: number) {
     this.connection = connection
     this.channel = channel
+    this.lastHeardAt = openedAt
     connection.on("error", (cause) => this.lose(cause))
     connection.on("close", (cause) => this.lose(cause ?? "connection closed"))
     connection.on("blocked", (reason) => (this.blockedReason = reason))
@@ -101,7 +102,7 @@ const withHeartbeat = (url: string, heartbeat: Duration.Duration): string => {
   return parsed.toString()
 }
 
-const establish = async (url: string): Promise<Session> => {
+const establish = async (url: string, now: () => number): Promise<Session> => {
   const connection = await Amqp.connect(url, {
     timeout: Duration.toMillis(connectTimeout),
     // Nagle's algorithm would hold each small publish for the previous one's ACK.
@@ -111,7 +112,8 @@ const establish = async (url: string): Promise<Session> => {
   // Until the Session owns the connection; it stays so that a late error is harmless.
   connection.on("error", () => {})
   try {
-    return new Session(connection, await connection.createConfirmChannel())
+    const channel = await connection.createConfirmChannel()
+    return new Session(connection, channel, now())
   } catch (cause) {
     await connection.close().catch(() => {})
     throw cause
@@ -125,11 +127,11 @@ const closeSession = (session: Session) =>
   }).pipe(Effect.interruptible, Effect.timeoutOption(closeTimeout), Effect.asVoid)
 
 /** Interruptible: a connection that arrives after the interruption is closed, not leaked. */
-const connect = (url: Redacted.Redacted<string>, heartbeat: Duration.Duration) =>
+const connect = (url: Redacted.Redacted<string>, heartbeat: Duration.Duration, now: () => number) =>
   Effect.acquireRelease(
     Effect.callback<Session, BusUnavailable>((resume) => {
       let abandoned = false
-      establish(withHeartbeat(Redacted.value(url), heartbeat)).then(
+      establish(withHeartbeat(Redacted.value(url), heartbeat), now).then(
         (session) => abandoned ? void Effect.runFork(closeSession(session)) : resume(Effect.succeed(session)),
         (cause) => resume(Effect.fail(new BusUnavailable({ operation: "connect", cause })))
       )
@@ -159,12 +161,12 @@ const unavailable = (operation: string, cause: string) => new BusUnavailable({ o
  * Persistent JSON whose `message_id` is the event's stable key, with the
  * publish span's W3C `traceparent` header when tracing is on (docs/rabbitmq.md).
  */
-const messageProperties = (event: MessageEvent, span: Tracer.Span | undefined): Amqp.Options.Publish => ({
+const messageProperties = (event: MessageEvent, span: Tracer.Span | undefined, nowMillis: number): Amqp.Options.Publish => ({
   persistent: true,
   contentType: "application/json",
   messageId: eventKey(event),
   type: eventKind(event),
-  timestamp: Math.floor(Date.now() / 1000),
+  timestamp: Math.floor(nowMillis / 1000),
   appId: "telegram-gateway",
   ...(span === undefined ? {} : { headers: { traceparent: traceparent(span) } })
 })
@@ -173,6 +175,8 @@ const make = Effect.gen(function*() {
   const config = yield* RabbitMqConfig
   const tracing = Option.isSome((yield* OtelConfig).exporterOtlpEndpoint)
   const clock = yield* Clock.Clock
+  /** Wall-clock milliseconds from Clock, for amqplib's callbacks and timers, which run outside any fiber. */
+  const now = () => clock.currentTimeMillisUnsafe()
   const current = yield* Ref.make<Session | undefined>(undefined)
   /** Why the last attempt failed or the last session ended, for the errors callers see. */
   const lastProblem = yield* Ref.make("still connecting")
@@ -200,7 +204,7 @@ const make = Effect.gen(function*() {
 
   /** One connection's life: connect, declare, serve publishes until it is lost. */
   const runSession = Effect.gen(function*() {
-    const session = yield* connect(config.url, config.heartbeat)
+    const session = yield* connect(config.url, config.heartbeat, now)
     yield* declareExchange(session.channel, config.exchange)
     yield* Ref.set(current, session)
     yield* Deferred.succeed(firstAttempt, undefined)
@@ -261,20 +265,20 @@ const make = Effect.gen(function*() {
         }
       }
       const timer = setTimeout(() => {
-        if (Date.now() - session.lastHeardAt >= publishTimeoutMs) {
+        if (now() - session.lastHeardAt >= publishTimeoutMs) {
           session.abandon(`no publisher confirm for ${Duration.format(config.publishTimeout)}`)
         }
         for (let index = 0; index < events.length; index++) settle(index, notConfirmed())
-      }, Math.max(0, deadline - Date.now()))
+      }, Math.max(0, deadline - now()))
       events.forEach((event, index) => {
         try {
           const writable = session.channel.publish(
             config.exchange,
             routingKey(event),
             Buffer.from(encodeMessageEventJson(event)),
-            messageProperties(event, spans[index]),
+            messageProperties(event, spans[index], now()),
             (error) => {
-              session.lastHeardAt = Date.now()
+              session.lastHeardAt = now()
               settle(index, error ? new BusUnavailable({ operation: "publish", cause: error }) : undefined)
             }
           )
@@ -314,7 +318,7 @@ const make = Effect.gen(function*() {
     events: Arr.NonEmptyReadonlyArray<MessageEvent>,
     parents: ReadonlyArray<Tracer.AnySpan | undefined> = []
   ) {
-    const deadline = Date.now() + publishTimeoutMs
+    const deadline = now() + publishTimeoutMs
     // A batch takes one slot per event, so the bound on confirms in flight holds.
     const batches = Arr.chunksOf(events, config.maxInFlight)
     const outcomes: Array<BusUnavailable | undefined> = []
@@ -327,7 +331,7 @@ const make = Effect.gen(function*() {
           const session = yield* usableSession("publish")
           if (session.drained !== undefined) {
             yield* Deferred.await(session.drained).pipe(
-              Effect.timeoutOrElse({ duration: Math.max(0, deadline - Date.now()), orElse: () => Effect.fail(notConfirmed()) })
+              Effect.timeoutOrElse({ duration: Math.max(0, deadline - now()), orElse: () => Effect.fail(notConfirmed()) })
             )
           }
           return yield* sendAll(session, batch, spans, deadline)
