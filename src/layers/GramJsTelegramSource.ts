@@ -36,7 +36,7 @@
  * channel Telegram refuses (CHANNEL_PRIVATE) is dropped with an error naming
  * it while the others go on. Access hashes come from the ChannelRegistry.
  */
-import { Cause, Data, Duration, Effect, Layer, Metric, Option, Queue, Random, Ref, Schedule, Semaphore, Stream } from "effect"
+import { Cause, Clock, Data, Duration, Effect, Layer, Metric, Option, Queue, Random, Ref, Schedule, Semaphore, Stream } from "effect"
 import { Api, helpers } from "telegram"
 import { Raw } from "telegram/events/Raw.js"
 import type { MessageEvent } from "../domain/Message.ts"
@@ -156,6 +156,9 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const settings = clientSettings(config, stored)
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
+  const clock = yield* Clock.Clock
+  /** Wall-clock milliseconds from Clock, also for GramJS's callbacks, which run outside any fiber. */
+  const nowMillis = () => clock.currentTimeMillisUnsafe()
 
   const queue = yield* Queue.bounded<SourceBatch, TelegramFatal | Cause.Done>(config.batchQueueCapacity)
   const state = yield* Ref.make<ConnectionState>("connecting")
@@ -183,7 +186,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       overflow: false,
       tooLong: false,
       wake: yield* Queue.sliding<void>(1),
-      confirmedAt: Date.now(),
+      confirmedAt: nowMillis(),
       confirmedOnce: false,
       staleWarned: undefined,
       serverTimeoutSeconds: 0,
@@ -250,7 +253,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
           channel.committedTop = top
           channel.dirty = true
         }
-        const now = Date.now()
+        const now = nowMillis()
         return Effect.forEach(events, (event) => {
           const date = telegramDateMs(event)
           return date === undefined ? Effect.void : Metric.update(Metrics.telegramCommitLatency, Math.max(0, now - date) / 1000)
@@ -278,7 +281,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         channel.overflow = true
         runFork(Metric.update(Metrics.telegramUpdatesDropped, 1))
       } else {
-        const item = itemOf(update, directoryOfPush(update), Date.now())
+        const item = itemOf(update, directoryOfPush(update), nowMillis())
         channel.inbox.push({ pts: sequencing.pts, ptsCount: sequencing.ptsCount, item })
       }
       Queue.offerUnsafe(channel.wake, undefined)
@@ -327,7 +330,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     Effect.gen(function*() {
       while (true) {
         const until = floodUntil.get(floodKey(method, chatId)) ?? 0
-        const waitMs = until - Date.now()
+        const waitMs = until - nowMillis()
         if (waitMs > 0 && deferrable) return yield* Effect.fail(new PollDeferred())
         if (waitMs > 0) yield* Effect.sleep(Duration.millis(waitMs))
         const outcome = yield* effect.pipe(Effect.result)
@@ -335,7 +338,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         const error = outcome.failure
         if (error._tag === "TelegramFatal") return yield* Effect.fail(error)
         if (error._tag === "TelegramFloodWait") {
-          const record = { method, chatId, until: Date.now() + error.seconds * 1000 }
+          const record = { method, chatId, until: nowMillis() + error.seconds * 1000 }
           floodUntil.set(floodKey(method, chatId), record.until)
           yield* Effect.logWarning(`${what}: ${error.message}; only this call waits (until ${new Date(record.until).toISOString()}), recorded for restarts`)
           yield* store.saveFloodWait(record).pipe(
@@ -365,7 +368,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
 
   const confirmed = (channel: Channel) =>
     Effect.sync(() => {
-      channel.confirmedAt = Date.now()
+      channel.confirmedAt = nowMillis()
       channel.confirmedOnce = true
       channel.staleWarned = undefined
     })
@@ -452,7 +455,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     const page = (cursor: number) =>
       call("messages.GetHistory", chat.channelId, `reading ${label}'s history`, historyPageAbove(gram.invoke, peer, cursor, upTo))
     return forEachHistoryPage(page, after, upTo, (history, newest) => {
-      const receivedAt = Date.now()
+      const receivedAt = nowMillis()
       const events = history.messages.flatMap((message) => {
         try {
           return [messageEvent(message, chat.channelId, false, history.directory, receivedAt)]
@@ -493,7 +496,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const recoverByHistory = (gram: GramJs, channel: Channel, chat: KnownChat, sequence: PtsSequence<UpdateItem>, pts: number, top: number) =>
     Effect.gen(function*() {
       const from = channel.acceptedTop
-      const recovery: Recovery = { kind: "too_long", startedAt: Date.now(), fromId: from, toId: top, atId: from, events: 0, pts: sequence.pts }
+      const recovery: Recovery = { kind: "too_long", startedAt: nowMillis(), fromId: from, toId: top, atId: from, events: 0, pts: sequence.pts }
       yield* setRecovery(channel, recovery)
       let gapMessages = 0
       yield* historyEvents(gram, chat, channel.label, from, top, (events, newest) =>
@@ -520,7 +523,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         const events: Array<MessageEvent> = []
         yield* forEachHistoryPage((after) => page(after, from), low - 1, from, (history) =>
           Effect.sync(() => {
-            const receivedAt = Date.now()
+            const receivedAt = nowMillis()
             for (const message of history.messages) {
               seen.add(message.id)
               const storedVersion = known.get(message.id)
@@ -533,7 +536,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
               }
             }
           }))
-        const receivedAt = Date.now()
+        const receivedAt = nowMillis()
         for (const messageId of known.keys()) {
           if (!seen.has(messageId)) events.push(deletedEvent(chat.channelId, messageId, receivedAt))
         }
@@ -587,7 +590,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
           if (result.final !== false) break
           continue
         }
-        const receivedAt = Date.now()
+        const receivedAt = nowMillis()
         const directory = makeDirectory(result.users, result.chats)
         const items = [
           ...result.newMessages.map((message) => itemOf(new Api.UpdateNewChannelMessage({ message, pts: 0, ptsCount: 0 }), directory, receivedAt)),
@@ -603,7 +606,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
         if (result.final === true) break
         // A chain of pages: the channel is behind until it ends.
         if (channel.recovery === undefined) {
-          yield* setRecovery(channel, { kind: "difference", startedAt: Date.now(), fromId: 0, toId: 0, atId: 0, events: 0, pts: result.pts })
+          yield* setRecovery(channel, { kind: "difference", startedAt: nowMillis(), fromId: 0, toId: 0, atId: 0, events: 0, pts: result.pts })
         }
         channel.recovery!.pts = result.pts
         channel.recovery!.events += events.length
@@ -674,9 +677,9 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       yield* difference(gram, channel, chat, sequence, "start")
       channel.refused = undefined
       yield* Metric.update(perChannel(Metrics.telegramChannelUnavailable, channel), 0)
-      let nextPollAt = Date.now() + (yield* Random.nextBetween(0, pollEvery(channel)))
+      let nextPollAt = nowMillis() + (yield* Random.nextBetween(0, pollEvery(channel)))
       while (true) {
-        const woke = yield* takeWake(channel, nextPollAt - Date.now())
+        const woke = yield* takeWake(channel, nextPollAt - nowMillis())
         yield* drainInbox(channel, sequence)
         let reason: Reason | undefined
         if (channel.tooLong) {
@@ -687,9 +690,9 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
           reason = "overflow"
           yield* Metric.update(perChannel(Metrics.telegramGaps, channel, { kind: "overflow" }), 1)
         } else if (sequence.gap) {
-          const holdUntil = Date.now() + Duration.toMillis(config.gapHold)
-          while (sequence.gap && Date.now() < holdUntil && !channel.overflow) {
-            yield* takeWake(channel, holdUntil - Date.now())
+          const holdUntil = nowMillis() + Duration.toMillis(config.gapHold)
+          while (sequence.gap && nowMillis() < holdUntil && !channel.overflow) {
+            yield* takeWake(channel, holdUntil - nowMillis())
             yield* drainInbox(channel, sequence)
           }
           if (sequence.gap || channel.overflow) {
@@ -697,15 +700,15 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
             reason = "gap"
             yield* Metric.update(perChannel(Metrics.telegramGaps, channel, { kind: "push" }), 1)
           }
-        } else if (Option.isNone(woke) && Date.now() >= nextPollAt) {
+        } else if (Option.isNone(woke) && nowMillis() >= nextPollAt) {
           reason = "poll"
         }
         if (reason !== undefined) {
           yield* difference(gram, channel, chat, sequence, reason).pipe(Effect.catchTag("PollDeferred", () => Effect.void))
         }
-        if (reason === "poll" || Date.now() >= nextPollAt) {
+        if (reason === "poll" || nowMillis() >= nextPollAt) {
           const flooded = floodUntil.get(floodKey("updates.GetChannelDifference", chat.channelId)) ?? 0
-          nextPollAt = Math.max(Date.now() + pollEvery(channel), flooded)
+          nextPollAt = Math.max(nowMillis() + pollEvery(channel), flooded)
         }
       }
     }).pipe(
@@ -756,7 +759,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   const groupEvents = (updates: ReadonlyArray<unknown>, directory: ReturnType<typeof makeDirectory>) =>
     learnDeletedGroupMessages(updates).pipe(
       Effect.map(() => {
-        const receivedAt = Date.now()
+        const receivedAt = nowMillis()
         return updates.flatMap((update) => itemOf(update, directory, receivedAt).events)
       })
     )
@@ -902,7 +905,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
    * tells the two apart.
    */
   const watchFreshness = Effect.suspend(() => {
-    const now = Date.now()
+    const now = nowMillis()
     return Effect.forEach(channels, (channel) => {
       if (channel.chat === undefined || channel.refused !== undefined) return Effect.void
       const age = Math.max(0, now - channel.confirmedAt) / 1000
@@ -924,7 +927,7 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
   })
 
   const channelStatus: Effect.Effect<ReadonlyArray<ChannelStatus>> = Effect.sync(() => {
-    const now = Date.now()
+    const now = nowMillis()
     return channels.map((channel): ChannelStatus => {
       const freshnessSeconds = Math.max(0, now - channel.confirmedAt) / 1000
       const stale = freshnessSeconds > Duration.toSeconds(config.staleAfter)
