@@ -41,6 +41,8 @@
  *   npm run bench -- --rss-outage 600 --recovery-rate 1000
  */
 import { PgClient } from "@effect/sql-pg"
+import * as Amqp from "amqplib"
+import { Redis } from "ioredis"
 import { Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { type ChildProcess, fork, spawn } from "node:child_process"
@@ -286,6 +288,23 @@ const baseline = (url: Redacted.Redacted<string>, events: ReadonlyArray<MessageE
   }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
 
 
+/** Deletes this run's Redis keys (dedup keys live 7 days) and its exchange; the observers delete their queues. */
+const cleanUp = (keyPrefix: string, exchange: string) =>
+  Effect.tryPromise(async () => {
+    const redis = new Redis("redis://127.0.0.1:6379/0")
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}*`, "COUNT", 1000)
+      if (keys.length > 0) await redis.unlink(...keys)
+      cursor = next
+    } while (cursor !== "0")
+    redis.disconnect()
+    const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
+    const channel = await connection.createChannel()
+    await channel.deleteExchange(exchange)
+    await connection.close()
+  }).pipe(Effect.ignore)
+
 const round = (value: number, digits = 2) => Number(value.toFixed(digits))
 const ratio = (gateway: number, raw: number) => (raw > 0 ? round(gateway / raw) : Number.NaN)
 
@@ -296,6 +315,8 @@ const main = Effect.gen(function*() {
   const keyPrefix = `${uniqueName("tgbench")}:`
   const databaseUrl = Redacted.value(database.url)
   const common = { BENCH_KEY_PREFIX: keyPrefix, BENCH_EXCHANGE: exchange }
+  // Runs last: the shared Redis and RabbitMQ keep nothing of this run (the database is dropped with its scope).
+  yield* Effect.addFinalizer(() => cleanUp(keyPrefix, exchange))
 
   yield* startApi({
     DATABASE_URL: databaseUrl,
