@@ -123,8 +123,12 @@ const observeQueue = async (quorum: boolean) => {
   await channel.consume(queue, (message) => {
     if (message?.properties.messageId !== undefined) saw(message.properties.messageId as string, monotonicMs())
   }, { noAck: true })
-  process.on("disconnect", () => void channel.deleteQueue(queue).finally(() => connection.close()).catch(() => {}))
+  cleanUp = () => channel.deleteQueue(queue).then(() => connection.close()).catch(() => {})
 }
+
+/** Deletes the observer's queue, if it has one; run before the process exits. */
+let cleanUp: () => Promise<void> = () => Promise.resolve()
+const exit = () => void cleanUp().finally(() => process.exit(0))
 
 /** Follows every event from the first, as one consumer of the whole feed, keeping its cursor across phases. */
 const pollAll = async () => {
@@ -146,7 +150,7 @@ const pollAll = async () => {
 }
 
 process.on("message", (message: ToObserver) => {
-  if (message.type === "stop") process.exit(0)
+  if (message.type === "stop") exit()
   if (message.type === "watch") {
     watched = new Set(message.channels.map(String))
     seen.clear()
@@ -156,7 +160,7 @@ process.on("message", (message: ToObserver) => {
     if (seen.size >= message.expected) finishCollect()
   }
 })
-process.on("disconnect", () => setTimeout(() => process.exit(0), 500))
+process.on("disconnect", exit)
 
 const start = role === "redis"
   ? observeRedis()
