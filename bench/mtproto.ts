@@ -146,7 +146,8 @@ interface RunResult {
 }
 
 /** The largest sample; a loop, since spreading 300,000 samples into Math.max overflows the stack. */
-const largest = (samples: ReadonlyArray<number>) => samples.reduce((max, sample) => (sample > max ? sample : max), Number.NaN)
+const largest = (samples: ReadonlyArray<number>) =>
+  samples.length === 0 ? Number.NaN : samples.reduce((max, sample) => (sample > max ? sample : max), -Infinity)
 
 const summary = (samples: ReadonlyArray<number>) => ({
   p50: percentile(samples, 50),
