@@ -41,6 +41,7 @@ import { makeTestDatabase, query } from "../test/support/Database.ts"
 import { makeTestConsumer, uniqueName } from "../test/support/TestGateway.ts"
 import { makeSessionDirectory } from "../test/telegram/Harness.ts"
 import type { SimulatorReply, SimulatorRequest } from "./MtprotoSimulator.ts"
+import { removeRunKeys } from "./RunKeys.ts"
 import { percentile, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
@@ -327,10 +328,17 @@ const soak = (child: ReturnType<typeof fork>, commits: Commits, rate: number, se
 
 // ---- the gateway in this process ----
 
-const gatewayConfig = (databaseUrl: Redacted.Redacted<string>, sessionFile: string, port: number, username: string, exchange: string) =>
+const gatewayConfig = (
+  databaseUrl: Redacted.Redacted<string>,
+  sessionFile: string,
+  port: number,
+  username: string,
+  exchange: string,
+  keyPrefix: string
+) =>
   ConfigProvider.layer(ConfigProvider.fromUnknown({
     database: { url: Redacted.value(databaseUrl) },
-    redis: { url: "redis://127.0.0.1:6379/0", keyPrefix: `${uniqueName("mtproto")}:` },
+    redis: { url: "redis://127.0.0.1:6379/0", keyPrefix },
     rabbitmq: { url: "amqp://guest:guest@127.0.0.1:5672", exchange },
     telegram: {
       apiId: 1,
@@ -350,7 +358,10 @@ const main = Effect.gen(function*() {
   const database = yield* makeTestDatabase("mtproto")
   const exchange = uniqueName("mtproto.messages")
   yield* makeTestConsumer(exchange, { consume: false })
-  const config = gatewayConfig(database.url, sessionFile, ready.port, ready.username, exchange)
+  const keyPrefix = `${uniqueName("mtproto")}:`
+  // Runs last: a 5-minute soak leaves millions of keys with days to live in the shared Redis.
+  yield* Effect.addFinalizer(() => removeRunKeys(keyPrefix))
+  const config = gatewayConfig(database.url, sessionFile, ready.port, ready.username, exchange, keyPrefix)
 
   return yield* Effect.gen(function*() {
     const ingestion = yield* Ingestion

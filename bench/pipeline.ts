@@ -65,6 +65,7 @@ import {
   type ToTarget
 } from "./pipeline/Protocol.ts"
 import { recoveryPhase, rssThroughOutage } from "./Recovery.ts"
+import { removeRunKeys } from "./RunKeys.ts"
 import { percentile, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
@@ -288,22 +289,17 @@ const baseline = (url: Redacted.Redacted<string>, events: ReadonlyArray<MessageE
   }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
 
 
-/** Deletes this run's Redis keys (dedup keys live 7 days) and its exchange; the observers delete their queues. */
+/** Deletes this run's Redis keys and its exchange; the observers delete their queues. */
 const cleanUp = (keyPrefix: string, exchange: string) =>
-  Effect.tryPromise(async () => {
-    const redis = new Redis("redis://127.0.0.1:6379/0")
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}*`, "COUNT", 1000)
-      if (keys.length > 0) await redis.unlink(...keys)
-      cursor = next
-    } while (cursor !== "0")
-    redis.disconnect()
-    const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
-    const channel = await connection.createChannel()
-    await channel.deleteExchange(exchange)
-    await connection.close()
-  }).pipe(Effect.ignore)
+  removeRunKeys(keyPrefix).pipe(
+    Effect.andThen(Effect.tryPromise(async () => {
+      const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
+      const channel = await connection.createChannel()
+      await channel.deleteExchange(exchange)
+      await connection.close()
+    })),
+    Effect.ignore
+  )
 
 const round = (value: number, digits = 2) => Number(value.toFixed(digits))
 const ratio = (gateway: number, raw: number) => (raw > 0 ? round(gateway / raw) : Number.NaN)
