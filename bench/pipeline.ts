@@ -42,7 +42,6 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import * as Amqp from "amqplib"
-import { Redis } from "ioredis"
 import { Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { type ChildProcess, fork, spawn } from "node:child_process"
