@@ -6,10 +6,8 @@
  * a live view shows each tier. Ends on Ctrl-C, after `--duration`, or once
  * `--messages` are posted and committed; prints a summary and exits 0.
  */
-import { Clock, ConfigProvider, type Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Clock, ConfigProvider, type Duration, Effect, Fiber, FileSystem, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusConsumer } from "../../services/BusConsumer.ts"
 import { Migrations } from "../../services/Migrations.ts"
@@ -19,18 +17,16 @@ import { collect, describe, emptyTally, render } from "../demo/LiveView.ts"
 import { Daemon, receive } from "../Gateway.ts"
 import { Ingestion } from "../Ingestion.ts"
 
-/** A session file for the simulator, in a private temporary directory removed afterwards. */
+/** A session file for the simulator, in a private temporary directory removed when the demo ends. */
 const simulatorSessionFile = (sessionString: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const directory = await mkdtemp(join(tmpdir(), "telegram-gateway-demo-"))
-      await chmod(directory, 0o700)
-      const file = join(directory, "telegram.session")
-      await writeFile(file, sessionString, { mode: 0o600 })
-      return { directory, file }
-    }),
-    ({ directory }) => Effect.promise(() => rm(directory, { recursive: true, force: true }))
-  )
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const directory = yield* fs.makeTempDirectoryScoped({ prefix: "telegram-gateway-demo-" })
+    yield* fs.chmod(directory, 0o700)
+    const file = join(directory, "telegram.session")
+    yield* fs.writeFileString(file, sessionString, { mode: 0o600 })
+    return file
+  }).pipe(Effect.orDie)
 
 const program = (options: {
   readonly duration: Option.Option<Duration.Duration>
@@ -52,13 +48,13 @@ const program = (options: {
       title: "Demo Signals",
       kind: "channel"
     })
-    const session = yield* simulatorSessionFile(simulator.sessionString)
+    const sessionFile = yield* simulatorSessionFile(simulator.sessionString)
     const telegram = ConfigProvider.layerAdd(
       ConfigProvider.fromUnknown({
         telegram: {
           apiId: 1,
           apiHash: "demo",
-          sessionFile: session.file,
+          sessionFile,
           channels: [`@${channel.username}`],
           dcId: simulator.dcId,
           dcAddress: simulator.host,
