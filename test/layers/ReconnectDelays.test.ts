@@ -28,7 +28,9 @@ describe("reconnect delays", () => {
         yield* Effect.yieldNow
       }
       yield* Fiber.interrupt(fiber)
-      const delays = attemptsAt.slice(1).map((at, index) => at - attemptsAt[index]!)
+      // Jittered delays are fractional milliseconds: the difference of two wake-up times is rounded to
+      // the microsecond, so a capped 2,000 ms delay is not seen as 1999.999999999999 (seen in CI).
+      const delays = attemptsAt.slice(1).map((at, index) => Math.round((at - attemptsAt[index]!) * 1000) / 1000)
       assert.isAbove(delays.length, 12, "30 s of outage: an attempt at least every 2.4 s")
       // Time moves in 100 ms steps here, so each delay is seen rounded up to the next step.
       const expected = [200, 400, 800, 1600]
