@@ -138,6 +138,16 @@ const iso = (date: Date | null) => date === null ? null : date.toISOString()
 
 const bucketMillis: Record<CountBucketSize, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }
 
+/** A stored row's event key, as `eventKey` (src/domain/Message.ts) gives it: a null version is a deletion. */
+const storedKey = (channelId: number, messageId: number, version: number | null): string =>
+  `${channelId}:${messageId}:${version === null ? "deleted" : version}`
+
+/** Rows up to the first one a transaction still in flight could precede (see the top of this file). */
+const settledPrefix = <Row extends { readonly settled: boolean }>(rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
+  const firstUnsettled = rows.findIndex((row) => !row.settled)
+  return firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)
+}
+
 export const layer = Layer.effect(
   MessageQuery,
   Effect.gen(function*() {
@@ -227,7 +237,7 @@ export const layer = Layer.effect(
         return {
           seq: row.event_seq,
           kind: "deleted",
-          key: `${channelId}:${messageId}:deleted`,
+          key: storedKey(channelId, messageId, null),
           channelId,
           messageId,
           version: null,
@@ -240,7 +250,7 @@ export const layer = Layer.effect(
       return {
         seq: row.event_seq,
         kind: version === 0 ? "new" : "edited",
-        key: `${channelId}:${messageId}:${version}`,
+        key: storedKey(channelId, messageId, version),
         channelId,
         messageId,
         version,
@@ -250,11 +260,8 @@ export const layer = Layer.effect(
       }
     }
 
-    /** Up to the first event a transaction still in flight could precede (see the top of this file). */
-    const settledEvents = (rows: ReadonlyArray<EventRow>) => {
-      const firstUnsettled = rows.findIndex((row) => !row.settled)
-      return (firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)).map(toEvent)
-    }
+    /** One poll's settled events. */
+    const settledEvents = (rows: ReadonlyArray<EventRow>) => settledPrefix(rows).map(toEvent)
 
     /**
      * Every poll waiting for a worker, answered by one call of
@@ -342,14 +349,13 @@ export const layer = Layer.effect(
             ) u ORDER BY u.event_seq LIMIT ${options.limit}::integer
           ) e
           ORDER BY e.event_seq`
-      ).pipe(Effect.map((rows) => {
-        const firstUnsettled = rows.findIndex((row) => !row.settled)
-        return (firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)).map((row): StoredEventKey => ({
+      ).pipe(Effect.map((rows) =>
+        settledPrefix(rows).map((row): StoredEventKey => ({
           seq: BigInt(row.event_seq),
-          key: `${Number(row.channel_id)}:${row.message_id}:${row.version === null ? "deleted" : row.version}`,
+          key: storedKey(Number(row.channel_id), row.message_id, row.version),
           receivedAt: row.received_at.toISOString()
         }))
-      }))
+      ))
 
     const newestSeq = orFail(
       "newestSeq",
