@@ -27,7 +27,9 @@
  * the naive baseline (one awaited INSERT per message, from this process).
  * `--cost` instead measures the gateway's CPU per event and RSS at 100,
  * 1,000 and 5,000 msg/s over 1, 100 and 1,000 channels; `--soak SECONDS`
- * runs 1,000 msg/s that long in 10 s phases and reports the RSS slope. The
+ * runs 1,000 msg/s that long in 10 s phases and reports the RSS slope;
+ * `--idle SECONDS` measures each target's CPU with nothing to do, for that
+ * long after the warm-up (as a share of one core). The
  * recovery phase (bench/Recovery.ts: PostgreSQL, then RabbitMQ, unreachable
  * for `--outage` seconds under `--recovery-rate` msg/s, in this process) runs
  * when `--outage` is above 0; `--rss-outage SECONDS` alone runs only the
@@ -36,6 +38,7 @@
  *
  *   npm run bench -- --rates 1000,5000 --seconds 10 --messages 50000
  *   npm run bench -- --cost
+ *   npm run bench -- --idle 30 --rates '' --messages 0 --baseline 0
  *   npm run bench -- --soak 300 --rates '' --messages 0
  *   npm run bench -- --outage 30 --recovery-rate 1000 --rates '' --messages 0
  *   npm run bench -- --rss-outage 600 --recovery-rate 1000
@@ -79,6 +82,7 @@ const { values: args } = parseArgs({
     cost: { type: "boolean", default: false },
     "cost-seconds": { type: "string", default: "8" },
     soak: { type: "string", default: "0" },
+    idle: { type: "string", default: "0" },
     raw: { type: "boolean", default: true },
     "cpu-prof": { type: "string" }
   },
@@ -93,7 +97,15 @@ const secondsPerRate = Number(args.seconds)
 const baselineMessages = Number(args.baseline)
 const costSeconds = Number(args["cost-seconds"])
 const soakSeconds = Number(args.soak)
-for (const [name, value] of Object.entries({ messages: fullSpeedMessages, seconds: secondsPerRate, soak: soakSeconds })) {
+const idleSeconds = Number(args.idle)
+for (
+  const [name, value] of Object.entries({
+    messages: fullSpeedMessages,
+    seconds: secondsPerRate,
+    soak: soakSeconds,
+    idle: idleSeconds
+  })
+) {
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number of at least 0, got ${value}`)
 }
 if (rates.some((rate) => !(rate > 0))) throw new Error(`--rates must be positive numbers, got ${args.rates}`)
@@ -347,7 +359,7 @@ const main = Effect.gen(function*() {
   const rawRss = raw === undefined ? undefined : watchRss(raw.pid)
   yield* Effect.addFinalizer(() => Effect.sync(() => (gatewayRss.stop(), rawRss?.stop())))
 
-  const { phases, cost, soak } = yield* Effect.promise(async () => {
+  const { phases, cost, soak, idle } = yield* Effect.promise(async () => {
     type Which = readonly ["gateway" | "raw", Target, ReturnType<typeof watchRss>]
     const targets: ReadonlyArray<Which> = [
       ["gateway", gateway, gatewayRss],
@@ -359,6 +371,18 @@ const main = Effect.gen(function*() {
       observing: ReadonlyArray<{ readonly role: (typeof observerRoles)[number]; readonly handle: Observer }> = observers
     ) => runPhase(which[0], which[1], observing, options, which[2])
     for (const which of targets) await phase(which, { rate: null, count: 2_000, channels: 1 }) // warm-up: connections, JIT
+    // CPU with nothing to do: what the process's timers and loops cost at rest, per target.
+    const idle = idleSeconds > 0
+      ? await (async () => {
+        const before = targets.map(([, target]) => cpuMicros(target.pid))
+        await sleep(idleSeconds * 1000)
+        return targets.map(([name, target], index) => ({
+          target: name,
+          seconds: idleSeconds,
+          percentOfCore: round((cpuMicros(target.pid) - before[index]!) / (idleSeconds * 1e4), 2)
+        }))
+      })()
+      : []
     const phases: Array<PhaseResult> = []
     for (const rate of [...rates, ...(fullSpeedMessages > 0 ? [null] : [])]) {
       for (const which of targets) {
@@ -399,7 +423,7 @@ const main = Effect.gen(function*() {
       }
       console.error(`soak: ${JSON.stringify({ ...soak, points })}`)
     }
-    return { phases, cost, soak }
+    return { phases, cost, soak, idle }
   })
 
   const naive = baselineMessages > 0
@@ -460,6 +484,9 @@ const main = Effect.gen(function*() {
       ])
     ))
   }
+  for (const run of idle) {
+    console.log(`\nIdle for ${run.seconds} s after the warm-up: ${run.target} ${run.percentOfCore}% of one core`)
+  }
   if (soak !== undefined) {
     console.log(`\nSoak at 1,000 msg/s for ${soak.seconds} s: gateway RSS ${soak.rssStartMb} -> ${soak.rssEndMb} MB, slope ${soak.slopeMbPerMinute} MB/min`)
   }
@@ -488,6 +515,7 @@ const main = Effect.gen(function*() {
     ratios,
     cost: cost.map(compact),
     soak,
+    idle,
     baseline: naive === undefined ? undefined : { msgPerSec: Math.round(naive.throughput), latencyMs: naive.latency },
     recovery: recovery.map((run) => ({
       ...run,
