@@ -6,10 +6,10 @@
  * a "new" verdict, a persistent publish on an amqplib confirm channel opened
  * with `noDelay` (the gateway's properties, to the same exchange); and the
  * event joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
- * row by one of two connections, in the store's transaction
- * (src/layers/PgMessageStore.ts): BEGIN, the shared advisory lock with the
- * transaction id, the same `json_to_recordset` INSERT, COMMIT, each a round
- * trip, through PgBouncer. The daemon's defaults are 500 rows, 10 ms, 2
+ * row by one of two connections, with the store's one statement
+ * (src/layers/PgMessageStore.ts, `write_events`: the shared advisory lock,
+ * the transaction id, the same `json_to_recordset` INSERT), one round trip,
+ * through PgBouncer. The daemon's defaults are 500 rows, 10 ms, 2
  * writers (src/services/GatewayConfig.ts). At full speed at most 20,000
  * events wait uncommitted (`ingest.queueCapacity`).
  *
@@ -90,26 +90,9 @@ const row = (event: Event) => ({
   received_at: event.receivedAt / 1000
 })
 
-const insertSql = (events: ReadonlyArray<Event>) => `
-  WITH input AS (
-    SELECT * FROM json_to_recordset('${JSON.stringify(events.map(row)).replaceAll("'", "''")}'::json) AS r(
-      channel_id bigint, message_id integer, version integer, date double precision,
-      edit_date double precision, sender_id bigint, sender_kind text, sender_name text,
-      text text, text_escaped boolean, entities jsonb, media jsonb, reply_to_message_id integer,
-      grouped_id text, views integer, forwards integer, raw jsonb, received_at double precision)
-  ), inserted AS (
-    INSERT INTO messages (channel_id, message_id, version, date, edit_date, sender_id, sender_kind,
-      sender_name, text, text_escaped, entities, media, reply_to_message_id, grouped_id, views,
-      forwards, raw, received_at, deleted_at)
-    SELECT i.channel_id, i.message_id, i.version, to_timestamp(i.date), to_timestamp(i.edit_date),
-      i.sender_id, i.sender_kind, i.sender_name, i.text, i.text_escaped, coalesce(i.entities, '[]'),
-      i.media, i.reply_to_message_id, i.grouped_id, i.views, i.forwards, coalesce(i.raw, 'null'),
-      to_timestamp(i.received_at), d.deleted_at
-    FROM input i LEFT JOIN message_deletions d USING (channel_id, message_id)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-  )
-  SELECT count(*)::int AS inserted FROM inserted`
+/** The store's one statement a batch (sql/0042_write_events.up.sql), the rows inlined as a literal. */
+const writeSql = (events: ReadonlyArray<Event>) =>
+  `SELECT write_events('${JSON.stringify(events.map(row)).replaceAll("'", "''")}'::json, NULL) AS inserted`
 
 const main = async () => {
   const redis = new Redis("redis://127.0.0.1:6379/0", {
@@ -130,12 +113,7 @@ const main = async () => {
   let flushTimer: NodeJS.Timeout | undefined
 
   const write = async (pg: RawPg, batch: ReadonlyArray<Event>) => {
-    await pg.query("BEGIN")
-    await pg.query(
-      "SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text"
-    )
-    await pg.query(insertSql(batch))
-    await pg.query("COMMIT")
+    await pg.query(writeSql(batch))
     const now = monotonicMs()
     for (const event of batch) commits[event.index] = now
     uncommitted -= batch.length

@@ -1,11 +1,11 @@
 /**
  * The MessageStore on PostgreSQL (sql/0001_messages.up.sql), through PgBouncer.
  *
- * A batch is one transaction with one multi-row statement per kind of event;
- * rows travel as a single JSON parameter expanded by `json_to_recordset`, so
- * a batch of any size is one round trip and never hits the bind-parameter
- * limit. The stable key is the primary key: a replayed event conflicts and
- * inserts nothing.
+ * A batch is one statement, `write_events` (sql/0042), in a transaction of
+ * its own; rows travel as one JSON parameter per kind of event, expanded by
+ * `json_to_recordset`, so a batch of any size is one round trip and never
+ * hits the bind-parameter limit. The stable key is the primary key: a
+ * replayed event conflicts and inserts nothing.
  *
  * Deletions and versions of the same message may be written by two writers
  * at once, and neither would see the other's uncommitted row. A transaction
@@ -92,10 +92,8 @@ export const boundedBy = (timeout: Duration.Duration) =>
 /** Retries only a connection that never opened (see `isConnectFailure`). */
 export const retryConnectFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.retry(effect, retryConnect)
 
-type VersionEvent = MessageCreated | MessageEdited
-
 /** One `messages` row as the JSON the INSERT expands; dates in epoch seconds. */
-const versionRow = ({ message, receivedAt }: VersionEvent) => {
+const versionRow = ({ message, receivedAt }: MessageCreated | MessageEdited) => {
   const text = encodeText(message.text)
   return {
     channel_id: message.channelId,
@@ -172,66 +170,28 @@ export const make = Effect.gen(function*() {
 
   const bounded = boundedBy(statementTimeout)
 
-  const insertVersions = (events: ReadonlyArray<VersionEvent>) =>
-    sql<{ inserted: number }>`
-      WITH input AS (
-        SELECT * FROM json_to_recordset(${JSON.stringify(events.map(versionRow))}::json) AS r(
-          channel_id bigint, message_id integer, version integer, date double precision,
-          edit_date double precision, sender_id bigint, sender_kind text, sender_name text,
-          text text, text_escaped boolean, entities jsonb, media jsonb, reply_to_message_id integer,
-          grouped_id text, views integer, forwards integer, raw jsonb, received_at double precision)
-      ), inserted AS (
-        INSERT INTO messages (channel_id, message_id, version, date, edit_date, sender_id, sender_kind,
-          sender_name, text, text_escaped, entities, media, reply_to_message_id, grouped_id, views,
-          forwards, raw, received_at, deleted_at)
-        SELECT i.channel_id, i.message_id, i.version, to_timestamp(i.date), to_timestamp(i.edit_date),
-          i.sender_id, i.sender_kind, i.sender_name, i.text, i.text_escaped, coalesce(i.entities, '[]'),
-          i.media, i.reply_to_message_id, i.grouped_id, i.views, i.forwards, coalesce(i.raw, 'null'),
-          to_timestamp(i.received_at), d.deleted_at
-        FROM input i LEFT JOIN message_deletions d USING (channel_id, message_id)
-        ON CONFLICT DO NOTHING
-        RETURNING 1
-      )
-      SELECT count(*)::int AS inserted FROM inserted`.pipe(Effect.map((rows) => rows[0]?.inserted ?? 0))
-
-  /** Records the deletions, then marks every stored version of those messages. */
-  const recordDeletions = (events: ReadonlyArray<MessageDeleted>) =>
-    Effect.gen(function*() {
-      const input = JSON.stringify(events.map(deletionRow))
-      const rows = yield* sql<{ inserted: number }>`
-        WITH inserted AS (
-          INSERT INTO message_deletions (channel_id, message_id, deleted_at, received_at)
-          SELECT channel_id, message_id, to_timestamp(deleted_at), to_timestamp(received_at)
-          FROM json_to_recordset(${input}::json)
-            AS r(channel_id bigint, message_id integer, deleted_at double precision, received_at double precision)
-          ON CONFLICT DO NOTHING
-          RETURNING 1
-        )
-        SELECT count(*)::int AS inserted FROM inserted`
-      yield* sql`
-        UPDATE messages m SET deleted_at = d.deleted_at
-        FROM message_deletions d
-        WHERE (d.channel_id, d.message_id) IN (
-            SELECT channel_id, message_id FROM json_to_recordset(${input}::json) AS r(channel_id bigint, message_id integer))
-          AND m.channel_id = d.channel_id AND m.message_id = d.message_id AND m.deleted_at IS NULL`
-      return rows[0]?.inserted ?? 0
-    })
-
+  /**
+   * The batch is one statement, `write_events` (sql/0042_write_events.up.sql):
+   * one round trip, in a transaction of its own, that takes the deletions
+   * lock and the transaction id before drawing any event_seq.
+   */
   const writeBatch = Effect.fn("MessageStore.writeBatch")(
     function*(events: Array.NonEmptyReadonlyArray<MessageEvent>) {
-      const versions = events.filter((event): event is VersionEvent => event._tag !== "MessageDeleted")
-      const deletions = events.filter((event): event is MessageDeleted => event._tag === "MessageDeleted")
-      const inserted = yield* sql.withTransaction(Effect.gen(function*() {
-        // pg_current_xact_id() takes the transaction id before any event_seq is
-        // drawn, so an API poller's watermark (the oldest transaction in flight)
-        // always covers this batch's rows (src/layers/PgMessageQuery.ts).
-        yield* deletions.length > 0
-          ? sql`SELECT pg_advisory_xact_lock(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text`
-          : sql`SELECT pg_advisory_xact_lock_shared(hashtext('telegram-gateway/message-deletions')), pg_current_xact_id()::text`
-        const versionsInserted = versions.length > 0 ? yield* insertVersions(versions) : 0
-        const deletionsInserted = deletions.length > 0 ? yield* recordDeletions(deletions) : 0
-        return versionsInserted + deletionsInserted
-      })).pipe(Effect.retry(retryConnect), Effect.mapError(storeError("writeBatch")), bounded("writeBatch"))
+      const versions: Array<ReturnType<typeof versionRow>> = []
+      const deletions: Array<ReturnType<typeof deletionRow>> = []
+      for (const event of events) {
+        if (event._tag === "MessageDeleted") deletions.push(deletionRow(event))
+        else versions.push(versionRow(event))
+      }
+      const rows = yield* sql<{ inserted: number }>`
+        SELECT write_events(
+          ${versions.length > 0 ? JSON.stringify(versions) : null}::json,
+          ${deletions.length > 0 ? JSON.stringify(deletions) : null}::json) AS inserted`.pipe(
+        Effect.retry(retryConnect),
+        Effect.mapError(storeError("writeBatch")),
+        bounded("writeBatch")
+      )
+      const inserted = rows[0]?.inserted ?? 0
       return { inserted, duplicates: events.length - inserted } satisfies WriteSummary
     }
   )

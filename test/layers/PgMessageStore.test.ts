@@ -3,7 +3,7 @@
  * this suite's own, migrated, and dropped at the end.
  */
 import { assert, it, layer } from "@effect/vitest"
-import { Array as Arr, Context, Effect, Layer, Redacted } from "effect"
+import { Array as Arr, Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { Entity, Media, MessageId, Sender } from "../../src/domain/Message.ts"
 import * as PgMessageStore from "../../src/layers/PgMessageStore.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
@@ -98,6 +98,39 @@ layer(StoreLayer.pipe(Layer.provideMerge(SuiteDatabaseLayer)), { timeout: "60 se
       yield* store.writeBatch([created(makeMessage(channel, 99))])
       const versions = yield* store.versions(channel, MessageId.make(99))
       assert.strictEqual(versions[0]?.deletedAt?.getTime(), 1_763_200_000_000)
+    }))
+
+  it.effect("waits for the deletions lock before drawing any event_seq, within its one statement", () =>
+    Effect.gen(function*() {
+      const store = yield* MessageStore
+      const database = yield* SuiteDatabase
+      const channel = freshChannelId()
+      const waitingLocks = `SELECT count(*)::int AS count FROM pg_locks
+        WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = '${database.name}')`
+      const sequenceNow = `SELECT last_value::text AS value FROM event_seq`
+      // A deletion batch elsewhere holds the lock exclusively for a second.
+      const holder = yield* query(
+        database,
+        "SELECT pg_advisory_xact_lock(hashtext('telegram-gateway/message-deletions')), pg_sleep(1)"
+      ).pipe(Effect.forkChild)
+      yield* query<{ count: number }>(database, `SELECT count(*)::int AS count FROM pg_locks WHERE locktype = 'advisory' AND granted`).pipe(
+        Effect.repeat({ until: (rows) => (rows[0]?.count ?? 0) > 0, schedule: Schedule.spaced("10 millis") })
+      )
+      const before = yield* query<{ value: string }>(database, sequenceNow)
+      const writing = yield* store.writeBatch([created(makeMessage(channel, 1))]).pipe(Effect.forkChild)
+      yield* query<{ count: number }>(database, waitingLocks).pipe(
+        Effect.repeat({ until: (rows) => (rows[0]?.count ?? 0) > 0, schedule: Schedule.spaced("10 millis") })
+      )
+      // Waiting for the lock, the batch has drawn no event_seq and has no transaction id yet.
+      assert.deepStrictEqual(yield* query<{ value: string }>(database, sequenceNow), before)
+      const waiting = yield* query<{ has_xid: boolean }>(
+        database,
+        `SELECT backend_xid IS NOT NULL AS has_xid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`
+      )
+      assert.deepStrictEqual(waiting, [{ has_xid: false }])
+      yield* Fiber.join(holder)
+      assert.deepStrictEqual(yield* Fiber.join(writing), { inserted: 1, duplicates: 0 })
+      assert.strictEqual(yield* countRows(database, "messages", channel), 1)
     }))
 
   it.effect("round-trips NUL, lone surrogates and 100 KB of text exactly", () =>
