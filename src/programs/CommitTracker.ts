@@ -7,7 +7,7 @@
  * and every batch before it has been released: its `onCommitted` then runs.
  * Synchronous and allocation-light, because it sits on the hot path.
  */
-import type { Effect } from "effect"
+import { Effect, Queue } from "effect"
 
 interface Pending {
   remaining: number
@@ -74,3 +74,22 @@ export const makeCommitTracker = (): CommitTracker => {
     uncommitted: () => uncommitted
   }
 }
+
+/**
+ * Runs released callbacks on one fiber, in the order they were released, so
+ * they keep the acceptance order even when two writers commit at once. Each
+ * turn runs every callback waiting: a loop of one callback per turn
+ * (`Effect.forever` yields after each pass) ran one per event-loop turn, and
+ * at 5,000 msg/s, with a turn taking ~30 ms, source batches were released
+ * seconds after their commit.
+ */
+export const makeReleaser = Effect.gen(function*() {
+  const released = yield* Queue.unbounded<Effect.Effect<void>>()
+  yield* Queue.takeAll(released).pipe(
+    Effect.flatMap((callbacks) => Effect.all(callbacks, { discard: true })),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  return (callbacks: ReadonlyArray<Effect.Effect<void>>): Effect.Effect<void> =>
+    callbacks.length === 0 ? Effect.void : Effect.asVoid(Queue.offerAll(released, callbacks))
+})

@@ -13,7 +13,7 @@
  * outage is logged once, every event that missed a tier is counted, and the
  * tier is used again as soon as it answers.
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, Option, PubSub, Queue, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Option, PubSub, Schedule, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import { decodeMessageEvent, eventKind, type MessageEvent } from "../domain/Message.ts"
 import type { SourceBatch } from "../domain/SourceBatch.ts"
@@ -25,7 +25,7 @@ import * as Metrics from "../services/Metrics.ts"
 import { makeBatchWriter } from "./BatchWriter.ts"
 import { runBusRelay } from "./BusRelay.ts"
 import { makeCacheRefill } from "./CacheRefill.ts"
-import { makeCommitTracker } from "./CommitTracker.ts"
+import { makeCommitTracker, makeReleaser } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
 import * as MessageTrace from "./MessageTrace.ts"
@@ -84,10 +84,7 @@ export const make = Effect.gen(function*() {
   const refill = yield* makeCacheRefill({ cache, store, redis: yield* RedisConfig })
   const progress = yield* PubSub.sliding<IngestProgress>(65_536)
   const tracker = makeCommitTracker()
-  // One fiber runs released callbacks, so they keep their order even when
-  // two writers commit at once.
-  const released = yield* Queue.unbounded<Effect.Effect<void>>()
-  yield* Queue.take(released).pipe(Effect.flatten, Effect.forever, Effect.forkScoped)
+  const release = yield* makeReleaser
 
   const redis = yield* makeTierHealth({
     tier: "redis",
@@ -116,7 +113,7 @@ export const make = Effect.gen(function*() {
         for (const event of events) {
           yield* Metric.update(Metrics.commitLatency, Math.max(0, now - event.receivedAt) / 1000)
         }
-        yield* Queue.offerAll(released, tracker.committed(entries.map((entry) => entry.batch)))
+        yield* release(tracker.committed(entries.map((entry) => entry.batch)))
         yield* PubSub.publish(progress, { _tag: "Committed", events, at: now })
       })
   })
@@ -168,7 +165,7 @@ export const make = Effect.gen(function*() {
       const acceptedAt = yield* Clock.currentTimeMillis
       const seq = tracker.register(batch.events.length, batch.onCommitted, acceptedAt)
       if (batch.events.length === 0) {
-        yield* Queue.offerAll(released, tracker.committed([]))
+        yield* release(tracker.committed([]))
         return
       }
       for (const event of batch.events) {

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { makeCommitTracker } from "../../src/programs/CommitTracker.ts"
+import { makeCommitTracker, makeReleaser } from "../../src/programs/CommitTracker.ts"
 
 describe("CommitTracker", () => {
   it("releases a batch only once it and every earlier batch are committed, in acceptance order", () => {
@@ -31,4 +31,16 @@ describe("CommitTracker", () => {
     tracker.committed([only])
     assert.throws(() => tracker.committed([only]), /reported committed more often/)
   })
+
+  it.effect("runs every released callback waiting in one turn, in release order, not one per scheduler turn", () =>
+    Effect.gen(function*() {
+      const release = yield* makeReleaser
+      const ran: Array<number> = []
+      const callbacks = Array.from({ length: 1_000 }, (_, index) => Effect.sync(() => void ran.push(index)))
+      yield* release(callbacks.slice(0, 600))
+      yield* release(callbacks.slice(600))
+      // A loop that yields after each callback would have run about ten by now.
+      for (let turn = 0; turn < 10; turn++) yield* Effect.yieldNow
+      assert.deepStrictEqual(ran, Array.from({ length: 1_000 }, (_, index) => index))
+    }))
 })
