@@ -406,6 +406,15 @@ export const layer = Layer.effect(
         })
       )
 
+    /**
+     * Ranks only the newest `api.expensive.searchMatches` matching versions,
+     * found newest first (by date: sql/0042's index, or TimescaleDB's chunks
+     * newest first), so a word that matches every row reads about as many
+     * rows as the bound, not the table; a rare word is read through the text
+     * index. A version an edit superseded is then dropped: each candidate's
+     * newest version is looked up by its key and date (every version of a
+     * message has the message's date: one partition or chunk, not the table).
+     */
     const search = (options: { query: string; channelId: ChannelId | undefined; limit: number }) =>
       withTimeout(
         "search",
@@ -419,15 +428,21 @@ export const layer = Layer.effect(
             text_escaped: boolean
             rank: number
           }>`
-            SELECT m.channel_id, m.message_id, m.version, m.date, m.text, m.text_escaped,
-                   ts_rank(to_tsvector('simple', m.text), q)::float8 AS rank
-            FROM messages m, websearch_to_tsquery('simple', ${options.query}) q
-            WHERE to_tsvector('simple', m.text) @@ q
-              AND m.deleted_at IS NULL ${onChannel("m.channel_id", options.channelId)}
-              AND NOT EXISTS (
-                SELECT 1 FROM messages n
-                WHERE n.channel_id = m.channel_id AND n.message_id = m.message_id AND n.version > m.version)
-            ORDER BY rank DESC, m.date DESC, m.channel_id, m.message_id
+            WITH h AS MATERIALIZED (
+              SELECT m.channel_id, m.message_id, m.version, m.date, m.text, m.text_escaped
+              FROM messages m
+              WHERE to_tsvector('simple', m.text) @@ websearch_to_tsquery('simple', ${options.query})
+                AND m.deleted_at IS NULL ${onChannel("m.channel_id", options.channelId)}
+              ORDER BY m.date DESC
+              LIMIT ${config.expensive.searchMatches}
+            )
+            SELECT h.channel_id, h.message_id, h.version, h.date, h.text, h.text_escaped,
+                   ts_rank(to_tsvector('simple', h.text), websearch_to_tsquery('simple', ${options.query}))::float8 AS rank
+            FROM h
+            WHERE h.version = (
+              SELECT max(n.version) FROM messages n
+              WHERE n.channel_id = h.channel_id AND n.message_id = h.message_id AND n.date = h.date)
+            ORDER BY rank DESC, h.date DESC, h.channel_id, h.message_id
             LIMIT ${options.limit}`
           return rows.map((row) =>
             new SearchHit({

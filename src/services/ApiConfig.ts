@@ -116,7 +116,12 @@ export const ApiConfig = Config.all({
     /** ...and over all keys (503 past it), leaving the pool to polls, marks and checkpoints. */
     total: positiveInt("total", 2),
     /** Each one's statement timeout (503 `query_timeout` past it). */
-    statementTimeout: duration("statementTimeout", "2 seconds")
+    statementTimeout: duration("statementTimeout", "2 seconds"),
+    /**
+     * A search ranks only the newest this many matches (by message date),
+     * found newest first, so its cost is bounded whatever the words match.
+     */
+    searchMatches: positiveInt("searchMatches", 1000)
   }).pipe(Config.nested("expensive")),
   /** Upper bound of `wait` on a long poll. */
   longPollMaxWait: duration("longPollMaxWait", "30 seconds"),

@@ -1,0 +1,13 @@
+-- 0042: a search finds its newest matches first (PgMessageQuery.search ranks
+-- only the newest `api.expensive.searchMatches` of them).
+--
+-- Before, a search ranked every match: a word in every row of a million
+-- ranked a million rows and ran to the statement timeout, one core busy for
+-- 2 s per search. Ordered by date through this index (across channels; one
+-- channel uses messages_channel_date_idx, 0003), a word that matches most
+-- rows reads as many rows as the bound; a rare word is still read through
+-- the text index (0003), the planner choosing by the word's frequency.
+--
+-- TimescaleDB's create_hypertable (0001) already made this index, under this
+-- name, on the hypertable: IF NOT EXISTS leaves it as it is.
+CREATE INDEX IF NOT EXISTS messages_date_idx ON messages (date DESC);
