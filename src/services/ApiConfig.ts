@@ -94,6 +94,14 @@ const positiveInt = (name: string, fallback: number) =>
 const duration = (name: string, fallback: Duration.Input) =>
   Config.Duration(name).pipe(Config.withDefault(Duration.fromInputUnsafe(fallback)))
 
+/** A budget duration of at least a millisecond (a budget of none would refuse every search). */
+const budgetDuration = (name: string, fallback: Duration.Input) =>
+  duration(name, fallback).pipe(Config.mapEffect((value) =>
+    Duration.toMillis(value) >= 1 ? Effect.succeed(value) : Effect.fail(
+      new Config.ConfigError(new ConfigProvider.SourceError({ message: `api.expensive.budget.${name} must be at least 1 millisecond` }))
+    )
+  ))
+
 export const ApiConfig = Config.all({
   host: Config.String("host").pipe(Config.withDefault("127.0.0.1")),
   port: Config.Port("port").pipe(Config.withDefault(4010)),
@@ -117,6 +125,24 @@ export const ApiConfig = Config.all({
     total: positiveInt("total", 2),
     /** Each one's statement timeout (503 `query_timeout` past it). */
     statementTimeout: duration("statementTimeout", "2 seconds"),
+    /**
+     * Each key's query time: a search or count runs only while the key has
+     * some left (429 with the wait in `Retry-After` past it), and is charged
+     * the time it took. The key earns `perSecond` of it each second, up to
+     * `burst`.
+     */
+    budget: Config.all({
+      perSecond: budgetDuration("perSecond", "200 millis"),
+      burst: budgetDuration("burst", "4 seconds")
+    }).pipe(Config.nested("budget")),
+    /**
+     * A search or count refused for its own key's limits (`perKey`, `budget`)
+     * is answered after this long (at most its `Retry-After`): a client that
+     * asks again at once is slowed to one refusal per this much per
+     * connection, instead of costing the server a refusal as fast as it can
+     * send. 0 answers at once.
+     */
+    refusalDelay: duration("refusalDelay", "1 second"),
     /**
      * A search ranks only the newest this many matches (by message date),
      * found newest first, so its cost is bounded whatever the words match.

@@ -1,13 +1,15 @@
 /**
  * Bounded cost per key: searches and counts run within per-key and overall
- * concurrency limits and under a statement timeout, each refusal a 429 or
- * 503 with Retry-After.
+ * concurrency limits, under a statement timeout and within each key's budget
+ * of query time, each refusal a 429 or 503 with Retry-After; a search ranks
+ * only its newest matches.
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
+import { ChannelId } from "../../src/domain/Message.ts"
 import { encodeCursor } from "../../src/programs/api/Cursor.ts"
-import { insertChannel, insertMessage, Keys, layerTestApi, openTransaction, sql, TestApi } from "./TestApi.ts"
+import { client, insertChannel, insertMessage, Keys, layerTestApi, openTransaction, sql, TestApi } from "./TestApi.ts"
 
 const channel = 781_001
 
@@ -35,7 +37,7 @@ const untilWaiting = (pattern: string, count: number) =>
   })
 
 describe("Gateway API cost bounds", () => {
-  layer(layerTestApi({ expensive: { perKey: 1, total: 1, statementTimeout: "1500 millis" } }), {
+  layer(layerTestApi({ expensive: { perKey: 1, total: 1, statementTimeout: "1500 millis", refusalDelay: "100 millis" } }), {
     timeout: "60 seconds",
     excludeTestServices: true
   })((it) => {
@@ -75,6 +77,67 @@ describe("Gateway API cost bounds", () => {
         for (const reason of ["key_busy", "server_busy", "query_timeout"]) {
           assert.match(metrics, new RegExp(`api_requests_refused_total\\{[^}]*reason="${reason}"[^}]*\\} 1`))
         }
+      }))
+  })
+})
+
+describe("Gateway API search bound and time budget", () => {
+  // Ranks among the newest 20 matches; a key earns 1 ms of query time a
+  // second, at most 1 s ahead.
+  layer(layerTestApi({
+    expensive: {
+      perKey: 1,
+      total: 2,
+      statementTimeout: "1500 millis",
+      refusalDelay: "100 millis",
+      searchMatches: 20,
+      budget: { perSecond: "1 millis", burst: "1 second" }
+    }
+  }), { timeout: "60 seconds", excludeTestServices: true })((it) => {
+    it.effect("ranks only the newest matches, the superseded versions left out, however many rows match", () =>
+      Effect.gen(function*() {
+        const bounded = ChannelId.make(781_002)
+        yield* insertChannel(bounded, "bounded")
+        // 2,000 matches, one a minute; the oldest says the word twice (it would rank first among them all).
+        yield* sql(`
+          INSERT INTO messages (channel_id, message_id, version, date, sender_id, sender_kind, sender_name, text, raw, received_at)
+          SELECT ${bounded}, g, 0, timestamptz '2026-01-05' + g * interval '1 minute', 42, 'channel', 'Signals',
+                 CASE WHEN g = 1 THEN 'solusdt solusdt long' ELSE 'solusdt long ' || g END,
+                 jsonb_build_object('_', 'message', 'id', g), timestamptz '2026-01-05' + g * interval '1 minute'
+          FROM generate_series(1, 2000) g`)
+        // The newest message, edited to say the word twice; the next newest, edited to drop it.
+        yield* insertMessage({ channelId: bounded, messageId: 2000, version: 1_767_600_000, date: "2026-01-06T09:20:00Z", text: "solusdt solusdt short" })
+        yield* insertMessage({ channelId: bounded, messageId: 1999, version: 1_767_600_000, date: "2026-01-06T09:19:00Z", text: "closed" })
+        const { hits } = yield* (yield* client(Keys.admin)).read.search({ query: { q: "solusdt", channelId: bounded, limit: 100 } })
+        // The newest 20 matching versions are messages 2000 (both versions) and 1982 to 1999; version 0 of
+        // 2000 and all of 1999 are superseded; message 1 is far older than the bound.
+        assert.deepStrictEqual(hits.map((hit) => hit.messageId), [2000, ...Array.from({ length: 17 }, (_, i) => 1998 - i)])
+        assert.strictEqual(hits[0]?.version, 1_767_600_000)
+        assert.isTrue((hits[0]?.rank ?? 0) > (hits[1]?.rank ?? 0))
+      }))
+
+    it.effect("refuses a key that spent its query time with 429 and the wait it needs, while another key searches", () =>
+      Effect.gen(function*() {
+        yield* insertChannel(channel, "budget")
+        yield* insertMessage({ channelId: channel, messageId: 1, text: "BTC long" })
+        const search = `/api/v1/search?q=btc&channelId=${channel}`
+        // A lock held elsewhere keeps the reader's search waiting until its 1.5 s statement timeout:
+        // 1.5 s charged to a budget of 1 s, 500 ms of debt at 1 ms a second.
+        const { database } = yield* TestApi
+        const blocker = yield* openTransaction(database, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        const timedOut = yield* get(search, Keys.reader)
+        assert.deepStrictEqual([timedOut.status, timedOut.body.code], [503, "query_timeout"])
+        yield* blocker.commit
+        const refused = yield* get(search, Keys.reader)
+        assert.deepStrictEqual([refused.status, refused.body.code], [429, "rate_limited"])
+        assert.isAtLeast(Number(refused.retryAfter), 490)
+        assert.match(refused.body.message ?? "", /spent its search and count time \(api\.expensive\.budget/)
+        const counts = yield* get(`/api/v1/counts?from=2026-01-05T00:00:00Z&to=2026-01-06T00:00:00Z&channelId=${channel}`, Keys.reader)
+        assert.strictEqual(counts.status, 429)
+        const other = yield* get(search, Keys.admin)
+        assert.deepStrictEqual([other.status, other.body.hits?.length], [200, 1])
+        const metrics = yield* (yield* (yield* HttpClient.HttpClient).get("/metrics")).text
+        assert.match(metrics, /api_requests_refused_total\{[^}]*reason="key_budget"[^}]*\} 2/)
       }))
   })
 })
