@@ -90,7 +90,7 @@ const row = (event: Event) => ({
   received_at: event.receivedAt / 1000
 })
 
-/** The store's one statement a batch (sql/0042_write_events.up.sql), the rows inlined as a literal. */
+/** The store's one statement a batch (sql/0047_write_events.up.sql), the rows inlined as a literal. */
 const writeSql = (events: ReadonlyArray<Event>) =>
   `SELECT write_events('${JSON.stringify(events.map(row)).replaceAll("'", "''")}'::json, NULL) AS inserted`
 

@@ -1,7 +1,7 @@
 /**
  * The MessageStore on PostgreSQL (sql/0001_messages.up.sql), through PgBouncer.
  *
- * A batch is one statement, `write_events` (sql/0042), in a transaction of
+ * A batch is one statement, `write_events` (sql/0047), in a transaction of
  * its own; rows travel as one JSON parameter per kind of event, expanded by
  * `json_to_recordset`, so a batch of any size is one round trip and never
  * hits the bind-parameter limit. The stable key is the primary key: a
@@ -171,7 +171,7 @@ export const make = Effect.gen(function*() {
   const bounded = boundedBy(statementTimeout)
 
   /**
-   * The batch is one statement, `write_events` (sql/0042_write_events.up.sql):
+   * The batch is one statement, `write_events` (sql/0047_write_events.up.sql):
    * one round trip, in a transaction of its own, that takes the deletions
    * lock and the transaction id before drawing any event_seq.
    */

@@ -1,4 +1,4 @@
--- 0042: a batch of events written in one round trip.
+-- 0047: a batch of events written in one round trip.
 --
 -- The writer sent four statements a batch (BEGIN; the advisory lock with the
 -- transaction id; the INSERT; COMMIT), each a round trip through PgBouncer.

@@ -1,2 +1,0 @@
--- Back to the writer's four statements a batch (the code before 0042 needs no function).
-DROP FUNCTION write_events(json, json);
