@@ -2,13 +2,14 @@
  * The long polls' shared watcher, on a scripted store and the TestClock: one
  * query per interval however many polls wait, a page read only once the
  * sequence drew past what it saw, and only the polls of a changed channel
- * woken.
+ * woken; a long poll's one query on arrival, none at its deadline, and its
+ * deadline spread; the empty page's checks answered from memory.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { ChannelId, MessageId } from "../../src/domain/Message.ts"
-import { CommitWatch } from "../../src/programs/api/CommitWatch.ts"
+import { channelMemory, CommitWatch, spreadWait, waitSpread } from "../../src/programs/api/CommitWatch.ts"
 import { MessageQuery, type StoredEvent } from "../../src/services/MessageQuery.ts"
 
 const event = (seq: bigint, channelId: number): StoredEvent => ({
@@ -26,9 +27,15 @@ const event = (seq: bigint, channelId: number): StoredEvent => ({
 /** A store whose drawn sequence and committed events the test advances, counting the watcher's reads. */
 const scripted = () => {
   const committed: Array<StoredEvent> = []
-  const reads = { events: 0, sequence: 0 }
+  const reads = { events: 0, sequence: 0, channels: 0 }
   const sequence = { drawn: 0n }
+  const channels = new Set<number>()
   const store = {
+    channelExists: (channelId: number) =>
+      Effect.sync(() => {
+        reads.channels += 1
+        return channels.has(channelId)
+      }),
     newestSeq: Effect.sync(() => committed.at(-1)?.seq ?? 0n),
     newestDrawnSeq: Effect.sync(() => {
       reads.sequence += 1
@@ -40,7 +47,7 @@ const scripted = () => {
         return committed.filter((e) => e.seq > options.after).slice(0, options.limit)
       })
   } as unknown as MessageQuery["Service"]
-  return { committed, reads, sequence, layer: Layer.succeed(MessageQuery, store) }
+  return { committed, reads, sequence, channels, layer: Layer.succeed(MessageQuery, store) }
 }
 
 const config = ConfigProvider.layer(ConfigProvider.fromUnknown({ api: { longPollInterval: "100 millis" } }))
@@ -79,6 +86,117 @@ describe("CommitWatch", () => {
         yield* TestClock.adjust("5 seconds")
         const woken = yield* Effect.forEach(quiet, Fiber.join)
         assert.isTrue(woken.every((result) => result === false), "other channels' polls time out")
+      }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
+    }))
+
+  it("spreads consecutive polls' waits evenly over the last fifth of the wait, the same every time", () => {
+    const wait = Duration.seconds(5)
+    const waits = Array.from({ length: 500 }, (_, n) => Duration.toMillis(spreadWait(wait, n)))
+    assert.deepStrictEqual(waits, Array.from({ length: 500 }, (_, n) => Duration.toMillis(spreadWait(wait, n))))
+    assert.isTrue(waits.every((ms) => ms > 5000 * (1 - waitSpread) && ms <= 5000), "within (4 s, 5 s]")
+    // Ten slices of the 1 s spread: no slice holds more than a few polls above its even share.
+    const slices = Array.from({ length: 10 }, (_, slice) => waits.filter((ms) => Math.floor((5000 - ms) / 100) === slice).length)
+    assert.isTrue(slices.every((n) => n >= 45 && n <= 55), JSON.stringify(slices))
+  })
+
+  it.effect("a long poll reads its page once when it arrives and not at its deadline, and again only when its channel commits", () =>
+    Effect.gen(function*() {
+      const store = scripted()
+      yield* Effect.gen(function*() {
+        const watch = yield* CommitWatch
+        yield* TestClock.adjust("100 millis")
+        const pages = { quiet: 0, busy: 0 }
+        const checks = { quiet: 0, busy: 0 }
+        const poll = (name: "quiet" | "busy", channelId: number) =>
+          watch.poll({
+            channelId: ChannelId.make(channelId),
+            wait: Duration.seconds(5),
+            page: Effect.sync(() => {
+              pages[name] += 1
+              return store.committed.filter((e) => e.channelId === channelId)
+            }),
+            whenEmpty: Effect.sync(() => void (checks[name] += 1))
+          }).pipe(Effect.forkChild({ startImmediately: true }))
+        const quiet = yield* poll("quiet", 1)
+        const busy = yield* poll("busy", 7)
+        assert.deepStrictEqual([pages, checks], [{ quiet: 1, busy: 1 }, { quiet: 1, busy: 1 }], "one page and one check each on arrival")
+        yield* TestClock.adjust("1 second")
+        store.sequence.drawn = 1n
+        store.committed.push(event(1n, 7))
+        yield* TestClock.adjust("100 millis")
+        assert.deepStrictEqual((yield* Fiber.join(busy)).map((e) => e.seq), [1n], "woken by its channel's commit")
+        assert.strictEqual(pages.busy, 2)
+        yield* TestClock.adjust("5 seconds")
+        assert.deepStrictEqual(yield* Fiber.join(quiet), [])
+        assert.deepStrictEqual([pages.quiet, checks.quiet], [1, 1], "the deadline answers the empty page it read")
+      }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
+    }))
+
+  it.effect("a long poll ends by its spread deadline, and one with a ready page or a failed check does not wait", () =>
+    Effect.gen(function*() {
+      const store = scripted()
+      yield* Effect.gen(function*() {
+        const watch = yield* CommitWatch
+        const wait = Duration.seconds(5)
+        const empty = (channelId: number) =>
+          watch.poll({ channelId: ChannelId.make(channelId), wait, page: Effect.succeed([]), whenEmpty: Effect.void }).pipe(
+            Effect.forkChild({ startImmediately: true })
+          )
+        const polls = yield* Effect.forEach([1, 2, 3, 4], empty)
+        // The watcher counts polls from its start: these are its first four.
+        const deadlines = [0, 1, 2, 3].map((n) => Duration.toMillis(spreadWait(wait, n))).sort((a, b) => a - b)
+        for (const deadline of deadlines) {
+          yield* TestClock.setTime(deadline - 1)
+          const done = yield* Effect.forEach(polls, (fiber) => Effect.sync(() => fiber.pollUnsafe() !== undefined))
+          assert.strictEqual(done.filter(Boolean).length, deadlines.indexOf(deadline), `before ${deadline} ms`)
+          yield* TestClock.setTime(deadline)
+        }
+        assert.deepStrictEqual(yield* Effect.forEach(polls, Fiber.join), [[], [], [], []])
+        const ready = yield* watch.poll({
+          channelId: undefined,
+          wait,
+          page: Effect.succeed([event(9n, 1)]),
+          whenEmpty: Effect.fail("checked a page with events")
+        })
+        assert.strictEqual(ready.length, 1)
+        const refused = yield* watch.poll({ channelId: undefined, wait, page: Effect.succeed([]), whenEmpty: Effect.fail("404") }).pipe(
+          Effect.flip
+        )
+        assert.strictEqual(refused, "404")
+      }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
+    }))
+
+  it.effect("answers the empty page's checks from what it read: known channels for a while, unknown ones and cursors past the sequence from the store", () =>
+    Effect.gen(function*() {
+      const store = scripted()
+      store.channels.add(1)
+      store.sequence.drawn = 5n
+      yield* Effect.gen(function*() {
+        const watch = yield* CommitWatch
+        yield* TestClock.adjust("200 millis") // the watcher's starting point, then a read of the sequence
+        const sequenceReads = store.reads.sequence
+        assert.strictEqual(yield* watch.drawnAtLeast(5n), 5n)
+        assert.strictEqual(yield* watch.drawnAtLeast(3n), 5n)
+        assert.strictEqual(store.reads.sequence, sequenceReads, "a cursor at or below the sequence the watcher read costs nothing")
+        store.sequence.drawn = 8n
+        assert.strictEqual(yield* watch.drawnAtLeast(7n), 8n, "past it: read now")
+        assert.strictEqual(yield* watch.drawnAtLeast(9n), 8n, "and refused when still past it")
+        assert.strictEqual(store.reads.sequence, sequenceReads + 2)
+
+        assert.isTrue(yield* watch.channelKnown(ChannelId.make(1)))
+        assert.isTrue(yield* watch.channelKnown(ChannelId.make(1)))
+        assert.isFalse(yield* watch.channelKnown(ChannelId.make(2)))
+        store.channels.add(2)
+        assert.isTrue(yield* watch.channelKnown(ChannelId.make(2)), "an unknown channel is asked for again")
+        assert.strictEqual(store.reads.channels, 3, "a known channel is asked for once")
+        yield* TestClock.adjust(channelMemory)
+        assert.isTrue(yield* watch.channelKnown(ChannelId.make(1)))
+        assert.strictEqual(store.reads.channels, 4, "and again once its memory ran out")
+
+        store.committed.push(event(6n, 3))
+        yield* TestClock.adjust("100 millis")
+        assert.isTrue(yield* watch.channelKnown(ChannelId.make(3)))
+        assert.strictEqual(store.reads.channels, 4, "a channel the watcher saw commit is known")
       }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
     }))
 })

@@ -144,8 +144,47 @@ describe("Gateway API inputs", () => {
         assert.isBelow(elapsed, 2_000)
         const idle = Date.now()
         const none = yield* reader.read.events({ query: { channelId: ChannelId.make(channel), after: page.nextCursor, wait: 1 } })
-        assert.deepStrictEqual(none.events, [])
-        assert.isAtLeast(Date.now() - idle, 900)
+        assert.deepStrictEqual([none.events, none.nextCursor], [[], page.nextCursor], "the same cursor: nothing skipped")
+        // Up to a fifth early (CommitWatch.waitSpread), never late by more than the server's own delay.
+        assert.isAtLeast(Date.now() - idle, 790)
+      }))
+
+    it.effect("refuses a long poll on an unknown channel at once, and finds the channel once it exists", () =>
+      Effect.gen(function*() {
+        const later = 779_003
+        const started = Date.now()
+        const unknown = yield* send("GET", `/api/v1/messages?channelId=${later}&wait=3`, { key: Keys.reader })
+        assert.deepStrictEqual([unknown.status, unknown.body.code], [404, "unknown_channel"])
+        assert.isBelow(Date.now() - started, 1_500, "refused before waiting")
+        yield* insertChannel(later, "later")
+        const known = yield* send("GET", `/api/v1/messages?channelId=${later}&wait=1`, { key: Keys.reader })
+        assert.strictEqual(known.status, 200, JSON.stringify(known.body))
+      }))
+
+    it.effect("long polls following their cursors miss no event that commits while they wait", () =>
+      Effect.gen(function*() {
+        const busy = 779_004
+        yield* insertChannel(busy, "busy")
+        const reader = yield* client(Keys.reader)
+        const head = yield* reader.read.events({ query: { channelId: ChannelId.make(busy) } })
+        const follow = (channelId: ChannelId | undefined) =>
+          Effect.gen(function*() {
+            const seen: Array<string> = []
+            let after = head.nextCursor
+            while (seen.filter((key) => key.startsWith(`${busy}:`)).length < 12) {
+              const page = yield* reader.read.events({ query: { ...(channelId === undefined ? {} : { channelId }), after, wait: 2, limit: 5 } })
+              seen.push(...page.events.map((event) => event.key))
+              after = page.nextCursor
+            }
+            return seen.filter((key) => key.startsWith(`${busy}:`))
+          }).pipe(Effect.forkChild)
+        const followers = yield* Effect.forEach([ChannelId.make(busy), ChannelId.make(busy), undefined], follow)
+        for (let message = 1; message <= 12; message++) {
+          yield* Effect.sleep(message % 3 === 0 ? "150 millis" : "20 millis")
+          yield* insertMessage({ channelId: busy, messageId: message, text: `event ${message}` })
+        }
+        const expected = Array.from({ length: 12 }, (_, i) => `${busy}:${i + 1}:0`)
+        for (const seen of yield* Effect.forEach(followers, Fiber.join)) assert.deepStrictEqual(seen, expected)
       }))
 
     it.effect("holds back events a transaction in flight could still precede", () =>

@@ -9,14 +9,44 @@
  * event can be there to read, and the look is one read of the sequence
  * instead of a page: a page without a channel is the costly poll, tens of
  * milliseconds over TimescaleDB's compressed chunks (docs/database.md).
+ *
+ * What the watcher reads also answers the checks of an empty page from
+ * memory: the sequence only grows, so a cursor at or below a value it read
+ * is in range; and a channel seen to exist (or to commit) stays known for
+ * `channelMemory`. Only a cursor above the last value read, or a channel not
+ * known, costs a query. So a long poll costs one query when it arrives (its
+ * page), and none when its time runs out: no commit seen for its channel
+ * means its cursor stays where it was, so answering empty skips nothing.
  */
-import { Context, type Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
 import { ApiConfig } from "../../services/ApiConfig.ts"
-import { MessageQuery } from "../../services/MessageQuery.ts"
+import { MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
 
 /** Events one watcher query reads at most; more wait for the next interval. */
 const pageSize = 1000
+
+/** How long a channel found to exist is taken as known without asking the database again. */
+export const channelMemory = Duration.minutes(1)
+
+/**
+ * The share of a long poll's `wait` it may end early by (docs/api.md): polls
+ * that arrive together, as a client's many connections do when they start,
+ * would otherwise all time out together and arrive together again, every
+ * `wait`, for good.
+ */
+export const waitSpread = 0.2
+
+/**
+ * The wait of the `n`th long poll: `wait` shortened by a fraction of
+ * `waitSpread` that steps through [0, 1) by the golden ratio, so that any
+ * run of consecutive polls is spread evenly over the last `waitSpread` of
+ * `wait`, without randomness.
+ */
+export const spreadWait = (wait: Duration.Duration, n: number): Duration.Duration => {
+  const step = (n * 0.6180339887498949) % 1
+  return Duration.millis(Math.round(Duration.toMillis(wait) * (1 - waitSpread * step)))
+}
 
 export class CommitWatch extends Context.Service<CommitWatch, {
   /**
@@ -31,6 +61,26 @@ export class CommitWatch extends Context.Service<CommitWatch, {
     never,
     Scope.Scope
   >
+  /**
+   * A long poll: `page` once, and while it is empty, `whenEmpty` (the checks
+   * of an empty page) and then a wait of up to `wait` (less by at most
+   * `waitSpread`, see `spreadWait`) in which every commit the watcher sees on
+   * `channelId` reads `page` again. Without such a commit it answers the
+   * empty page it read, with no query at its deadline.
+   */
+  readonly poll: <A, E, R, E2, R2>(options: {
+    readonly channelId: ChannelId | undefined
+    readonly wait: Duration.Duration
+    readonly page: Effect.Effect<ReadonlyArray<A>, E, R>
+    readonly whenEmpty: Effect.Effect<void, E2, R2>
+  }) => Effect.Effect<ReadonlyArray<A>, E | E2, R | R2>
+  /** Whether the channel is known to the gateway (MessageQuery.channelExists), from memory when it was lately. */
+  readonly channelKnown: (channelId: ChannelId) => Effect.Effect<boolean, QueryError>
+  /**
+   * A value `event_seq` has drawn: the last one the watcher read when that
+   * is at least `seq`, or else the sequence's value read now.
+   */
+  readonly drawnAtLeast: (seq: bigint) => Effect.Effect<bigint, QueryError>
 }>()("telegram-gateway/api/CommitWatch") {
   static readonly layer = Layer.effect(
     CommitWatch,
@@ -40,19 +90,33 @@ export class CommitWatch extends Context.Service<CommitWatch, {
       const changed = yield* PubSub.unbounded<ReadonlySet<number>>()
       const watermark = yield* Ref.make(Option.none<bigint>())
       const failing = yield* Ref.make(false)
+      /** The largest value of `event_seq` read so far: the sequence never goes back. */
+      let drawn = 0n
+      const sawDrawn = (seq: bigint) => {
+        if (seq > drawn) drawn = seq
+        return drawn
+      }
+      /** Channel id to the time (ms) until which it counts as known. */
+      const known = new Map<number, number>()
+      const remember = (channelIds: Iterable<number>) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          for (const channelId of channelIds) known.set(channelId, now + Duration.toMillis(channelMemory))
+        })
 
       const look = Effect.gen(function*() {
         const after = yield* Ref.get(watermark)
         if (Option.isNone(after)) {
-          yield* Ref.set(watermark, Option.some(yield* query.newestSeq))
+          yield* Ref.set(watermark, Option.some(sawDrawn(yield* query.newestSeq)))
           return
         }
-        if ((yield* query.newestDrawnSeq) <= after.value) return
+        if (sawDrawn(yield* query.newestDrawnSeq) <= after.value) return
         const events = yield* query.events({ after: after.value, channelId: undefined, limit: pageSize })
         const last = events.at(-1)
         if (last === undefined) return
         yield* Ref.set(watermark, Option.some(last.seq))
-        yield* PubSub.publish(changed, new Set(events.map((event) => event.channelId)))
+        const channels = new Set<number>(events.map((event) => event.channelId))
+        yield* remember(channels)
+        yield* PubSub.publish(changed, channels)
       }).pipe(
         Effect.tap(() => Ref.set(failing, false)),
         Effect.catch((error) =>
@@ -78,7 +142,44 @@ export class CommitWatch extends Context.Service<CommitWatch, {
           }
         }))
 
-      return CommitWatch.of({ waiter })
+      let polls = 0
+      const poll = <A, E, R, E2, R2>(options: {
+        readonly channelId: ChannelId | undefined
+        readonly wait: Duration.Duration
+        readonly page: Effect.Effect<ReadonlyArray<A>, E, R>
+        readonly whenEmpty: Effect.Effect<void, E2, R2>
+      }): Effect.Effect<ReadonlyArray<A>, E | E2, R | R2> => {
+        const { page, whenEmpty } = options
+        if (Duration.isZero(options.wait)) {
+          return Effect.flatMap(page, (events) => events.length > 0 ? Effect.succeed(events) : Effect.as(whenEmpty, events))
+        }
+        return Effect.scoped(Effect.gen(function*() {
+          const woken = yield* waiter(options.channelId)
+          const empty = yield* page
+          if (empty.length > 0) return empty
+          yield* whenEmpty
+          const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(spreadWait(options.wait, polls++))
+          while (true) {
+            const left = deadline - (yield* Clock.currentTimeMillis)
+            if (left <= 0 || !(yield* woken.next(Duration.millis(left)))) return empty
+            const events = yield* page
+            if (events.length > 0) return events
+          }
+        }))
+      }
+
+      const channelKnown = (channelId: ChannelId) =>
+        Effect.gen(function*() {
+          if ((known.get(channelId) ?? 0) > (yield* Clock.currentTimeMillis)) return true
+          const exists = yield* query.channelExists(channelId)
+          if (exists) yield* remember([channelId])
+          return exists
+        })
+
+      const drawnAtLeast = (seq: bigint) =>
+        seq <= drawn ? Effect.succeed(drawn) : Effect.map(query.newestDrawnSeq, sawDrawn)
+
+      return CommitWatch.of({ waiter, poll, channelKnown, drawnAtLeast })
     })
   )
 }

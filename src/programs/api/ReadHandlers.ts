@@ -1,5 +1,5 @@
 /** Handlers of the read group: channels, events, messages, recent, search, counts. */
-import { Clock, Duration, Effect, Metric } from "effect"
+import { Duration, Effect, Metric } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { ChannelId } from "../../domain/Message.ts"
@@ -85,29 +85,17 @@ export const layer = HttpApiBuilder.group(
 
     /**
      * The page after `after`; when it is empty, the channel and the cursor
-     * are checked once (404, 400 past the newest event), and when the
-     * request may wait, the poll waits for CommitWatch to see its
-     * channel change (PgBouncer cannot carry LISTEN), then reads its page
-     * again, until an event is ready or `waitSeconds` pass.
+     * are checked (404, 400 past the newest event), and when the request may
+     * wait, the poll waits for CommitWatch to see its channel change
+     * (PgBouncer cannot carry LISTEN) and reads its page again then, until
+     * an event is ready or its time runs out.
      */
     const eventsAfter = (after: bigint, channelId: ChannelId | undefined, limit: number, waitSeconds: number) =>
-      Effect.gen(function*() {
-        const page = query.events({ after, channelId, limit })
-        const first = yield* page
-        if (first.length > 0) return first
-        yield* requireChannel(channelId)
-        yield* requireCursorInRange(after)
-        if (waitSeconds === 0) return first
-        return yield* Effect.scoped(Effect.gen(function*() {
-          const waiter = yield* watch.waiter(channelId)
-          const deadline = (yield* Clock.currentTimeMillis) + waitSeconds * 1000
-          while (true) {
-            const events = yield* page
-            const left = deadline - (yield* Clock.currentTimeMillis)
-            if (events.length > 0 || left <= 0) return events
-            if (!(yield* waiter.next(Duration.millis(left)))) return yield* page
-          }
-        }))
+      watch.poll({
+        channelId,
+        wait: Duration.seconds(waitSeconds),
+        page: query.events({ after, channelId, limit }),
+        whenEmpty: Effect.andThen(requireChannel(watch, channelId), requireCursorInRange(watch, after))
       })
 
     return handlers
@@ -131,7 +119,7 @@ export const layer = HttpApiBuilder.group(
         orUnavailable(query.history(params.channelId, params.messageId).pipe(
           Effect.catchTag("MessageNotFound", (error) =>
             Effect.gen(function*() {
-              yield* requireChannel(params.channelId)
+              yield* requireChannel(watch, params.channelId)
               return yield* new NotFound({ code: "message_not_found", message: error.message })
             }))
         )))
@@ -139,14 +127,14 @@ export const layer = HttpApiBuilder.group(
         orUnavailable(Effect.gen(function*() {
           const limit = yield* pageSize(config, options.limit)
           const messages = yield* recentMessages(params.channelId, limit)
-          if (messages.length === 0) yield* requireChannel(params.channelId)
+          if (messages.length === 0) yield* requireChannel(watch, params.channelId)
           return { messages }
         })))
       .handle("search", ({ query: options }) =>
         orUnavailable(Effect.gen(function*() {
           const limit = yield* pageSize(config, options.limit)
           const hits = yield* expensive(query.search({ query: options.q, channelId: options.channelId, limit }))
-          if (hits.length === 0) yield* requireChannel(options.channelId)
+          if (hits.length === 0) yield* requireChannel(watch, options.channelId)
           return { hits }
         })))
       .handle("counts", ({ query: options }) =>
@@ -162,7 +150,7 @@ export const layer = HttpApiBuilder.group(
                 `it spans ${windows}: use a larger bucket (minute, hour, day) or a shorter range`
             })
           }
-          if (options.channelId !== undefined) yield* requireChannel(options.channelId)
+          if (options.channelId !== undefined) yield* requireChannel(watch, options.channelId)
           const buckets = yield* expensive(query.counts({ channelId: options.channelId, from, to, bucket }))
           return { buckets }
         })))

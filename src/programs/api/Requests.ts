@@ -2,7 +2,8 @@
 import { Effect } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
 import type { ApiConfig } from "../../services/ApiConfig.ts"
-import { CursorBeyondNewest, MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
+import { CursorBeyondNewest, type QueryError } from "../../services/MessageQuery.ts"
+import type { CommitWatch } from "./CommitWatch.ts"
 import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
 
 /** `limit` within 1..maxLimit (the schema already refused < 1 and non-integers). */
@@ -35,11 +36,13 @@ export const unknownChannel = (channelId: ChannelId) =>
     message: `Channel ${channelId} is not known to the gateway; GET /api/v1/channels lists the channels`
   })
 
-/** Fails with 404 when the channel is not known; used once a result came back empty. */
-export const requireChannel = (channelId: ChannelId | undefined) =>
+/**
+ * Fails with 404 when the channel is not known; used once a result came back
+ * empty. A channel found known lately is not asked for again (CommitWatch).
+ */
+export const requireChannel = (watch: CommitWatch["Service"], channelId: ChannelId | undefined) =>
   channelId === undefined ? Effect.void : Effect.gen(function*() {
-    const query = yield* MessageQuery
-    if (!(yield* query.channelExists(channelId))) return yield* unknownChannel(channelId)
+    if (!(yield* watch.channelKnown(channelId))) return yield* unknownChannel(channelId)
   })
 
 /** A cursor past every event sequence value drawn (MessageQuery.CursorBeyondNewest), as the 400 the API answers. */
@@ -51,11 +54,11 @@ export const beyondNewest = (error: CursorBeyondNewest) =>
  * once a page came back empty (a page with events proves the cursor below
  * them). Against the sequence, not the newest committed event: a cursor the
  * API handed out never exceeds it, even while the events above it are still
- * committing or after retention dropped them.
+ * committing or after retention dropped them. The sequence only grows, so
+ * a cursor at or below a value read before needs no query (CommitWatch).
  */
-export const requireCursorInRange = (after: bigint) =>
+export const requireCursorInRange = (watch: CommitWatch["Service"], after: bigint) =>
   after === 0n ? Effect.void : Effect.gen(function*() {
-    const query = yield* MessageQuery
-    const newest = yield* query.newestDrawnSeq
+    const newest = yield* watch.drawnAtLeast(after)
     if (after > newest) return yield* beyondNewest(new CursorBeyondNewest({ seq: after, newest }))
   })
