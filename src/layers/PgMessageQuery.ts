@@ -18,7 +18,7 @@
  * TimescaleDB it reads a page's rows from the compressed batches that hold
  * them (sql/0041_poll_compressed_batches).
  */
-import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema, Semaphore } from "effect"
 import { SqlClient } from "effect/sql"
 import { ChannelId, MessageId, type SenderKind, TelegramMessage } from "../domain/Message.ts"
 import { ApiConfig } from "../services/ApiConfig.ts"
@@ -264,19 +264,17 @@ export const layer = Layer.effect(
     const settledEvents = (rows: ReadonlyArray<EventRow>) => settledPrefix(rows).map(toEvent)
 
     /**
-     * Every poll waiting for a worker, answered by one call of
-     * `api_event_pages` (sql/0009): a PL/pgSQL function keeps its plan per
-     * server connection, where a plain statement through PgBouncer (no
-     * prepared statements) would be planned again on every poll, at several
-     * times the cost of running it. An idle worker takes a poll at once:
-     * batching adds no wait, it forms only while statements are in flight.
+     * Polls answered by one call of `api_event_pages` (sql/0009): a PL/pgSQL
+     * function keeps its plan per server connection, where a plain statement
+     * through PgBouncer (no prepared statements) would be planned again on
+     * every poll, at several times the cost of running it.
      */
-    const pollsFor = (batch: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
+    const pollsFor = (batch: ReadonlyArray<EventsOptions>, withChannel: boolean) =>
       sql<EventRow & { readonly request: number }>`
         SELECT * FROM api_event_pages(
-          ${batch.map((poll) => String(poll.options.after))}::bigint[],
-          ${withChannel ? batch.map((poll) => poll.options.channelId ?? 0) : null}::bigint[],
-          ${batch.map((poll) => poll.options.limit)}::int[],
+          ${batch.map((options) => String(options.after))}::bigint[],
+          ${withChannel ? batch.map((options) => options.channelId ?? 0) : null}::bigint[],
+          ${batch.map((options) => options.limit)}::int[],
           ${settleSeconds}::float8)`
 
     /** Runs one batch (a statement per kind of poll) and answers each poll with its own settled events. */
@@ -284,7 +282,7 @@ export const layer = Layer.effect(
       Effect.forEach([true, false], (withChannel) => {
         const polls = batch.filter((poll) => (poll.options.channelId !== undefined) === withChannel)
         if (polls.length === 0) return Effect.void
-        return pollsFor(polls, withChannel).pipe(
+        return pollsFor(polls.map((poll) => poll.options), withChannel).pipe(
           Effect.exit,
           Effect.flatMap((exit) =>
             Effect.forEach(
@@ -297,20 +295,43 @@ export const layer = Layer.effect(
         )
       }, { concurrency: "unbounded", discard: true })
 
+    /**
+     * At most `pollWorkers` poll statements run at once. A poll that finds a
+     * slot free, and no poll queued or worker waiting before it, runs its
+     * own statement at once, without handing over to a worker fiber and
+     * back; the others queue, and each worker answers every poll queued when
+     * it gets a slot with one statement: batches form only while every slot
+     * is taken.
+     */
+    const slots = yield* Semaphore.make(pollWorkers)
     const pending = yield* Queue.unbounded<PendingPoll>()
-    yield* Effect.forkScoped(
-      Effect.forever(Effect.flatMap(Queue.takeBetween(pending, 1, maxPollsPerStatement), answer)),
-      { startImmediately: true }
-    ).pipe(Effect.replicateEffect(pollWorkers))
+    let workersWaiting = 0
+    const worker = Effect.flatMap(Queue.takeBetween(pending, 1, maxPollsPerStatement), (batch) => {
+      workersWaiting += 1
+      return slots.withPermits(1)(Effect.suspend(() => {
+        workersWaiting -= 1
+        return answer(batch)
+      }))
+    })
+    yield* Effect.forkScoped(Effect.forever(worker), { startImmediately: true }).pipe(Effect.replicateEffect(pollWorkers))
+
+    const queued = (options: EventsOptions) =>
+      Effect.gen(function*() {
+        const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
+        yield* Queue.offer(pending, { options, answer })
+        return yield* Deferred.await(answer)
+      })
 
     const events = (options: EventsOptions) =>
       orFail(
         "events",
-        Effect.gen(function*() {
-          const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
-          yield* Queue.offer(pending, { options, answer })
-          return yield* Deferred.await(answer)
-        })
+        Effect.suspend(() =>
+          workersWaiting === 0 && Queue.sizeUnsafe(pending) === 0
+            ? slots.withPermitsIfAvailable(1)(
+              Effect.map(pollsFor([options], options.channelId !== undefined), (rows) => settledEvents(rows))
+            )
+            : Effect.succeedNone
+        ).pipe(Effect.flatMap((direct) => direct._tag === "Some" ? Effect.succeed(direct.value) : queued(options)))
       )
 
     /**

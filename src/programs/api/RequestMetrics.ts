@@ -35,20 +35,46 @@ HttpApi.reflect(GatewayApi, {
   onEndpoint: ({ endpoint }) => void routes.push(routeOf(endpoint.method, endpoint.path))
 })
 
+/** Routes without path parameters by method and path: the polls' route is found without a regular expression. */
+const exact = new Map(routes.filter((route) => !route.pattern.includes(":")).map((route) => [`${route.method} ${route.pattern}`, route.pattern]))
+
 /** The route pattern a request path belongs to, `unmatched` when none. */
 export const routeLabel = (method: string, path: string): string =>
-  routes.find((route) => route.method === method && route.matches.test(path))?.pattern ??
+  exact.get(`${method} ${path}`) ??
+    routes.find((route) => route.method === method && route.matches.test(path))?.pattern ??
     routes.find((route) => route.matches.test(path))?.pattern ??
     "unmatched"
 
 const longPollRoute = "/api/v1/messages"
 
+/**
+ * The request counter and duration histogram with one answer's attributes,
+ * made once per method, route and status (a bounded set: route patterns,
+ * not paths) rather than on every request.
+ */
+const answered = new Map<string, { readonly requests: typeof ApiMetrics.requests; readonly duration: typeof ApiMetrics.requestDuration }>()
+const answeredMetrics = (method: string, route: string, status: number) => {
+  const key = `${method} ${route} ${status}`
+  let metrics = answered.get(key)
+  if (metrics === undefined) {
+    const attributes = { method, route, status: String(status) }
+    metrics = {
+      requests: ApiMetrics.requests.pipe(Metric.withAttributes(attributes)),
+      duration: ApiMetrics.requestDuration.pipe(Metric.withAttributes(attributes))
+    }
+    answered.set(key, metrics)
+  }
+  return metrics
+}
+
 export const layer = HttpRouter.middleware((httpEffect) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const url = new URL(request.url, "http://api")
-    const route = routeLabel(request.method, url.pathname)
-    const longPoll = request.method === "GET" && route === longPollRoute && Number(url.searchParams.get("wait") ?? 0) > 0
+    const query = request.url.indexOf("?")
+    const path = query === -1 ? request.url : request.url.slice(0, query)
+    const route = routeLabel(request.method, path)
+    const longPoll = request.method === "GET" && route === longPollRoute && query !== -1 &&
+      Number(new URLSearchParams(request.url.slice(query + 1)).get("wait") ?? 0) > 0
     const started = performance.now()
     yield* Metric.modify(ApiMetrics.inFlight, 1)
     if (longPoll) yield* Metric.modify(ApiMetrics.longPollsWaiting, 1)
@@ -57,14 +83,11 @@ export const layer = HttpRouter.middleware((httpEffect) =>
         Effect.gen(function*() {
           // A failure is answered by the router from its cause (404 for no route, 500 for a defect).
           const status = Exit.isSuccess(exit) ? exit.value.status : (yield* HttpServerError.causeResponse(exit.cause))[0].status
-          const attributes = { method: request.method, route, status: String(status) }
+          const metrics = answeredMetrics(request.method, route, status)
           yield* Metric.modify(ApiMetrics.inFlight, -1)
           if (longPoll) yield* Metric.modify(ApiMetrics.longPollsWaiting, -1)
-          yield* Metric.update(ApiMetrics.requests.pipe(Metric.withAttributes(attributes)), 1)
-          yield* Metric.update(
-            ApiMetrics.requestDuration.pipe(Metric.withAttributes(attributes)),
-            (performance.now() - started) / 1000
-          )
+          yield* Metric.update(metrics.requests, 1)
+          yield* Metric.update(metrics.duration, (performance.now() - started) / 1000)
           if (status === 401 || status === 403) {
             const reason = status === 401 ? "unauthenticated" : "forbidden"
             yield* Metric.update(ApiMetrics.authFailures.pipe(Metric.withAttributes({ reason })), 1)
