@@ -112,16 +112,23 @@ const decodeMessage = Schema.decodeUnknownEffect(TelegramMessage)
  * The row as TelegramMessage's encoded (JSON) form; `toMessage` decodes it
  * into the class. The casts are sound because the store writes only messages
  * it decoded (PgMessageStore), and PostgreSQL keeps the columns' types.
+ * The columns an event row may hold null (a deletion's) come apart, so that
+ * the poll passes them narrowed without copying its row.
  */
-const messageJson = (row: MessageRow): TelegramMessageJson => ({
+const messageJson = (
+  row: Omit<MessageRow, "version" | "date" | "text" | "text_escaped">,
+  date: Date,
+  text: string,
+  textEscaped: boolean
+): TelegramMessageJson => ({
   channelId: Number(row.channel_id),
   messageId: row.message_id,
-  date: unixSeconds(row.date),
+  date: unixSeconds(date),
   editDate: row.edit_date === null ? null : unixSeconds(row.edit_date),
   sender: row.sender_kind === null
     ? null
     : { id: row.sender_id === null ? null : Number(row.sender_id), kind: row.sender_kind as SenderKind, name: row.sender_name },
-  text: unescapeText(row.text, row.text_escaped),
+  text: unescapeText(text, textEscaped),
   entities: (row.entities ?? []) as TelegramMessageJson["entities"],
   media: row.media as TelegramMessageJson["media"],
   replyToMessageId: row.reply_to_message_id,
@@ -132,7 +139,7 @@ const messageJson = (row: MessageRow): TelegramMessageJson => ({
 })
 
 /** Validates the row as it builds the class: for the reads that are not on the polling path. */
-const toMessage = (row: MessageRow) => decodeMessage(messageJson(row))
+const toMessage = (row: MessageRow) => decodeMessage(messageJson(row, row.date, row.text, row.text_escaped))
 
 const iso = (date: Date | null) => date === null ? null : date.toISOString()
 
@@ -254,7 +261,7 @@ export const layer = Layer.effect(
         channelId,
         messageId,
         version,
-        message: messageJson({ ...row, version, date: row.date, text: row.text, text_escaped: row.text_escaped === true }),
+        message: messageJson(row, row.date, row.text, row.text_escaped === true),
         deletedAt,
         receivedAt
       }
