@@ -18,7 +18,7 @@
  * TimescaleDB it reads a page's rows from the compressed batches that hold
  * them (sql/0041_poll_compressed_batches).
  */
-import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema, Semaphore } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { ChannelId, MessageId, type SenderKind, TelegramMessage } from "../domain/Message.ts"
 import { ApiConfig } from "../services/ApiConfig.ts"
@@ -97,7 +97,7 @@ interface PendingPoll {
  * The rest of the pool (`database.poolSize`, 8 by default) stays free for the
  * other endpoints, marks and checkpoints first.
  */
-const pollWorkers = 4
+const maxPollStatements = 4
 /** Keeps one statement's result to a few hundred rows at the default page size. */
 const maxPollsPerStatement = 32
 
@@ -303,42 +303,42 @@ export const layer = Layer.effect(
       }, { concurrency: "unbounded", discard: true })
 
     /**
-     * At most `pollWorkers` poll statements run at once. A poll that finds a
-     * slot free, and no poll queued or worker waiting before it, runs its
-     * own statement at once, without handing over to a worker fiber and
-     * back; the others queue, and each worker answers every poll queued when
-     * it gets a slot with one statement: batches form only while every slot
-     * is taken.
+     * At most `maxPollStatements` poll statements run at once. A poll that finds
+     * one of them free runs its own statement at once, in its own fiber;
+     * the others wait, and each statement that ends starts the next one for
+     * every poll waiting then (up to `maxPollsPerStatement`): polls share a
+     * statement only while every slot is taken, and then as many as waited.
      */
-    const slots = yield* Semaphore.make(pollWorkers)
-    const pending = yield* Queue.unbounded<PendingPoll>()
-    let workersWaiting = 0
-    const worker = Effect.flatMap(Queue.takeBetween(pending, 1, maxPollsPerStatement), (batch) => {
-      workersWaiting += 1
-      return slots.withPermits(1)(Effect.suspend(() => {
-        workersWaiting -= 1
-        return answer(batch)
-      }))
+    const scope = yield* Effect.scope
+    const waiting: Array<PendingPoll> = []
+    let running = 0
+    const release: Effect.Effect<void> = Effect.suspend(() => {
+      running -= 1
+      if (waiting.length === 0) return Effect.void
+      running += 1
+      const batch = waiting.splice(0, maxPollsPerStatement)
+      return Effect.asVoid(Effect.forkIn(Effect.ensuring(answer(batch), release), scope))
     })
-    yield* Effect.forkScoped(Effect.forever(worker), { startImmediately: true }).pipe(Effect.replicateEffect(pollWorkers))
-
-    const queued = (options: EventsOptions) =>
-      Effect.gen(function*() {
-        const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
-        yield* Queue.offer(pending, { options, answer })
-        return yield* Deferred.await(answer)
-      })
 
     const events = (options: EventsOptions) =>
       orFail(
         "events",
-        Effect.suspend(() =>
-          workersWaiting === 0 && Queue.sizeUnsafe(pending) === 0
-            ? slots.withPermitsIfAvailable(1)(
-              Effect.map(pollsFor([options], options.channelId !== undefined), (rows) => settledEvents(rows))
-            )
-            : Effect.succeedNone
-        ).pipe(Effect.flatMap((direct) => direct._tag === "Some" ? Effect.succeed(direct.value) : queued(options)))
+        // Uninterruptible between taking a slot and owning its release.
+        Effect.uninterruptibleMask((restore) =>
+          Effect.suspend(() => {
+            if (running < maxPollStatements) {
+              running += 1
+              return restore(pollsFor([options], options.channelId !== undefined)).pipe(
+                Effect.map(settledEvents),
+                Effect.ensuring(release)
+              )
+            }
+            return Effect.flatMap(Deferred.make<ReadonlyArray<StoredEvent>, unknown>(), (answer) => {
+              waiting.push({ options, answer })
+              return restore(Deferred.await(answer))
+            })
+          })
+        )
       )
 
     /**
