@@ -8,6 +8,8 @@
  *   (`Gateway.daemon`, configured from the environment as `telegram-gateway
  *   run` is) fed through the `TelegramSource` interface by a feeder that
  *   stamps each event at receipt and again at its batch's `onCommitted`;
+ *   started with the systemd unit's NODE_OPTIONS and MALLOC_ARENA_MAX, as
+ *   deployed, but never its heap cap (bench/pipeline/Deployed.ts);
  * - the raw harness (bench/pipeline/RawHarness.ts): the same three writes
  *   with the same batching in plain Node (ioredis, amqplib with `noDelay`, a
  *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling;
@@ -56,6 +58,7 @@ import type { MessageEvent } from "../src/domain/Message.ts"
 import { makeTestDatabase } from "../test/support/Database.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
 import { uniqueName } from "../test/support/TestGateway.ts"
+import { deployedEnvironment } from "./pipeline/Deployed.ts"
 import { cpuMicros, watchRss } from "./pipeline/Proc.ts"
 import {
   type Collected,
@@ -114,6 +117,8 @@ if (rates.some((rate) => !(rate > 0))) throw new Error(`--rates must be positive
 const port = 21000 + 2 * Math.floor(Math.random() * 400)
 const apiKey = `bench-${uniqueName("key")}`
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+/** The gateway process starts with the systemd unit's memory settings (bench/pipeline/Deployed.ts). */
+const gatewayEnvironment = deployedEnvironment(here("../../deploy/systemd/telegram-gateway.service"))
 const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -343,6 +348,7 @@ const main = Effect.gen(function*() {
       BENCH_API_KEY: apiKey
     }).pipe(Effect.map((handle) => ({ role, handle }))))
   const gateway = yield* forkChild<ToTarget, FromTarget>("./pipeline/GatewayProcess.js", "gateway", [], {
+    ...gatewayEnvironment,
     DATABASE_URL: databaseUrl,
     REDIS_KEY_PREFIX: keyPrefix,
     RABBITMQ_EXCHANGE: exchange,
@@ -435,7 +441,7 @@ const main = Effect.gen(function*() {
   const rateName = (rate: number | null) => (rate === null ? "full speed" : `${rate}/s`)
   const figures = ["redis", "classic", "quorum", "committed", "api"] as const
   const rawOf = (result: PhaseResult) => phases.find((p) => p.target === "raw" && p.rate === result.rate)
-  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs)`)
+  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs); gateway started with ${JSON.stringify(gatewayEnvironment)}`)
   console.log(table(
     ["run", "target", "msg/s", ...figures.flatMap((f) => [`${f} p50`, `${f} p99`]), "CPU µs/ev", "peak RSS MB"],
     phases.map((result) => [
@@ -511,6 +517,7 @@ const main = Effect.gen(function*() {
     bench: "pipeline",
     load: { start: loadAtStart, end: loadAtEnd },
     clock: "CLOCK_MONOTONIC (process.hrtime), shared by every process",
+    gatewayEnvironment,
     phases: phases.map(compact),
     ratios,
     cost: cost.map(compact),

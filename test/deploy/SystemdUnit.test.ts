@@ -122,6 +122,23 @@ describe("the systemd unit", () => {
       assert.match(single(unit, "MemoryMax"), /^\d+M$/)
     }))
 
+  it.effect("starts Node with memory settings it accepts from the environment", () =>
+    Effect.gen(function*() {
+      const unit = yield* readUnit
+      const environment = Object.fromEntries(
+        (unit.get("Environment") ?? []).map((entry) => {
+          const unquoted = entry.replace(/^"(.*)"$/, "$1")
+          return [unquoted.slice(0, unquoted.indexOf("=")), unquoted.slice(unquoted.indexOf("=") + 1)]
+        })
+      )
+      assert.include(environment["NODE_OPTIONS"], "--max-semi-space-size=")
+      assert.match(environment["MALLOC_ARENA_MAX"] ?? "", /^[1-9]\d*$/)
+      // Node refuses most V8 flags in NODE_OPTIONS ("is not allowed in NODE_OPTIONS", exit 9).
+      const result = yield* runCommand(process.execPath, ["-e", "0"], { env: { NODE_OPTIONS: environment["NODE_OPTIONS"]! } })
+      assert.strictEqual(result.code, 0, result.stderr)
+      assert.strictEqual(result.stderr, "")
+    }))
+
   it.effect("does not restart on an exit code that restarting cannot fix", () =>
     Effect.gen(function*() {
       const unit = yield* readUnit
