@@ -18,7 +18,7 @@
  * TimescaleDB it reads a page's rows from the compressed batches that hold
  * them (sql/0041_poll_compressed_batches).
  */
-import { Deferred, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { ChannelId, MessageId, type SenderKind, TelegramMessage } from "../domain/Message.ts"
 import { ApiConfig } from "../services/ApiConfig.ts"
@@ -97,7 +97,7 @@ interface PendingPoll {
  * The rest of the pool (`database.poolSize`, 8 by default) stays free for the
  * other endpoints, marks and checkpoints first.
  */
-const maxPollStatements = 4
+const pollWorkers = 4
 /** Keeps one statement's result to a few hundred rows at the default page size. */
 const maxPollsPerStatement = 32
 
@@ -271,17 +271,19 @@ export const layer = Layer.effect(
     const settledEvents = (rows: ReadonlyArray<EventRow>) => settledPrefix(rows).map(toEvent)
 
     /**
-     * Polls answered by one call of `api_event_pages` (sql/0009): a PL/pgSQL
-     * function keeps its plan per server connection, where a plain statement
-     * through PgBouncer (no prepared statements) would be planned again on
-     * every poll, at several times the cost of running it.
+     * Every poll waiting for a worker, answered by one call of
+     * `api_event_pages` (sql/0009): a PL/pgSQL function keeps its plan per
+     * server connection, where a plain statement through PgBouncer (no
+     * prepared statements) would be planned again on every poll, at several
+     * times the cost of running it. An idle worker takes a poll at once:
+     * batching adds no wait, it forms only while statements are in flight.
      */
-    const pollsFor = (batch: ReadonlyArray<EventsOptions>, withChannel: boolean) =>
+    const pollsFor = (batch: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
       sql<EventRow & { readonly request: number }>`
         SELECT * FROM api_event_pages(
-          ${batch.map((options) => String(options.after))}::bigint[],
-          ${withChannel ? batch.map((options) => options.channelId ?? 0) : null}::bigint[],
-          ${batch.map((options) => options.limit)}::int[],
+          ${batch.map((poll) => String(poll.options.after))}::bigint[],
+          ${withChannel ? batch.map((poll) => poll.options.channelId ?? 0) : null}::bigint[],
+          ${batch.map((poll) => poll.options.limit)}::int[],
           ${settleSeconds}::float8)`
 
     /** Runs one batch (a statement per kind of poll) and answers each poll with its own settled events. */
@@ -289,7 +291,7 @@ export const layer = Layer.effect(
       Effect.forEach([true, false], (withChannel) => {
         const polls = batch.filter((poll) => (poll.options.channelId !== undefined) === withChannel)
         if (polls.length === 0) return Effect.void
-        return pollsFor(polls.map((poll) => poll.options), withChannel).pipe(
+        return pollsFor(polls, withChannel).pipe(
           Effect.exit,
           Effect.flatMap((exit) =>
             Effect.forEach(
@@ -302,43 +304,20 @@ export const layer = Layer.effect(
         )
       }, { concurrency: "unbounded", discard: true })
 
-    /**
-     * At most `maxPollStatements` poll statements run at once. A poll that finds
-     * one of them free runs its own statement at once, in its own fiber;
-     * the others wait, and each statement that ends starts the next one for
-     * every poll waiting then (up to `maxPollsPerStatement`): polls share a
-     * statement only while every slot is taken, and then as many as waited.
-     */
-    const scope = yield* Effect.scope
-    const waiting: Array<PendingPoll> = []
-    let running = 0
-    const release: Effect.Effect<void> = Effect.suspend(() => {
-      running -= 1
-      if (waiting.length === 0) return Effect.void
-      running += 1
-      const batch = waiting.splice(0, maxPollsPerStatement)
-      return Effect.asVoid(Effect.forkIn(Effect.ensuring(answer(batch), release), scope))
-    })
+    const pending = yield* Queue.unbounded<PendingPoll>()
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.flatMap(Queue.takeBetween(pending, 1, maxPollsPerStatement), answer)),
+      { startImmediately: true }
+    ).pipe(Effect.replicateEffect(pollWorkers))
 
     const events = (options: EventsOptions) =>
       orFail(
         "events",
-        // Uninterruptible between taking a slot and owning its release.
-        Effect.uninterruptibleMask((restore) =>
-          Effect.suspend(() => {
-            if (running < maxPollStatements) {
-              running += 1
-              return restore(pollsFor([options], options.channelId !== undefined)).pipe(
-                Effect.map(settledEvents),
-                Effect.ensuring(release)
-              )
-            }
-            return Effect.flatMap(Deferred.make<ReadonlyArray<StoredEvent>, unknown>(), (answer) => {
-              waiting.push({ options, answer })
-              return restore(Deferred.await(answer))
-            })
-          })
-        )
+        Effect.gen(function*() {
+          const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
+          yield* Queue.offer(pending, { options, answer })
+          return yield* Deferred.await(answer)
+        })
       )
 
     /**
