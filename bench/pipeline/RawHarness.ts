@@ -1,11 +1,14 @@
 /**
  * The ceiling for the pipeline bench (bench/pipeline.ts starts it with
  * `fork`): the gateway's three writes with its batching, in plain Node with
- * no Effect. Per event at receipt: the cache's own Lua script
- * (src/layers/RedisScripts.ts) through ioredis with auto-pipelining, then, on
- * a "new" verdict, a persistent publish on an amqplib confirm channel opened
- * with `noDelay` (the gateway's properties, to the same exchange); and the
- * event joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
+ * no Effect. The events received in one turn of the event loop go to Redis
+ * together, as the gateway's hot-path workers take whatever events are
+ * waiting: the cache's own Lua script (src/layers/RedisScripts.ts), one call
+ * per at most `rememberChunk` events with the gateway's arguments, through
+ * ioredis with auto-pipelining; then, per event with a "new" verdict, a
+ * persistent publish on an amqplib confirm channel opened with `noDelay` (the
+ * gateway's properties, to the same exchange); and each event, at receipt,
+ * joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
  * row by one of two connections, with the store's one statement
  * (src/layers/PgMessageStore.ts, `write_events`: the shared advisory lock,
  * the transaction id, the same `json_to_recordset` INSERT), one round trip,
@@ -18,7 +21,7 @@
  */
 import * as Amqp from "amqplib"
 import { Redis } from "ioredis"
-import { rememberLua } from "../../src/layers/RedisScripts.ts"
+import { rememberChunk, rememberLua } from "../../src/layers/RedisScripts.ts"
 import { benchText, eventAt, type FromTarget, memoryMb, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
 import { RawPg } from "./RawPg.ts"
 
@@ -37,7 +40,7 @@ const send = (message: FromTarget) => process.send?.(message)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Scripted extends Redis {
-  gatewayRemember(...args: Array<string | number>): Promise<number>
+  gatewayRemember(args: Array<string | number>): Promise<Array<number>>
 }
 
 interface Event {
@@ -97,7 +100,7 @@ const writeSql = (events: ReadonlyArray<Event>) =>
 const main = async () => {
   const redis = new Redis("redis://127.0.0.1:6379/0", {
     enableAutoPipelining: true,
-    scripts: { gatewayRemember: { lua: rememberLua, numberOfKeys: 5 } }
+    scripts: { gatewayRemember: { lua: rememberLua, numberOfKeys: 0 } }
   }) as Scripted
   const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672", { noDelay: true })
   const channel = await connection.createConfirmChannel()
@@ -141,36 +144,43 @@ const main = async () => {
     pump()
   }
 
+  const publish = (event: Event) =>
+    channel.publish(exchange, `new.${event.channelId}`, Buffer.from(event.json), {
+      persistent: true,
+      contentType: "application/json",
+      messageId: `${event.channelId}:${event.messageId}:0`,
+      type: "new",
+      timestamp: Math.floor(Date.now() / 1000),
+      appId: "telegram-gateway"
+    }, () => {})
+
+  /** The remember script for `events[start..end)`, with the gateway's arguments (RedisMessageCache.ts). */
+  const remember = (events: ReadonlyArray<Event>, start: number, end: number) => {
+    const args: Array<string | number> = [keyPrefix, dedupTtlMs, maxAgeMs, recentLimit]
+    for (let index = start; index < end; index++) {
+      const event = events[index]!
+      args.push(event.channelId, event.messageId, 0, `${event.channelId}:${event.messageId}:0`, event.json)
+    }
+    redis.gatewayRemember(args).then((verdicts) => {
+      for (let index = 0; index < verdicts.length; index++) if (verdicts[index] === 1) publish(events[start + index]!)
+    }, (error) => console.error("raw harness: redis failed", error))
+  }
+
+  let cacheWaiting: Array<Event> = []
+  const flushCache = () => {
+    const events = cacheWaiting
+    cacheWaiting = []
+    for (let start = 0; start < events.length; start += rememberChunk) {
+      remember(events, start, Math.min(start + rememberChunk, events.length))
+    }
+  }
+
   const receive = (event: Event) => {
     uncommitted++
     current.push(event)
     if (current.length >= batchSize) flush()
     else flushTimer ??= setTimeout(flush, flushIntervalMs)
-    const key = `${event.channelId}:${event.messageId}:0`
-    redis.gatewayRemember(
-      `${keyPrefix}dedup:${key}`,
-      `${keyPrefix}msg:${key}`,
-      `${keyPrefix}recent:${event.channelId}`,
-      `${keyPrefix}last:${event.channelId}`,
-      `${keyPrefix}msg:${event.channelId}:${event.messageId}:deleted`,
-      dedupTtlMs,
-      maxAgeMs,
-      recentLimit,
-      event.messageId,
-      0,
-      event.json,
-      key
-    ).then((verdict) => {
-      if (verdict !== 1) return
-      channel.publish(exchange, `new.${event.channelId}`, Buffer.from(event.json), {
-        persistent: true,
-        contentType: "application/json",
-        messageId: key,
-        type: "new",
-        timestamp: Math.floor(Date.now() / 1000),
-        appId: "telegram-gateway"
-      }, () => {})
-    }, (error) => console.error("raw harness: redis failed", error))
+    if (cacheWaiting.push(event) === 1) setImmediate(flushCache)
   }
 
   const runPhase = async (command: PhaseCommand) => {

@@ -5,13 +5,11 @@
  * failure or timeout is a `CacheUnavailable`. The key schema and the scripts'
  * steps are documented in docs/redis-keys.md.
  */
-import { type Array as Arr, Cause, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { type Array as Arr, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { Redis } from "ioredis"
 import {
   type ChannelId,
-  eventChannelId,
   eventKey,
-  eventMessageId,
   encodeMessageEventJson,
   type MessageEvent,
   MessageEventJson,
@@ -21,7 +19,7 @@ import {
 import { RedisConfig } from "../services/GatewayConfig.ts"
 import { describeCause } from "../domain/DescribeCause.ts"
 import { CacheUnavailable, type DedupVerdict, MessageCache } from "../services/MessageCache.ts"
-import { recentLua, rememberLua } from "./RedisScripts.ts"
+import { recentLua, rememberChunk, rememberLua } from "./RedisScripts.ts"
 
 /** Reconnection backoff: 100 ms doubling up to this, plus up to 100 ms of jitter. */
 const reconnectMaxDelayMs = 2_000
@@ -47,21 +45,12 @@ const socketTimeoutMs = 5_000
 /** Upper bound on waiting for the first connection while the layer is built. */
 const startupWaitMs = 2_000
 
+/** One call's arguments: the header, then five per event (RedisScripts.ts, `rememberLua`). */
+type RememberArgs = Array<string | number>
+
 interface ScriptedRedis extends Redis {
-  gatewayRemember(
-    dedupKey: string,
-    msgKey: string,
-    recentKey: string,
-    lastKey: string,
-    deletionMsgKey: string,
-    dedupTtlMs: number,
-    maxAgeMs: number,
-    recentLimit: number,
-    messageId: number,
-    version: number,
-    json: string,
-    eventKey: string
-  ): Promise<number>
+  // ioredis flattens an array argument into the command's arguments.
+  gatewayRemember(args: RememberArgs): Promise<Array<number>>
   gatewayRecent(recentKey: string, limit: number, msgPrefix: string): Promise<Array<string>>
 }
 
@@ -99,7 +88,7 @@ const connect = (config: RedisConfig): ScriptedRedis =>
     // events per second this removes most of the per-command syscall cost.
     enableAutoPipelining: true,
     scripts: {
-      gatewayRemember: { lua: rememberLua, numberOfKeys: 5 },
+      gatewayRemember: { lua: rememberLua, numberOfKeys: 0 },
       gatewayRecent: { lua: recentLua, numberOfKeys: 1 }
     }
   }) as ScriptedRedis
@@ -115,9 +104,6 @@ const firstAttempt = (client: Redis) =>
     client.once("ready", settle).once("close", settle)
     return Effect.sync(() => client.off("ready", settle).off("close", settle))
   }).pipe(Effect.timeout(startupWaitMs), Effect.ignore)
-
-/** Mirrors `eventKey` in the domain for the deletion of a message. */
-const deletionKey = (channelId: ChannelId, messageId: MessageId) => `${channelId}:${messageId}:deleted`
 
 const decodeEvent = Schema.decodeUnknownResult(MessageEventJson)
 const decodeMessageId = Schema.decodeUnknownOption(MessageId)
@@ -176,41 +162,52 @@ export const make = Effect.gen(function*() {
         })
     })
 
-  /** The remember script for one event; issued in the same tick, several share one write. */
-  const rememberScript = (event: MessageEvent) => {
-    const key = eventKey(event)
-    const channelId = eventChannelId(event)
-    const messageId = eventMessageId(event)
-    const version = event._tag === "MessageDeleted" ? -1 : messageVersion(event.message)
-    return client.gatewayRemember(
-      `${prefix}dedup:${key}`,
-      `${msgPrefix}${key}`,
-      `${prefix}recent:${channelId}`,
-      `${prefix}last:${channelId}`,
-      `${msgPrefix}${deletionKey(channelId, messageId)}`,
-      dedupTtlMs,
-      maxAgeMs,
-      config.recentLimit,
-      messageId,
-      version,
-      encodeMessageEventJson(event),
-      key
-    )
+  /**
+   * One call of the remember script for `events[start..end)`: the dedup
+   * check and cache write of each, in order, in one EVALSHA (so one command,
+   * one reply and one `commandTimeout` timer for them all).
+   */
+  const rememberCall = (events: ReadonlyArray<MessageEvent>, start: number, end: number) => {
+    const args: RememberArgs = [prefix, dedupTtlMs, maxAgeMs, config.recentLimit]
+    for (let index = start; index < end; index++) {
+      const event = events[index]!
+      if (event._tag === "MessageDeleted") {
+        args.push(event.channelId, event.messageId, -1, eventKey(event), encodeMessageEventJson(event))
+      } else {
+        const message = event.message
+        args.push(message.channelId, message.messageId, messageVersion(message), eventKey(event), encodeMessageEventJson(event))
+      }
+    }
+    return client.gatewayRemember(args)
   }
 
-  const verdictOf = (reply: number): DedupVerdict => (reply === 1 ? "new" : "duplicate")
+  /**
+   * Every event of a batch, in calls of at most `rememberChunk` events issued
+   * in the same tick: ioredis writes them together and Redis runs them in
+   * order, so a key repeated anywhere in the batch is "new" once, then
+   * "duplicate". Verdicts in the order of the events.
+   */
+  const rememberBatch = (events: ReadonlyArray<MessageEvent>): Promise<Array<DedupVerdict>> => {
+    if (events.length <= rememberChunk) return rememberCall(events, 0, events.length).then(verdictsOf)
+    const calls: Array<Promise<Array<number>>> = []
+    for (let start = 0; start < events.length; start += rememberChunk) {
+      calls.push(rememberCall(events, start, Math.min(start + rememberChunk, events.length)))
+    }
+    return Promise.all(calls).then((replies) => verdictsOf(replies.flat()))
+  }
 
-  // These run for every event, thousands of times a second: untraced, since a
-  // span and a captured stack per call cost more than the call.
-  const remember = Effect.fnUntraced(function*(event: MessageEvent) {
-    return verdictOf(yield* run("remember", () => rememberScript(event)))
-  })
+  const verdictsOf = (replies: ReadonlyArray<number>): Array<DedupVerdict> => {
+    const verdicts = new Array<DedupVerdict>(replies.length)
+    for (let index = 0; index < replies.length; index++) verdicts[index] = replies[index] === 1 ? "new" : "duplicate"
+    return verdicts
+  }
 
-  /** Many events in one round trip (ioredis pipelines commands issued together). */
-  const rememberAll = Effect.fnUntraced(function*(events: Arr.NonEmptyReadonlyArray<MessageEvent>) {
-    const replies = yield* run("remember", () => Promise.all(events.map(rememberScript)))
-    return replies.map(verdictOf)
-  })
+  // No span: these run for every batch, thousands of times a second at full
+  // speed, and a span and a captured stack per call cost more than the call.
+  const remember = (event: MessageEvent) => Effect.map(run("remember", () => rememberBatch([event])), (verdicts) => verdicts[0]!)
+
+  /** Many events in one round trip. */
+  const rememberAll = (events: Arr.NonEmptyReadonlyArray<MessageEvent>) => run("remember", () => rememberBatch(events))
 
   const recent = Effect.fn("MessageCache.recent")(function*(channelId: ChannelId, limit: number) {
     // Nothing past `recentLimit` is kept, so asking for more cannot find more.

@@ -6,32 +6,60 @@
  */
 
 /**
- * KEYS: dedup, msg, recent, last, the message's deletion msg key.
- * ARGV: dedupTtlMs, maxAgeMs, recentLimit, messageId, version (-1 for a deletion), json, eventKey.
- * Returns 1 for a new event, 0 for a duplicate.
+ * Events handed to one call of the remember script, at most. A batch runs in
+ * Redis as one script, atomically, so other clients wait while it runs; this
+ * bounds that wait (and the call's size). A longer batch is sent as several
+ * calls at once, which Redis runs one after another, in order.
+ */
+export const rememberChunk = 64
+
+/**
+ * The remember step for a batch of events, in order, in one call.
+ * No KEYS: every key is built from the prefix, as in the `recent` script
+ * (docs/redis-keys.md, "Limits": standalone Redis or Sentinel, not Cluster).
+ * ARGV: prefix, dedupTtlMs, maxAgeMs, recentLimit, then five per event:
+ * channelId, messageId, version (-1 for a deletion), eventKey, json.
+ * Returns one verdict per event, in order: 1 for a new event, 0 for a
+ * duplicate (of an earlier call, or of an earlier event of the same batch).
  */
 export const rememberLua = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
-local id = tonumber(ARGV[4])
-local last = tonumber(redis.call('GET', KEYS[4]))
-if last == nil or id > last then redis.call('SET', KEYS[4], ARGV[4]) end
-local version = tonumber(ARGV[5])
-if version < 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], id, id)
+local prefix = ARGV[1]
+local dedupTtl = ARGV[2]
+local maxAge = ARGV[3]
+local keep = tonumber(ARGV[4])
+local msgPrefix = prefix .. 'msg:'
+
+local function remember(channel, messageId, versionArg, key, json)
+  if not redis.call('SET', prefix .. 'dedup:' .. key, '1', 'NX', 'PX', dedupTtl) then return 0 end
+  redis.call('SET', msgPrefix .. key, json, 'PX', maxAge)
+  local id = tonumber(messageId)
+  local lastKey = prefix .. 'last:' .. channel
+  local last = tonumber(redis.call('GET', lastKey))
+  if last == nil or id > last then redis.call('SET', lastKey, messageId) end
+  local recentKey = prefix .. 'recent:' .. channel
+  local version = tonumber(versionArg)
+  if version < 0 then
+    redis.call('ZREMRANGEBYSCORE', recentKey, id, id)
+    return 1
+  end
+  if redis.call('EXISTS', msgPrefix .. channel .. ':' .. messageId .. ':deleted') == 1 then return 1 end
+  local indexed = redis.call('ZRANGEBYSCORE', recentKey, id, id)
+  for _, member in ipairs(indexed) do
+    local v = tonumber(string.match(member, ':(%d+)$'))
+    if v ~= nil and v >= version then return 1 end
+  end
+  if #indexed > 0 then redis.call('ZREM', recentKey, unpack(indexed)) end
+  redis.call('ZADD', recentKey, id, key)
+  redis.call('ZREMRANGEBYRANK', recentKey, 0, -(keep + 1))
+  redis.call('PEXPIRE', recentKey, maxAge)
   return 1
 end
-if redis.call('EXISTS', KEYS[5]) == 1 then return 1 end
-local indexed = redis.call('ZRANGEBYSCORE', KEYS[3], id, id)
-for _, member in ipairs(indexed) do
-  local v = tonumber(string.match(member, ':(%d+)$'))
-  if v ~= nil and v >= version then return 1 end
+
+local verdicts = {}
+for i = 5, #ARGV, 5 do
+  verdicts[#verdicts + 1] = remember(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-if #indexed > 0 then redis.call('ZREM', KEYS[3], unpack(indexed)) end
-redis.call('ZADD', KEYS[3], id, ARGV[7])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[3]) + 1))
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return 1
+return verdicts
 `
 
 /**

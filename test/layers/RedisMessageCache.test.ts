@@ -5,14 +5,17 @@
 import { afterAll, assert, describe, it, layer, vi } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Effect, Exit, Layer, Option, Schedule, Schema } from "effect"
 import { Redis } from "ioredis"
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import * as Net from "node:net"
 import { type ChannelId, eventKey, type MessageEvent, MessageEvent as MessageEventSchema } from "../../src/domain/Message.ts"
 import * as RedisMessageCache from "../../src/layers/RedisMessageCache.ts"
 import { CacheUnavailable, MessageCache } from "../../src/services/MessageCache.ts"
+import { rememberLua } from "../../src/layers/RedisScripts.ts"
+import { sideRedis } from "../support/SideServices.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
 
 const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0"
+const rememberSha = createHash("sha1").update(rememberLua).digest("hex")
 const prefix = `tgtest:${randomUUID().slice(0, 8)}:`
 const admin = new Redis(redisUrl, { lazyConnect: true })
 
@@ -99,6 +102,60 @@ layer(cacheLayer(), { timeout: "30 seconds", excludeTestServices: true })("Redis
       const verdicts = yield* cache.rememberAll([created(channel, 1), created(channel, 2), created(channel, 3), created(channel, 1)])
       assert.deepStrictEqual(verdicts, ["new", "duplicate", "new", "duplicate"])
       assert.deepStrictEqual(keysOf(yield* cache.recent(channel, 10)), keysOf([created(channel, 3), created(channel, 2), created(channel, 1)]))
+    }))
+
+  it.effect("answers duplicates inside one batch as a sequence of calls would", () =>
+    Effect.gen(function*() {
+      const cache = yield* MessageCache
+      const channel = newChannel()
+      const verdicts = yield* cache.rememberAll([
+        created(channel, 1),
+        created(channel, 1),
+        edited(channel, 1, 1_700_000_100),
+        edited(channel, 1, 1_700_000_100),
+        created(channel, 2),
+        deleted(channel, 1),
+        deleted(channel, 1),
+        // After the deletion, in the same batch: cached, never indexed.
+        edited(channel, 1, 1_700_000_200),
+        created(channel, 2)
+      ])
+      assert.deepStrictEqual(verdicts, ["new", "duplicate", "new", "duplicate", "new", "new", "duplicate", "new", "duplicate"])
+      assert.deepStrictEqual(keysOf(yield* cache.recent(channel, 10)), [`${channel}:2:0`])
+      assert.deepStrictEqual(yield* cache.lastSeenMessageId(channel), Option.some(2))
+      assert.isTrue(Option.isSome(yield* cache.get(`${channel}:1:1700000200`)))
+    }))
+
+  it.effect("remembers a batch far past one call's size, in order, duplicates across calls included", () =>
+    Effect.gen(function*() {
+      const cache = yield* MessageCache
+      const channel = newChannel()
+      yield* cache.remember(created(channel, 500))
+      const batch = Array.from({ length: 1_000 }, (_, index) => created(channel, index + 1))
+      // Message 3 again at the end of the batch, message 500 already known.
+      const verdicts = yield* cache.rememberAll([created(channel, 1), ...batch.slice(1), created(channel, 3)])
+      assert.strictEqual(verdicts.length, 1_001)
+      verdicts.forEach((verdict, index) =>
+        assert.strictEqual(verdict, index === 499 || index === 1_000 ? "duplicate" : "new", `event ${index}`)
+      )
+      assert.deepStrictEqual(yield* cache.lastSeenMessageId(channel), Option.some(1_000))
+      const recent = yield* cache.recent(channel, 1_000)
+      assert.deepStrictEqual(keysOf(recent), keysOf([...batch].reverse()))
+      assert.strictEqual((yield* keysMatching(`dedup:${channel}:*`)).length, 1_000)
+      const ttl = yield* Effect.promise(() => admin.pttl(`${prefix}recent:${channel}`))
+      assert.isAbove(ttl, 23 * 3600 * 1000)
+    }))
+
+  it.effect("fails a batch with CacheUnavailable when the script fails in Redis", () =>
+    Effect.gen(function*() {
+      const cache = yield* MessageCache
+      const channel = newChannel()
+      // A key of the wrong type makes the script's ZRANGEBYSCORE fail.
+      yield* Effect.promise(() => admin.set(`${prefix}recent:${channel}`, "not a sorted set"))
+      const error = yield* Effect.flip(cache.rememberAll([created(channel, 1), created(channel, 2)]))
+      assert.instanceOf(error, CacheUnavailable)
+      assert.strictEqual(error.operation, "remember")
+      assert.include(error.message, "WRONGTYPE")
     }))
 
   it.effect("keeps exactly one entry per key when the same batch arrives twice", () =>
@@ -200,6 +257,51 @@ describe("RedisMessageCache bounds", () => {
       assert.strictEqual(yield* Effect.promise(() => admin.zcard(`${prefix}recent:${channel}`)), 5)
       // Pushed out of the index, yet still cached under its key.
       assert.isTrue(Option.isSome(yield* cache.get(`${channel}:1:0`)))
+    }))
+
+  it.live("leaves Redis as one call per event would: verdicts, recent and its trim, last id, bodies", () =>
+    Effect.gen(function*() {
+      const cache = yield* makeCache({ recentLimit: 3 })
+      // A fixed pseudo-random sequence over 8 messages: creations, edits, deletions, repeats.
+      let seed = 12_345
+      const next = (bound: number) => {
+        seed ^= seed << 13
+        seed ^= seed >>> 17
+        seed ^= seed << 5
+        return (seed >>> 0) % bound
+      }
+      const steps = Array.from({ length: 120 }, () => ({ kind: next(12), id: 1 + next(12), edit: 1_700_000_000 + next(3) }))
+      const sequence = (channel: number) =>
+        steps.map(({ edit, id, kind }) =>
+          kind === 0 ? deleted(channel, id) : kind <= 3 ? edited(channel, id, edit) : created(channel, id)
+        )
+      const batched = newChannel()
+      const oneByOne = newChannel()
+      const batchVerdicts = yield* cache.rememberAll(sequence(batched) as [MessageEvent, ...Array<MessageEvent>])
+      const singleVerdicts = yield* Effect.forEach(sequence(oneByOne), cache.remember)
+      assert.deepStrictEqual(batchVerdicts, singleVerdicts)
+      assert.include(batchVerdicts, "duplicate")
+
+      // Each channel's keys without the channel id, to compare the two.
+      const strip = (channel: number, keys: ReadonlyArray<string>) => keys.map((key) => key.replace(`${channel}:`, ""))
+      const index = (channel: number) =>
+        Effect.promise(() => admin.zrange(`${prefix}recent:${channel}`, "0", "-1", "WITHSCORES")).pipe(
+          Effect.map((entries) => strip(channel, entries))
+        )
+      const bodies = (channel: number) =>
+        keysMatching(`msg:${channel}:*`).pipe(
+          Effect.map((keys) => strip(channel, keys.map((key) => key.slice(`${prefix}msg:`.length))).sort())
+        )
+      const indexed = yield* index(batched)
+      // Trimmed to recentLimit (a member and its score each).
+      assert.strictEqual(indexed.length, 2 * 3)
+      assert.deepStrictEqual(indexed, yield* index(oneByOne))
+      assert.deepStrictEqual(
+        strip(batched, keysOf(yield* cache.recent(batched, 10))),
+        strip(oneByOne, keysOf(yield* cache.recent(oneByOne, 10)))
+      )
+      assert.deepStrictEqual(yield* cache.lastSeenMessageId(batched), yield* cache.lastSeenMessageId(oneByOne))
+      assert.deepStrictEqual(yield* bodies(batched), yield* bodies(oneByOne))
     }))
 
   it.live("forgets recent messages older than recentMaxAge", () =>
@@ -312,6 +414,32 @@ describe("RedisMessageCache outages", () => {
       proxy.freeze()
       const error = yield* assertUnavailable("remember", cache.remember(created(newChannel(), 1)), 1_000)
       assert.include(error.message, "no reply within")
+      // A batch of several calls is bounded the same way.
+      const channel = newChannel()
+      const batch = Array.from({ length: 300 }, (_, index) => created(channel, index + 1))
+      const batchError = yield* assertUnavailable("remember", cache.rememberAll(batch as [MessageEvent, ...Array<MessageEvent>]), 1_000)
+      assert.include(batchError.message, "no reply within")
+    }), { timeout: 30_000 })
+
+  it.live("loads the script again when Redis has forgotten it (NOSCRIPT)", () =>
+    Effect.gen(function*() {
+      // A Redis of its own: flushing the shared one's scripts would touch other clients.
+      const side = yield* sideRedis(17380)
+      const sideAdmin = yield* Effect.acquireRelease(
+        Effect.sync(() => new Redis({ port: side.port, host: "127.0.0.1" })),
+        (client) => Effect.sync(() => client.disconnect())
+      )
+      const cache = yield* makeCache({ url: `redis://127.0.0.1:${side.port}/0` })
+      const channel = newChannel()
+      assert.deepStrictEqual(yield* cache.rememberAll([created(channel, 1), created(channel, 2)]), ["new", "new"])
+      yield* Effect.promise(() => sideAdmin.script("FLUSH"))
+      assert.deepStrictEqual(yield* Effect.promise(() => sideAdmin.script("EXISTS", rememberSha)), [0])
+      assert.deepStrictEqual(
+        yield* cache.rememberAll([created(channel, 2), created(channel, 3), created(channel, 3)]),
+        ["duplicate", "new", "duplicate"]
+      )
+      assert.deepStrictEqual(yield* Effect.promise(() => sideAdmin.script("EXISTS", rememberSha)), [1])
+      assert.strictEqual(yield* cache.remember(created(channel, 4)), "new")
     }), { timeout: 30_000 })
 })
 
