@@ -33,7 +33,11 @@
  *
  * BENCH_PHASES=a,b runs only the phases whose names contain one of those
  * words (case-insensitive, e.g. `BENCH_PHASES=search,long` for the two
- * phases of the other key), so that a run fits a short quiet window.
+ * phases of the other key), so that a run fits a short quiet window. A comma
+ * inside a phase's name stays part of the word: `BENCH_PHASES="HTTP poll,
+ * staggered @1000"` selects that one phase, not every HTTP poll (a whole
+ * name selects only its phase).
+ * BENCH_PORT sets the server's port (default: one of 20800-20899).
  *
  * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
  * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
@@ -85,16 +89,50 @@ const key = "bench-key-0123456789"
 const otherKey = "bench-other-key-0123456789"
 /** BENCH_TIMESCALEDB=1: the database on the TimescaleDB side cluster (5439, no PgBouncer), its chunks compressed. */
 const timescale = process.env.BENCH_TIMESCALEDB === "1"
-/** In the API engineers' port range (20000-20999). */
-const port = 20800 + Math.floor(Math.random() * 100)
+/** BENCH_PORT, or one of 20800-20899 at random (so that two runs seldom collide). */
+const port = process.env.BENCH_PORT === undefined ? 20800 + Math.floor(Math.random() * 100) : Number(process.env.BENCH_PORT)
 const phaseSeconds = Number(process.env.BENCH_SECONDS ?? 10)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 /** Events per poll: a consumer behind by more than a page gets full pages. */
 const pageSize = Number(process.env.BENCH_PAGE ?? 10)
 const cpuProfileDir = process.env.BENCH_CPU_PROF
 const pgbouncerSocket = process.env.BENCH_PGBOUNCER_SOCKET
-const phaseFilter = (process.env.BENCH_PHASES ?? "").split(",").map((word) => word.trim().toLowerCase()).filter((word) => word !== "")
-const selected = (name: string) => phaseFilter.length === 0 || phaseFilter.some((word) => name.toLowerCase().includes(word))
+/** Every phase's name, in the order they run (`phases` below); BENCH_PHASES is read against these. */
+const phaseNames = [
+  "HTTP poll, staggered @200",
+  "direct SQL poll, staggered @200",
+  "HTTP poll, staggered @1000",
+  "direct SQL poll, staggered @1000",
+  "HTTP mark processed (10 keys), staggered @200",
+  "HTTP poll, synchronised @200",
+  "HTTP poll, synchronised @1000",
+  "HTTP poll, staggered @200, other key floods /search (8 loops)",
+  "HTTP poll, staggered @200, other key holds 500 long polls"
+] as const
+/**
+ * BENCH_PHASES's words, split on commas except those inside a phase's name:
+ * `HTTP poll, staggered @1000,long` is two words, the first a whole name.
+ * Pieces are joined back for as long as the joined text is part of a name.
+ */
+const phaseWords = (spec: string, names: ReadonlyArray<string>): Array<string> => {
+  const pieces = spec.split(",")
+  const inName = (text: string) => names.some((name) => name.toLowerCase().includes(text.trim().toLowerCase()))
+  const words: Array<string> = []
+  for (let start = 0; start < pieces.length;) {
+    let end = start + 1
+    while (end < pieces.length && inName(pieces.slice(start, end + 1).join(","))) end++
+    words.push(pieces.slice(start, end).join(",").trim().toLowerCase())
+    start = end
+  }
+  return words.filter((word) => word !== "")
+}
+const phaseFilter = phaseWords(process.env.BENCH_PHASES ?? "", phaseNames)
+/** A word that is a whole phase's name selects that phase alone; any other, every phase whose name contains it. */
+const selected = (name: string) =>
+  phaseFilter.length === 0 ||
+  phaseFilter.some((word) =>
+    phaseNames.some((other) => other.toLowerCase() === word) ? name.toLowerCase() === word : name.toLowerCase().includes(word)
+  )
 
 /** The database's PgBouncer URL, through the Unix socket when BENCH_PGBOUNCER_SOCKET names its directory. */
 const applicationUrl = (url: string) => {
@@ -333,7 +371,7 @@ const program = Effect.gen(function*() {
       if (last !== undefined) sqlCursors[consumer] = last.seq
     })
 
-  const phases = {
+  const phases: Record<(typeof phaseNames)[number], () => Promise<Summary>> = {
     "HTTP poll, staggered @200": () => httpPhase("staggered", 200, pollRequest),
     "direct SQL poll, staggered @200": () => directPhase(200, directPoll),
     "HTTP poll, staggered @1000": () => httpPhase("staggered", 1000, pollRequest),
