@@ -3,14 +3,15 @@
  * query per interval however many polls wait, a page read only once the
  * sequence drew past what it saw, and only the polls of a changed channel
  * woken; a long poll's one query on arrival, none at its deadline, and its
- * deadline spread; the empty page's checks answered from memory.
+ * deadline spread; none on arrival at the head; the empty page's checks
+ * answered from memory.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { ChannelId, MessageId } from "../../src/domain/Message.ts"
 import { channelMemory, CommitWatch, spreadWait, waitSpread } from "../../src/programs/api/CommitWatch.ts"
-import { MessageQuery, type StoredEvent } from "../../src/services/MessageQuery.ts"
+import { MessageQuery, QueryError, type StoredEvent } from "../../src/services/MessageQuery.ts"
 
 const event = (seq: bigint, channelId: number): StoredEvent => ({
   seq,
@@ -102,6 +103,9 @@ describe("CommitWatch", () => {
   it.effect("a long poll reads its page once when it arrives and not at its deadline, and again only when its channel commits", () =>
     Effect.gen(function*() {
       const store = scripted()
+      // The polls' cursor (0) is behind what the watcher starts from: they read on arrival.
+      store.committed.push(event(1n, 9))
+      store.sequence.drawn = 1n
       yield* Effect.gen(function*() {
         const watch = yield* CommitWatch
         yield* TestClock.adjust("100 millis")
@@ -110,6 +114,7 @@ describe("CommitWatch", () => {
         const poll = (name: "quiet" | "busy", channelId: number) =>
           watch.poll({
             channelId: ChannelId.make(channelId),
+            after: 0n,
             wait: Duration.seconds(5),
             page: Effect.sync(() => {
               pages[name] += 1
@@ -121,10 +126,10 @@ describe("CommitWatch", () => {
         const busy = yield* poll("busy", 7)
         assert.deepStrictEqual([pages, checks], [{ quiet: 1, busy: 1 }, { quiet: 1, busy: 1 }], "one page and one check each on arrival")
         yield* TestClock.adjust("1 second")
-        store.sequence.drawn = 1n
-        store.committed.push(event(1n, 7))
+        store.sequence.drawn = 2n
+        store.committed.push(event(2n, 7))
         yield* TestClock.adjust("100 millis")
-        assert.deepStrictEqual((yield* Fiber.join(busy)).map((e) => e.seq), [1n], "woken by its channel's commit")
+        assert.deepStrictEqual((yield* Fiber.join(busy)).map((e) => e.seq), [2n], "woken by its channel's commit")
         assert.strictEqual(pages.busy, 2)
         yield* TestClock.adjust("5 seconds")
         assert.deepStrictEqual(yield* Fiber.join(quiet), [])
@@ -135,11 +140,12 @@ describe("CommitWatch", () => {
   it.effect("a long poll ends by its spread deadline, and one with a ready page or a failed check does not wait", () =>
     Effect.gen(function*() {
       const store = scripted()
+      store.committed.push(event(1n, 9)) // the polls' cursor (0) is behind the watcher: each reads its page
       yield* Effect.gen(function*() {
         const watch = yield* CommitWatch
         const wait = Duration.seconds(5)
         const empty = (channelId: number) =>
-          watch.poll({ channelId: ChannelId.make(channelId), wait, page: Effect.succeed([]), whenEmpty: Effect.void }).pipe(
+          watch.poll({ channelId: ChannelId.make(channelId), after: 0n, wait, page: Effect.succeed([]), whenEmpty: Effect.void }).pipe(
             Effect.forkChild({ startImmediately: true })
           )
         const polls = yield* Effect.forEach([1, 2, 3, 4], empty)
@@ -154,12 +160,13 @@ describe("CommitWatch", () => {
         assert.deepStrictEqual(yield* Effect.forEach(polls, Fiber.join), [[], [], [], []])
         const ready = yield* watch.poll({
           channelId: undefined,
+          after: 0n,
           wait,
           page: Effect.succeed([event(9n, 1)]),
           whenEmpty: Effect.fail("checked a page with events")
         })
         assert.strictEqual(ready.length, 1)
-        const refused = yield* watch.poll({ channelId: undefined, wait, page: Effect.succeed([]), whenEmpty: Effect.fail("404") }).pipe(
+        const refused = yield* watch.poll({ channelId: undefined, after: 0n, wait, page: Effect.succeed([]), whenEmpty: Effect.fail("404") }).pipe(
           Effect.flip
         )
         assert.strictEqual(refused, "404")
@@ -198,5 +205,54 @@ describe("CommitWatch", () => {
         assert.isTrue(yield* watch.channelKnown(ChannelId.make(3)))
         assert.strictEqual(store.reads.channels, 4, "a channel the watcher saw commit is known")
       }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
+    }))
+  it.effect("a long poll at the head reads no page on arrival, reads it once its channel commits, and reads on arrival while the watcher fails", () =>
+    Effect.gen(function*() {
+      const store = scripted()
+      store.committed.push(event(1n, 9))
+      store.sequence.drawn = 1n
+      let down = false
+      const flaky = Layer.succeed(MessageQuery, {
+        channelExists: (channelId: ChannelId) => Effect.succeed(channelId > 0),
+        newestSeq: Effect.suspend(() => down ? Effect.fail(new QueryError({ operation: "newestSeq", cause: "down" })) : Effect.succeed(1n)),
+        newestDrawnSeq: Effect.suspend(() =>
+          down ? Effect.fail(new QueryError({ operation: "newestDrawnSeq", cause: "down" })) : Effect.succeed(store.sequence.drawn)
+        ),
+        events: (options: { readonly after: bigint; readonly limit: number }) =>
+          Effect.sync(() => store.committed.filter((e) => e.seq > options.after).slice(0, options.limit))
+      } as unknown as MessageQuery["Service"])
+      yield* Effect.gen(function*() {
+        const watch = yield* CommitWatch
+        yield* TestClock.adjust("100 millis") // the watcher starts from event 1
+        let pages = 0
+        const poll = (after: bigint) =>
+          watch.poll({
+            channelId: ChannelId.make(7),
+            after,
+            wait: Duration.seconds(5),
+            page: Effect.sync(() => {
+              pages += 1
+              return store.committed.filter((e) => e.channelId === 7 && e.seq > after)
+            }),
+            whenEmpty: Effect.void
+          }).pipe(Effect.forkChild({ startImmediately: true }))
+        const head = yield* poll(1n)
+        assert.strictEqual(pages, 0, "at the head: no page on arrival")
+        const behind = yield* poll(0n)
+        assert.strictEqual(pages, 1, "behind the watcher: its page on arrival")
+        store.sequence.drawn = 2n
+        store.committed.push(event(2n, 7))
+        yield* TestClock.adjust("100 millis")
+        assert.deepStrictEqual((yield* Fiber.join(head)).map((e) => e.seq), [2n], "the commit past the head reaches it")
+        assert.deepStrictEqual((yield* Fiber.join(behind)).map((e) => e.seq), [2n])
+        assert.strictEqual(pages, 3)
+
+        down = true
+        yield* TestClock.adjust("100 millis") // a failed look
+        const whileDown = yield* poll(2n)
+        assert.strictEqual(pages, 4, "while the watcher fails, the page is read on arrival")
+        yield* TestClock.adjust("5 seconds")
+        assert.deepStrictEqual(yield* Fiber.join(whileDown), [])
+      }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([flaky, config]))))
     }))
 })

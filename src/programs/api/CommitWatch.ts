@@ -16,7 +16,10 @@
  * `channelMemory`. Only a cursor above the last value read, or a channel not
  * known, costs a query. So a long poll costs one query when it arrives (its
  * page), and none when its time runs out: no commit seen for its channel
- * means its cursor stays where it was, so answering empty skips nothing.
+ * means its cursor stays where it was, so answering empty skips nothing. A
+ * poll that arrives at the head (its cursor at or past the last event the
+ * watcher read) costs none on arrival either: whatever commits past that
+ * event reaches it through the watcher.
  */
 import { Clock, Context, Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
@@ -66,10 +69,14 @@ export class CommitWatch extends Context.Service<CommitWatch, {
    * of an empty page) and then a wait of up to `wait` (less by at most
    * `waitSpread`, see `spreadWait`) in which every commit the watcher sees on
    * `channelId` reads `page` again. Without such a commit it answers the
-   * empty page it read, with no query at its deadline.
+   * empty page it read, with no query at its deadline. A poll whose `after`
+   * is at or past the last event the watcher read (and whose last look
+   * succeeded) skips the page on arrival: every event past that one reaches
+   * the poll's waiter when the watcher reads it, so the page is known empty.
    */
   readonly poll: <A, E, R, E2, R2>(options: {
     readonly channelId: ChannelId | undefined
+    readonly after: bigint
     readonly wait: Duration.Duration
     readonly page: Effect.Effect<ReadonlyArray<A>, E, R>
     readonly whenEmpty: Effect.Effect<void, E2, R2>
@@ -142,9 +149,20 @@ export class CommitWatch extends Context.Service<CommitWatch, {
           }
         }))
 
+      /**
+       * Whether no event after `after` can have been read by the watcher yet:
+       * `after` is at or past its watermark and its last look succeeded. Asked
+       * after subscribing, so every event past the watermark, committed or
+       * not yet, reaches the subscriber when a later look reads it.
+       */
+      const caughtUp = (after: bigint) =>
+        Effect.map(Effect.all([Ref.get(watermark), Ref.get(failing)]), ([seen, down]) =>
+          !down && Option.isSome(seen) && after >= seen.value)
+
       let polls = 0
       const poll = <A, E, R, E2, R2>(options: {
         readonly channelId: ChannelId | undefined
+        readonly after: bigint
         readonly wait: Duration.Duration
         readonly page: Effect.Effect<ReadonlyArray<A>, E, R>
         readonly whenEmpty: Effect.Effect<void, E2, R2>
@@ -155,7 +173,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
         }
         return Effect.scoped(Effect.gen(function*() {
           const woken = yield* waiter(options.channelId)
-          const empty = yield* page
+          const empty: ReadonlyArray<A> = (yield* caughtUp(options.after)) ? [] : yield* page
           if (empty.length > 0) return empty
           yield* whenEmpty
           const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(spreadWait(options.wait, polls++))

@@ -93,6 +93,7 @@ export const layer = HttpApiBuilder.group(
     const eventsAfter = (after: bigint, channelId: ChannelId | undefined, limit: number, waitSeconds: number) =>
       watch.poll({
         channelId,
+        after,
         wait: Duration.seconds(waitSeconds),
         page: query.events({ after, channelId, limit }),
         whenEmpty: Effect.andThen(requireChannel(watch, channelId), requireCursorInRange(watch, after))
