@@ -286,23 +286,35 @@ export const layer = Layer.effect(
           ${batch.map((poll) => poll.options.limit)}::int[],
           ${settleSeconds}::float8)`
 
-    /** Runs one batch (a statement per kind of poll) and answers each poll with its own settled events. */
-    const answer = (batch: ReadonlyArray<PendingPoll>) =>
-      Effect.forEach([true, false], (withChannel) => {
-        const polls = batch.filter((poll) => (poll.options.channelId !== undefined) === withChannel)
-        if (polls.length === 0) return Effect.void
-        return pollsFor(polls, withChannel).pipe(
-          Effect.exit,
-          Effect.flatMap((exit) =>
-            Effect.forEach(
-              polls,
-              (poll, index) =>
-                Deferred.done(poll.answer, Exit.map(exit, (rows) => settledEvents(rows.filter((row) => row.request === index + 1)))),
-              { discard: true }
-            )
-          )
-        )
-      }, { concurrency: "unbounded", discard: true })
+    /** One statement for polls of one kind; each poll is answered with its own settled events. */
+    const answerKind = (polls: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
+      pollsFor(polls, withChannel).pipe(
+        Effect.exit,
+        Effect.map((exit) => {
+          if (Exit.isFailure(exit)) {
+            const failed = Exit.failCause(exit.cause)
+            for (const poll of polls) Deferred.doneUnsafe(poll.answer, failed)
+            return
+          }
+          // The rows come ordered by request (api_event_pages): one pass splits them.
+          const byRequest: Array<Array<EventRow>> = polls.map(() => [])
+          for (const row of exit.value) byRequest[row.request - 1]?.push(row)
+          polls.forEach((poll, index) => Deferred.doneUnsafe(poll.answer, Exit.succeed(settledEvents(byRequest[index]!))))
+        })
+      )
+
+    /**
+     * Runs one batch, a statement per kind of poll (with and without a
+     * channel), the two side by side when the batch holds both; a batch of
+     * one kind, the usual case, runs in the worker's own fiber.
+     */
+    const answer = (batch: ReadonlyArray<PendingPoll>) => {
+      const withChannel = batch.filter((poll) => poll.options.channelId !== undefined)
+      if (withChannel.length === batch.length) return answerKind(batch, true)
+      if (withChannel.length === 0) return answerKind(batch, false)
+      const without = batch.filter((poll) => poll.options.channelId === undefined)
+      return Effect.all([answerKind(withChannel, true), answerKind(without, false)], { concurrency: 2, discard: true })
+    }
 
     const pending = yield* Queue.unbounded<PendingPoll>()
     yield* Effect.forkScoped(

@@ -129,11 +129,14 @@ export const ApiConfig = Config.all({
      * Each key's query time: a search or count runs only while the key has
      * some left (429 with the wait in `Retry-After` past it), and is charged
      * the time it took. The key earns `perSecond` of it each second, up to
-     * `burst`.
+     * `burst`. The defaults hold one key's searches to a twentieth of a
+     * database core on average and half a second ahead: on two cores, a
+     * fifth of a core and 4 s ahead let a flooding key push another key's
+     * poll p95 past 10 ms (docs/benchmarks.md, issue 12's isolation).
      */
     budget: Config.all({
-      perSecond: budgetDuration("perSecond", "200 millis"),
-      burst: budgetDuration("burst", "4 seconds")
+      perSecond: budgetDuration("perSecond", "50 millis"),
+      burst: budgetDuration("burst", "500 millis")
     }).pipe(Config.nested("budget")),
     /**
      * A search or count refused for its own key's limits (`perKey`, `budget`)

@@ -13,7 +13,8 @@ import { Limits } from "./Limits.ts"
 /** At most one warning about refused keys per this many milliseconds. */
 const authFailureLogIntervalMs = 10_000
 
-export const sha256 = (value: string): Buffer => Crypto.createHash("sha256").update(value, "utf8").digest()
+/** One-shot `crypto.hash`: about half the cost of a `createHash` object per request. */
+export const sha256 = (value: string): Buffer => Crypto.hash("sha256", value, "buffer")
 
 /** Whether `entry` may call what needs `scope`: admin may do everything. */
 export const allows = (entry: ApiKeyEntry, scope: ApiScope): boolean =>

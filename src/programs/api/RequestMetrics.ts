@@ -73,7 +73,9 @@ export const layer = HttpRouter.middleware((httpEffect) =>
     const query = request.url.indexOf("?")
     const path = query === -1 ? request.url : request.url.slice(0, query)
     const route = routeLabel(request.method, path)
+    // Most polls carry no `wait`: the query string is parsed only when it names one.
     const longPoll = request.method === "GET" && route === longPollRoute && query !== -1 &&
+      request.url.includes("wait=", query) &&
       Number(new URLSearchParams(request.url.slice(query + 1)).get("wait") ?? 0) > 0
     const started = performance.now()
     yield* Metric.modify(ApiMetrics.inFlight, 1)
