@@ -37,7 +37,16 @@ const untilWaiting = (pattern: string, count: number) =>
   })
 
 describe("Gateway API cost bounds", () => {
-  layer(layerTestApi({ expensive: { perKey: 1, total: 1, statementTimeout: "1500 millis", refusalDelay: "100 millis" } }), {
+  // A budget that the 1.5 s timed-out search leaves positive: these are the slots' refusals alone.
+  layer(layerTestApi({
+    expensive: {
+      perKey: 1,
+      total: 1,
+      statementTimeout: "1500 millis",
+      refusalDelay: "100 millis",
+      budget: { perSecond: "1 second", burst: "5 seconds" }
+    }
+  }), {
     timeout: "60 seconds",
     excludeTestServices: true
   })((it) => {

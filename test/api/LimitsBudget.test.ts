@@ -1,7 +1,8 @@
 /**
  * Each key's budget of search and count time (Limits, `api.expensive.budget`),
  * on the TestClock: a query is charged the time it took, and a key in debt is
- * refused, with the wait its debt needs, until it has earned the time back.
+ * refused, with the wait its debt needs, until it has earned the time back;
+ * and what the defaults let a flooding key run.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Fiber, Layer, type Result } from "effect"
@@ -85,4 +86,19 @@ describe("Limits: each key's search and count time", () => {
       yield* TestClock.adjust("800 millis")
       yield* Fiber.join(running)
     }).pipe(Effect.provide(testLimits("200 millis"))))
+  it.effect("at the defaults, a key that searches back to back runs its queries a twentieth of the time after half a second ahead", () =>
+    Effect.gen(function*() {
+      const limits = yield* Limits
+      let ran = 0
+      // 100 ms searches, each asked for as soon as the last was answered or refused.
+      yield* limits.expensive("flooder", Effect.sleep("100 millis").pipe(Effect.andThen(Effect.sync(() => void (ran += 100))))).pipe(
+        Effect.result,
+        Effect.forever,
+        Effect.forkChild
+      )
+      for (let step = 0; step < 2000; step++) yield* TestClock.adjust("10 millis")
+      // 20 s at 50 ms a second, 500 ms ahead, and the one search let run while the budget was positive.
+      assert.isAtMost(ran, 500 + 20 * 50 + 100)
+      assert.isAtLeast(ran, 20 * 50)
+    }).pipe(Effect.provide(Limits.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))))))
 })
