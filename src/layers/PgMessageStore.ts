@@ -124,6 +124,24 @@ const deletionRow = (event: MessageDeleted) => ({
   received_at: event.receivedAt / 1000
 })
 
+/**
+ * A batch's two JSON parameters (null when it has no event of that kind).
+ * Only the strings outlive this call: the row objects are garbage before the
+ * statement is sent, so they are never promoted while it runs.
+ */
+const batchJson = (events: ReadonlyArray<MessageEvent>) => {
+  const versions: Array<ReturnType<typeof versionRow>> = []
+  const deletions: Array<ReturnType<typeof deletionRow>> = []
+  for (const event of events) {
+    if (event._tag === "MessageDeleted") deletions.push(deletionRow(event))
+    else versions.push(versionRow(event))
+  }
+  return {
+    versions: versions.length > 0 ? JSON.stringify(versions) : null,
+    deletions: deletions.length > 0 ? JSON.stringify(deletions) : null
+  }
+}
+
 interface MessageRow {
   readonly channel_id: number
   readonly message_id: number
@@ -177,16 +195,9 @@ export const make = Effect.gen(function*() {
    */
   const writeBatch = Effect.fn("MessageStore.writeBatch")(
     function*(events: Array.NonEmptyReadonlyArray<MessageEvent>) {
-      const versions: Array<ReturnType<typeof versionRow>> = []
-      const deletions: Array<ReturnType<typeof deletionRow>> = []
-      for (const event of events) {
-        if (event._tag === "MessageDeleted") deletions.push(deletionRow(event))
-        else versions.push(versionRow(event))
-      }
+      const { deletions, versions } = batchJson(events)
       const rows = yield* sql<{ inserted: number }>`
-        SELECT write_events(
-          ${versions.length > 0 ? JSON.stringify(versions) : null}::json,
-          ${deletions.length > 0 ? JSON.stringify(deletions) : null}::json) AS inserted`.pipe(
+        SELECT write_events(${versions}::json, ${deletions}::json) AS inserted`.pipe(
         Effect.retry(retryConnect),
         Effect.mapError(storeError("writeBatch")),
         bounded("writeBatch")

@@ -29,6 +29,7 @@ import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
 import * as MessageTrace from "./MessageTrace.ts"
+import { observeLatencies } from "./ObserveLatencies.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
@@ -48,6 +49,13 @@ export interface HotPathOptions {
 export interface HotPath {
   /** Queues an event's cache and bus work; never waits (a full queue leaves the event to the relay). */
   readonly offer: (entry: MessageTrace.Traced) => Effect.Effect<void>
+  /**
+   * `offer` with the time already read, for a batch of events: false when
+   * the queue was full and the event is left to the relay, which the caller
+   * counts in `ingest_hot_path_skipped_total` (`countSkipped`).
+   */
+  readonly offerUnsafe: (entry: MessageTrace.Traced, now: number) => boolean
+  readonly countSkipped: (skipped: number) => Effect.Effect<void>
 }
 
 /** Events handled together by one worker, at most. */
@@ -173,7 +181,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     yield* Metric.update(Metrics.eventsDuplicate, duplicates)
     yield* Metric.update(Metrics.eventsCached, fresh)
     yield* Metric.update(Metrics.eventsPublished, published.size)
-    for (const event of events) yield* Metric.update(Metrics.hotPathLatency, Math.max(0, at - event.receivedAt) / 1000)
+    yield* observeLatencies(Metrics.hotPathLatency, events, at)
     yield* PubSub.publishAll(progress, done)
   })
 
@@ -218,17 +226,22 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
     )
   )
 
+  const offerUnsafe = (entry: MessageTrace.Traced, now: number) => {
+    if (Queue.offerUnsafe(queue, entry)) {
+      ledger.attempting(eventKey(entry.event), now, entry.trace?.span)
+      return true
+    }
+    // The relay publishes it; its publish still joins the message's trace.
+    ledger.settled(eventKey(entry.event), false, now, entry.trace?.span)
+    MessageTrace.hotPathDone(entry.trace, clock, true)
+    return false
+  }
+  const countSkipped = (skipped: number) => skipped > 0 ? Metric.update(Metrics.hotPathSkipped, skipped) : Effect.void
+
   return {
     offer: (entry: MessageTrace.Traced) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (Queue.offerUnsafe(queue, entry)) {
-          ledger.attempting(eventKey(entry.event), now, entry.trace?.span)
-          return Effect.void
-        }
-        // The relay publishes it; its publish still joins the message's trace.
-        ledger.settled(eventKey(entry.event), false, now, entry.trace?.span)
-        MessageTrace.hotPathDone(entry.trace, clock, true)
-        return Metric.update(Metrics.hotPathSkipped, 1)
-      })
+      Effect.flatMap(Clock.currentTimeMillis, (now) => offerUnsafe(entry, now) ? Effect.void : countSkipped(1)),
+    offerUnsafe,
+    countSkipped
   } satisfies HotPath
 })

@@ -29,6 +29,7 @@ import { makeCommitTracker, makeReleaser } from "./CommitTracker.ts"
 import { makeHotPath } from "./HotPath.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
 import * as MessageTrace from "./MessageTrace.ts"
+import { observeLatencies } from "./ObserveLatencies.ts"
 import { makePublishLedger } from "./PublishLedger.ts"
 import { makeTierHealth } from "./TierHealth.ts"
 
@@ -110,9 +111,7 @@ export const make = Effect.gen(function*() {
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const events = entries.map((entry) => entry.event)
-        for (const event of events) {
-          yield* Metric.update(Metrics.commitLatency, Math.max(0, now - event.receivedAt) / 1000)
-        }
+        yield* observeLatencies(Metrics.commitLatency, events, now)
         yield* release(tracker.committed(entries.map((entry) => entry.batch)))
         yield* PubSub.publish(progress, { _tag: "Committed", events, at: now })
       })
@@ -160,20 +159,58 @@ export const make = Effect.gen(function*() {
   )
   yield* refreshGauges.pipe(Effect.repeat(Schedule.spaced(gaugeRefreshInterval)), Effect.forkScoped)
 
-  const ingestBatch = (batch: SourceBatch) =>
+  /** Events of one traced batch, one by one (a trace per message when spans are exported). */
+  const acceptTraced = (events: ReadonlyArray<MessageEvent>, seq: number) =>
     Effect.gen(function*() {
-      const acceptedAt = yield* Clock.currentTimeMillis
-      const seq = tracker.register(batch.events.length, batch.onCommitted, acceptedAt)
-      if (batch.events.length === 0) {
-        yield* release(tracker.committed([]))
-        return
-      }
-      for (const event of batch.events) {
+      for (const event of events) {
         yield* Metric.update(receivedByKind[eventKind(event)], 1)
-        const trace = tracing ? yield* MessageTrace.begin(event) : undefined
-        yield* writer.offer({ event, batch: seq, trace })
-        yield* hotPath.offer({ event, trace })
+        const trace = yield* MessageTrace.begin(event)
+        const entry = { event, batch: seq, trace }
+        yield* writer.offer(entry)
+        yield* hotPath.offer(entry)
       }
+    })
+
+  /** From `events[start]` on, one by one: the writer's queue is full (or closed), so each may wait. */
+  const acceptWaiting = (events: ReadonlyArray<MessageEvent>, start: number, seq: number) =>
+    Effect.gen(function*() {
+      for (let index = start; index < events.length; index++) {
+        const entry = { event: events[index]!, batch: seq, trace: undefined }
+        yield* writer.offer(entry)
+        yield* hotPath.offer(entry)
+      }
+    })
+
+  const countReceived = (events: ReadonlyArray<MessageEvent>) => {
+    const counts = { new: 0, edited: 0, deleted: 0 }
+    for (const event of events) counts[eventKind(event)]++
+    return Effect.all([
+      counts.new > 0 ? Metric.update(receivedByKind.new, counts.new) : Effect.void,
+      counts.edited > 0 ? Metric.update(receivedByKind.edited, counts.edited) : Effect.void,
+      counts.deleted > 0 ? Metric.update(receivedByKind.deleted, counts.deleted) : Effect.void
+    ], { discard: true })
+  }
+
+  // Per event on the common path (tracing off, room in the writer's queue)
+  // nothing but the entry both queues share: no Effect, no generator step.
+  const ingestBatch = (batch: SourceBatch) =>
+    Effect.flatMap(Clock.currentTimeMillis, (acceptedAt) => {
+      const events = batch.events
+      const seq = tracker.register(events.length, batch.onCommitted, acceptedAt)
+      if (events.length === 0) return release(tracker.committed([]))
+      if (tracing) return acceptTraced(events, seq)
+      let skipped = 0
+      for (let index = 0; index < events.length; index++) {
+        const entry = { event: events[index]!, batch: seq, trace: undefined }
+        if (!writer.offerUnsafe(entry)) {
+          return countReceived(events).pipe(
+            Effect.andThen(hotPath.countSkipped(skipped)),
+            Effect.andThen(acceptWaiting(events, index, seq))
+          )
+        }
+        if (!hotPath.offerUnsafe(entry, acceptedAt)) skipped++
+      }
+      return Effect.andThen(countReceived(events), hotPath.countSkipped(skipped))
     })
 
   const ingest = (event: MessageEvent) => ingestBatch({ events: [event], onCommitted: Effect.void })

@@ -4,7 +4,7 @@
  * TestClock. The same path over GramJS and the simulator is in test/telegram/.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import * as MemoryEventBus from "../../src/layers/MemoryEventBus.ts"
 import * as MemoryMessageCache from "../../src/layers/MemoryMessageCache.ts"
@@ -13,10 +13,14 @@ import * as MemoryTelegramSource from "../../src/layers/MemoryTelegramSource.ts"
 import { receive } from "../../src/programs/Gateway.ts"
 import * as Ingestion from "../../src/programs/Ingestion.ts"
 import { BusOutbox } from "../../src/services/BusOutbox.ts"
+import { EventBus } from "../../src/services/EventBus.ts"
+import { MessageCache } from "../../src/services/MessageCache.ts"
 import { MessageQuery } from "../../src/services/MessageQuery.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
+import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramFatal, TelegramSource } from "../../src/services/TelegramSource.ts"
-import { created, freshChannelId, makeMessage } from "../support/TestEvents.ts"
+import { eventKey } from "../../src/domain/Message.ts"
+import { created, deleted, edited, freshChannelId, makeMessage } from "../support/TestEvents.ts"
 
 const config = ConfigProvider.layer(ConfigProvider.fromUnknown({ ingest: { batchSize: 100, flushInterval: "10 millis" } }))
 
@@ -81,4 +85,49 @@ describe("receive", () => {
         assert.instanceOf(error, TelegramFatal)
       }).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(tiers))))
     }).pipe(Effect.provide(config)))
+  it.effect("takes a source batch past both queues' room: waits for the writer, leaves the hot path's overflow to the relay, counts every event once", () =>
+    Effect.gen(function*() {
+      const { memory: stored, store } = yield* MemoryMessageStore.make()
+      const { memory: telegram, source } = yield* MemoryTelegramSource.make
+      const { cache, memory: cached } = yield* MemoryMessageCache.make()
+      const { bus, memory: { published } } = yield* MemoryEventBus.make()
+      const tiers = Layer.mergeAll(
+        Layer.succeed(MessageStore, store),
+        Layer.succeed(MessageCache, cache),
+        Layer.succeed(EventBus, bus),
+        emptyEventLog
+      )
+      const count = (kind: "new" | "edited" | "deleted") =>
+        Metric.value(Metrics.eventsReceived.pipe(Metric.withAttributes({ kind }))).pipe(Effect.map((state) => state.count))
+      const skippedCount = Metric.value(Metrics.hotPathSkipped).pipe(Effect.map((state) => state.count))
+      const before = { new: yield* count("new"), edited: yield* count("edited"), deleted: yield* count("deleted"), skipped: yield* skippedCount }
+
+      const channelId = freshChannelId()
+      const events = [
+        ...Array.from({ length: 20 }, (_, index) => created(makeMessage(channelId, index + 1), 0)),
+        ...Array.from({ length: 6 }, (_, index) => edited(makeMessage(channelId, index + 1), 1_700_000_000, "edited", 0)),
+        ...Array.from({ length: 4 }, (_, index) => deleted(channelId, index + 10, 0))
+      ]
+      let committed = false
+      yield* Effect.gen(function*() {
+        yield* receive.pipe(Effect.provideService(TelegramSource, source), Effect.forkChild)
+        yield* telegram.push({ events, onCommitted: Effect.sync(() => void (committed = true)) })
+        yield* settle(() => committed)
+        // The hot path's work, which does not hold the commit.
+        yield* settle(() => false, 20)
+      }).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(tiers))))
+
+      assert.isTrue(committed)
+      assert.deepStrictEqual([...stored.committed.keys()].sort(), events.map(eventKey).sort())
+      assert.strictEqual((yield* count("new")) - before.new, 20)
+      assert.strictEqual((yield* count("edited")) - before.edited, 6)
+      assert.strictEqual((yield* count("deleted")) - before.deleted, 4)
+      // The hot path holds 4 events: the rest of what arrived at once went to the relay, counted.
+      const skipped = (yield* skippedCount) - before.skipped
+      assert.isAbove(skipped, 0)
+      assert.strictEqual(published.length + skipped, events.length, "each event either published by the hot path or skipped")
+      assert.strictEqual(cached.remembered.size + skipped, events.length)
+    }).pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
+      ingest: { batchSize: 100, flushInterval: "10 millis", queueCapacity: 8, hotPathCapacity: 4 }
+    })))))
 })
