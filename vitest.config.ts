@@ -27,6 +27,8 @@ export default defineConfig({
     // database name, key prefix and exchange name, but outage tests are timing
     // sensitive on two cores, so files run one at a time.
     fileParallelism: false,
+    // What each file made on the shared RabbitMQ and Redis goes with it (CI runs on the same services).
+    setupFiles: ["test/support/RemoveLeftovers.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000
   }

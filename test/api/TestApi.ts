@@ -5,18 +5,17 @@
  * real HTTP server on a random port (NodeHttpServer.layerTest).
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import * as Amqp from "amqplib"
 import { PgClient } from "@effect/sql-pg"
 import { ConfigProvider, Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpRouter, HttpServer } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
-import { Redis } from "ioredis"
-import { createHash, randomUUID } from "node:crypto"
+import { createHash } from "node:crypto"
 import { GatewayApi } from "../../src/programs/api/Api.ts"
 import * as Api from "../../src/main/Api.ts"
 import * as Server from "../../src/programs/api/Server.ts"
 import { applicationServer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
+import { removeLeftovers, uniqueName } from "../support/SharedNames.ts"
 import { makeTcpProxy, type TcpProxy } from "../support/TcpProxy.ts"
 
 const hash = (key: string) => createHash("sha256").update(key).digest("hex")
@@ -39,40 +38,16 @@ export class TestApi extends Context.Service<TestApi, {
   readonly keyPrefix: string
 }>()("test/TestApi") {}
 
-const unique = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 10)}`
-
-/** Deletes the exchange RabbitEventBus declared for this suite. */
-const dropExchange = (exchange: string) =>
-  Effect.promise(async () => {
-    const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
-    try {
-      const channel = await connection.createChannel()
-      await channel.deleteExchange(exchange)
-    } finally {
-      await connection.close()
-    }
-  }).pipe(Effect.ignore)
-
-/** Deletes the Redis keys this suite wrote, and only those. */
-const dropKeys = (keyPrefix: string) =>
-  Effect.promise(async () => {
-    const redis = new Redis("redis://127.0.0.1:6379/0")
-    try {
-      const keys = await redis.keys(`${keyPrefix}*`)
-      if (keys.length > 0) await redis.del(...keys)
-    } finally {
-      redis.disconnect()
-    }
-  }).pipe(Effect.ignore)
-
 export const layerTestApi = (api: Record<string, unknown> = {}) =>
   Layer.unwrap(Effect.gen(function*() {
     const database = yield* makeTestDatabase("api")
     const postgres = yield* makeTcpProxy(applicationServer)
     const redis = yield* makeTcpProxy({ host: "127.0.0.1", port: 6379 })
-    const keyPrefix = `${unique("tgapi")}:`
-    const exchange = unique("tg_api_test")
-    yield* Effect.addFinalizer(() => Effect.andThen(dropExchange(exchange), dropKeys(keyPrefix)))
+    const keyPrefixName = uniqueName("tgapi")
+    const keyPrefix = `${keyPrefixName}:`
+    const exchange = uniqueName("tg_api_test")
+    // Removed when the suite's layer closes (and again, as a no-op, after the file: test/support/RemoveLeftovers.ts).
+    yield* Effect.addFinalizer(() => Effect.tryPromise(() => removeLeftovers([exchange, keyPrefixName])).pipe(Effect.ignore))
     const config = ConfigProvider.layer(ConfigProvider.fromUnknown({
       database: { url: Redacted.value(urlVia(database, `127.0.0.1:${postgres.port}`)), poolSize: 4, connectTimeout: "10 seconds" },
       redis: { url: `redis://127.0.0.1:${redis.port}/0`, keyPrefix },

@@ -2,7 +2,7 @@
  * `telegram-gateway run` as a real child process, for tests that kill it,
  * freeze it or restart it while the Telegram simulator (in the test process)
  * and the tiers outlive it. Scoped: a process still running when the scope
- * closes is SIGKILLed.
+ * closes is SIGKILLed, and the scope waits for its exit.
  *
  *   const gateway = yield* startGatewayProcess({ env: gatewayEnv({ ... }) })
  *   yield* gateway.waitForLog(/connected to Telegram/)
@@ -61,10 +61,13 @@ export const startGatewayProcess = (options: GatewayProcessOptions) =>
           stdio: ["ignore", "pipe", "pipe"]
         })
       ),
+      // Waits for the exit, so nothing the process still had in flight lands after the test's cleanup.
       (child) =>
-        Effect.sync(() => {
-          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-        })
+        Effect.callback<void>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+          child.once("exit", () => resume(Effect.void))
+          child.kill("SIGKILL")
+        }).pipe(Effect.timeoutOption("10 seconds"))
     )
     let output = ""
     const parsed: Array<Record<string, unknown>> = []

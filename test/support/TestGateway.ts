@@ -5,11 +5,13 @@
  */
 import * as Amqp from "amqplib"
 import { ConfigProvider, Effect, Layer, PubSub } from "effect"
-import { randomUUID } from "node:crypto"
 import { eventKey, type MessageEvent } from "../../src/domain/Message.ts"
-import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
+import { deadLetterExchangeName, deadLetterQueueName, declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
 import * as Gateway from "../../src/main/Daemon.ts"
 import type { IngestProgress } from "../../src/programs/IngestProgress.ts"
+import { deleteRabbitNames, uniqueName } from "./SharedNames.ts"
+
+export { uniqueName }
 
 export interface TestGatewayOptions {
   /** Through PgBouncer, or through a proxy in front of it. */
@@ -20,8 +22,6 @@ export interface TestGatewayOptions {
   readonly keyPrefix: string
   readonly ingest?: Record<string, string | number>
 }
-
-export const uniqueName = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 10)}`
 
 export const testConfig = (options: TestGatewayOptions) =>
   ConfigProvider.layer(ConfigProvider.fromUnknown({
@@ -63,26 +63,30 @@ export const awaitSettled = (subscription: PubSub.Subscription<IngestProgress>, 
   })
 
 /**
- * A consumer queue bound to every event of the exchange; deleted with the
- * scope. With `consume: false` messages stay on the queue (the broker still
- * persists them) and only their count is read, as the benchmark does.
+ * A consumer queue bound to every event of the exchange. When the scope
+ * closes, the queue, its dead-letter queue, the exchange and its dead-letter
+ * exchange are deleted, over a connection of their own (the consumer's
+ * channel may have died with the test). With `consume: false` messages stay
+ * on the queue (the broker still persists them) and only their count is
+ * read, as the benchmark does.
  */
 export const makeTestConsumer = (exchange: string, options: { readonly consume?: boolean } = {}) =>
   Effect.gen(function*() {
+    const queue = uniqueName("test_consumer")
+    yield* Effect.addFinalizer(() =>
+      Effect.tryPromise(() =>
+        deleteRabbitNames({
+          queues: [queue, deadLetterQueueName(queue)],
+          exchanges: [exchange, deadLetterExchangeName(exchange)]
+        })
+      ).pipe(Effect.ignore)
+    )
     const connection = yield* Effect.acquireRelease(
       Effect.promise(() => Amqp.connect("amqp://guest:guest@127.0.0.1:5672")),
       (connection) => Effect.promise(() => connection.close()).pipe(Effect.ignore)
     )
     const channel = yield* Effect.promise(() => connection.createChannel())
-    const queue = uniqueName("test_consumer")
-    const declared = yield* declareConsumerQueue(channel, { exchange, queue, bindingKeys: ["#"] })
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        await channel.deleteQueue(declared.queue)
-        await channel.deleteQueue(declared.deadLetterQueue)
-        await channel.deleteExchange(exchange)
-      }).pipe(Effect.ignore)
-    )
+    yield* declareConsumerQueue(channel, { exchange, queue, bindingKeys: ["#"] })
     const received: Array<Amqp.ConsumeMessage> = []
     if (options.consume !== false) {
       yield* Effect.promise(() => channel.consume(queue, (message) => message && received.push(message), { noAck: true }))
