@@ -137,6 +137,22 @@ describe("SQL functions", () => {
       assert.lengthOf(yield* query(database, "SELECT * FROM search_messages('PETR4', 10, channel => 2)"), 1)
     }))
 
+  it.effect("search_messages ranks only the newest max_matches matching versions", () =>
+    Effect.gen(function*() {
+      const database = yield* seeded
+      // 2:1 (two minutes past the hour) is the newest match; 1:1, an hour's first minute, ranks higher but is older.
+      const newest = yield* query<{ key: string }>(
+        database,
+        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 | forte', 10, max_matches => 1)"
+      )
+      assert.deepStrictEqual(newest.map((hit) => hit.key), ["2:1"])
+      const all = yield* query<{ key: string }>(
+        database,
+        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 | forte', 10)"
+      )
+      assert.deepStrictEqual(all.map((hit) => hit.key), ["1:1", "2:1"], "by rank: 1:1 matches both words")
+    }))
+
   it.effect("the count views are refreshed on demand with the hourly and daily totals", () =>
     Effect.gen(function*() {
       const database = yield* seeded
