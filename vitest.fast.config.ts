@@ -11,6 +11,7 @@ export const fastTests = [
   "test/layers/ReconnectDelays.test.ts",
   "test/programs/BatchWriter.test.ts",
   "test/programs/CommitTracker.test.ts",
+  "test/programs/DatabaseWait.test.ts",
   "test/programs/HotPath.test.ts",
   "test/programs/Receive.test.ts",
   "test/programs/TierHealth.test.ts",

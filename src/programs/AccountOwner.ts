@@ -33,12 +33,19 @@ import type { TelegramFatal } from "../services/TelegramSource.ts"
 import { SessionFiles } from "../services/SessionFiles.ts"
 import { OwnerEpoch } from "../services/UpdateState.ts"
 import { type AccountSpec, DEFAULT_ACCOUNT } from "./Accounts.ts"
+import { makeDatabaseWait } from "./DatabaseWait.ts"
 import type { Fleet } from "./Fleet.ts"
 import { Ingestion } from "./Ingestion.ts"
 import { Ownership } from "./Ownership.ts"
 
 /** Stop sending this long before the lease would expire in the database. */
 const SAFETY_MARGIN = Duration.seconds(1)
+
+/**
+ * The longest wait between two reads of the lease while PostgreSQL does not
+ * answer: the account is taken at most this long after the database returns.
+ */
+export const DATABASE_RETRY_MAX_DELAY = Duration.seconds(10)
 
 type StepDown = "lost" | "rebalanced"
 
@@ -79,9 +86,26 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
     /** The refusal (its time and key) this process last reported, so each is logged once. */
     let reportedRefusal: string | undefined
     // Every series of this account from the first scrape, so increase() sees the first event.
-    for (const counter of [Metrics.leaseAcquired, Metrics.leaseTakeovers, Metrics.leaseRenewFailures, Metrics.loginMarkFailures]) {
+    for (
+      const counter of [
+        Metrics.leaseAcquired,
+        Metrics.leaseTakeovers,
+        Metrics.leaseRenewFailures,
+        Metrics.leasePollFailures,
+        Metrics.loginMarkFailures
+      ]
+    ) {
       yield* Metric.value(Metric.withAttributes(counter, attributes))
     }
+    /** A standby cannot read or take the lease while PostgreSQL is unreachable (at start, or later): it waits, backing off. */
+    const database = yield* makeDatabaseWait({
+      what: `account ${account}`,
+      consequence: "the account is not taken and nothing is read from Telegram",
+      interval: ha.pollInterval,
+      maxDelay: DATABASE_RETRY_MAX_DELAY,
+      failures: Metrics.leasePollFailures,
+      attributes
+    })
 
     /** The fingerprint of the key in the account's session file now (an operator may have replaced the file). */
     const currentKeyId = sessions.keyId(spec.config.sessionFile).pipe(
@@ -92,9 +116,25 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
       const since = isoNow()
       let freeSince: number | undefined
       while (true) {
-        const holder = (yield* leases.holders([account]).pipe(
-          Effect.catch((error) => Effect.logWarning(`reading the lease failed, will retry: ${error.message}`).pipe(Effect.as([])))
-        ))[0]
+        const holders = yield* leases.holders([account]).pipe(
+          Effect.tap(() => database.answered),
+          Effect.catch((error) => database.failed("reading the lease", error).pipe(Effect.as(undefined)))
+        )
+        if (holders === undefined) {
+          yield* ownership.set({
+            account,
+            role: "standby",
+            since,
+            owner: null,
+            ownerSince: null,
+            epoch: null,
+            detail: database.waiting() ?? "waiting for PostgreSQL"
+          })
+          freeSince = undefined
+          yield* Effect.sleep(database.delay())
+          continue
+        }
+        const holder = holders[0]
         const refused = holder?.loginNeeded ?? null
         if (refused === null && reportedRefusal !== undefined) {
           reportedRefusal = undefined
@@ -145,7 +185,8 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
         if (free && now() >= cooldownUntil && (owned < share || unclaimed)) {
           const keyId = yield* currentKeyId
           const lease = keyId === undefined ? undefined : yield* leases.acquire(account, keyId).pipe(
-            Effect.catch((error) => Effect.logWarning(`taking the lease failed, will retry: ${error.message}`).pipe(Effect.as(undefined)))
+            Effect.tap(() => database.answered),
+            Effect.catch((error) => database.failed("taking the lease", error).pipe(Effect.as(undefined)))
           )
           if (lease !== undefined && keyId !== undefined) {
             if (lease.tookOverFrom !== null) {
@@ -157,7 +198,7 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
             return { lease, keyId }
           }
         }
-        yield* Effect.sleep(ha.pollInterval)
+        yield* Effect.sleep(database.delay())
       }
     })
 

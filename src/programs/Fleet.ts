@@ -9,6 +9,7 @@
 import { Clock, Duration, Effect, Ref, Schedule } from "effect"
 import { AccountLeases } from "../services/AccountLeases.ts"
 import { HaConfig } from "../services/GatewayConfig.ts"
+import { makeDatabaseWait } from "./DatabaseWait.ts"
 import { Ownership } from "./Ownership.ts"
 
 export interface Fleet {
@@ -27,10 +28,18 @@ export const makeFleet = (accounts: number) =>
     const members = yield* Ref.make(1)
     const lastHandover = yield* Ref.make(0)
 
+    // Logged once per outage, not on every beat; the accounts' waits count the failures (lease_poll_failures_total).
+    const database = yield* makeDatabaseWait({
+      what: "the fleet heartbeat",
+      consequence: "the fleet's size is not updated",
+      interval: ha.renewInterval,
+      maxDelay: ha.renewInterval
+    })
     const beat = leases.heartbeat.pipe(
       Effect.andThen(leases.liveMembers),
       Effect.flatMap((live) => Ref.set(members, Math.max(1, live))),
-      Effect.catch((error) => Effect.logWarning(`fleet heartbeat failed, will retry: ${error.message}`))
+      Effect.andThen(database.answered),
+      Effect.catch((error) => database.failed("the heartbeat", error))
     )
     yield* beat
     yield* beat.pipe(Effect.repeat(Schedule.spaced(ha.renewInterval)), Effect.forkScoped)

@@ -199,6 +199,11 @@ export const leaseRenewFailures = Metric.counter("lease_renew_failures_total", {
   incremental: true
 })
 /** Attribute `account`. */
+export const leasePollFailures = Metric.counter("lease_poll_failures_total", {
+  description: "A standby's reads of the account's lease, and attempts to take it, that failed (PostgreSQL or PgBouncer unreachable, at start or later): the account waits, unowned, until the database answers",
+  incremental: true
+})
+/** Attribute `account`. */
 export const leaseTakeovers = Metric.counter("lease_takeovers_total", {
   description: "Account leases this process took over after they expired in another process's hands (it died, froze or was cut off)",
   incremental: true

@@ -174,6 +174,46 @@ layer(SideStack.layer, { timeout: "5 minutes", excludeTestServices: true })("dur
       assert.isAbove(result.committed, 3_000)
     }), { timeout: 300_000 })
 
+  it.effect("started while PostgreSQL is down: waits, says so in the log and /health/ready, counts it, backs off, then ingests everything", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_start_without_database")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("3 seconds")
+      // Stopped cleanly (its read position saved), then started again while the database is down, as after a host's reboot.
+      scenario.gateway().kill("SIGTERM")
+      yield* scenario.gateway().exited
+      const heal = yield* fault(stack.postgres.stop, stack.postgres.start)
+      const gateway = yield* scenario.restartGateway
+      yield* gateway.waitForLog(/account default: waiting for PostgreSQL/, "60 seconds")
+      const waiting = yield* gateway.get("/health/ready").pipe(
+        Effect.map((response) => ({
+          status: response?.status,
+          account: (JSON.parse(response?.body ?? "{}") as { accounts?: ReadonlyArray<{ role: string; detail?: string }> })
+            .accounts?.[0]
+        }))
+      )
+      assert.strictEqual(waiting.status, 503)
+      assert.strictEqual(waiting.account?.role, "standby")
+      assert.include(waiting.account?.detail ?? "", "waiting for PostgreSQL since")
+      yield* Effect.sleep("20 seconds")
+      // Backing off from ha.pollInterval (1 s) to 10 s: a handful of attempts in 20 s, not one a second.
+      const failures = (yield* gateway.metric(`lease_poll_failures_total{account="default"}`)) ?? 0
+      assert.isAtLeast(failures, 2)
+      assert.isAtMost(failures, 10)
+      yield* heal
+      yield* gateway.waitForLog(/account default: PostgreSQL answers again/, "30 seconds")
+      yield* gateway.waitForLog(/owner of account default/, "30 seconds")
+      yield* Effect.sleep("5 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("gateway started while PostgreSQL is down", result)
+      assert.isAbove(result.committed, 3_000)
+      assert.strictEqual(scenario.logged("account default: waiting for PostgreSQL"), 1, "warned once, not per attempt")
+      assert.strictEqual(scenario.logged("reading the lease failed, will retry"), 0)
+    }), { timeout: 300_000 })
+
   it.effect("Redis killed for 20 s, then restarted empty: the cache is refilled from PostgreSQL", () =>
     Effect.gen(function*() {
       const stack = yield* SideStack
