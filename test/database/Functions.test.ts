@@ -143,12 +143,12 @@ describe("SQL functions", () => {
       // 2:1 (two minutes past the hour) is the newest match; 1:1, an hour's first minute, ranks higher but is older.
       const newest = yield* query<{ key: string }>(
         database,
-        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 | forte', 10, max_matches => 1)"
+        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 or forte', 10, max_matches => 1)"
       )
       assert.deepStrictEqual(newest.map((hit) => hit.key), ["2:1"])
       const all = yield* query<{ key: string }>(
         database,
-        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 | forte', 10)"
+        "SELECT channel_id || ':' || message_id AS key FROM search_messages('petr4 or forte', 10)"
       )
       assert.deepStrictEqual(all.map((hit) => hit.key), ["1:1", "2:1"], "by rank: 1:1 matches both words")
     }))
