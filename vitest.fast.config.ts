@@ -17,6 +17,7 @@ export const fastTests = [
   "test/programs/TierHealth.test.ts",
   "test/api/ApiConfig.test.ts",
   "test/api/CommitWatch.test.ts",
+  "test/api/Cursor.test.ts",
   "test/api/LimitsBudget.test.ts",
   "test/telegram/GramJsMapping.test.ts",
   "test/telegram/PtsSequence.test.ts"

@@ -8,7 +8,29 @@ import { InvalidRequest } from "./Errors.ts"
 const prefix = "v1:"
 const maxSeq = 2n ** 63n - 1n
 
-export const encodeCursor = (seq: bigint): string => Buffer.from(`${prefix}${seq}`, "utf8").toString("base64url")
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+/**
+ * base64url of an ASCII string, unpadded, as `Buffer`'s "base64url" gives it:
+ * a poll encodes a cursor per event, and a Buffer per cursor was the larger
+ * cost (docs/benchmarks.md, the API's CPU per poll).
+ */
+const base64urlAscii = (text: string): string => {
+  let out = ""
+  let i = 0
+  for (; i + 2 < text.length; i += 3) {
+    const n = (text.charCodeAt(i) << 16) | (text.charCodeAt(i + 1) << 8) | text.charCodeAt(i + 2)
+    out += alphabet.charAt(n >> 18) + alphabet.charAt((n >> 12) & 63) + alphabet.charAt((n >> 6) & 63) + alphabet.charAt(n & 63)
+  }
+  if (i < text.length) {
+    const two = i + 1 < text.length
+    const n = (text.charCodeAt(i) << 16) | (two ? text.charCodeAt(i + 1) << 8 : 0)
+    out += alphabet.charAt(n >> 18) + alphabet.charAt((n >> 12) & 63) + (two ? alphabet.charAt((n >> 6) & 63) : "")
+  }
+  return out
+}
+
+export const encodeCursor = (seq: bigint): string => base64urlAscii(`${prefix}${seq}`)
 
 /** `None` for anything that is not a cursor this API issued. */
 export const parseCursor = (cursor: string): Option.Option<bigint> => {
