@@ -14,7 +14,14 @@ export type SimulatorRequest =
   | { readonly _tag: "Stop" }
 
 export type SimulatorReply =
-  | { readonly _tag: "Ready"; readonly port: number; readonly sessionString: string; readonly username: string }
+  | {
+    readonly _tag: "Ready"
+    readonly port: number
+    readonly sessionString: string
+    readonly username: string
+    /** The channel's newest message id: the next run's posts start after it. */
+    readonly lastMessageId: number
+  }
   | { readonly _tag: "Done"; readonly firstId: number; readonly lastId: number; readonly seconds: number; readonly acks: number }
 
 const USERNAME = "bench_mtproto"
@@ -86,7 +93,7 @@ const main = async () => {
     void run(request.rate, request.seconds, request.perPush)
   })
   process.on("disconnect", () => process.exit(0))
-  send({ _tag: "Ready", port: sim.port, sessionString: sim.sessionString, username: USERNAME })
+  send({ _tag: "Ready", port: sim.port, sessionString: sim.sessionString, username: USERNAME, lastMessageId: state.lastMessageId })
 }
 
 main().catch((error: unknown) => {

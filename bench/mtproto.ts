@@ -17,7 +17,11 @@
  * node:inspector) and sums self time by where it goes: GramJS's decoding
  * (TL objects, big-integer, AES-IGE), mapping, schema, Effect, the pipeline's
  * clients; the profile is written to bench/results/ for DevTools.
- * `--soak SECONDS` posts at `--soak-rate` that long and reports the RSS slope.
+ * `--soak SECONDS` posts at `--soak-rate` that long and reports the slope of
+ * RSS and heap used after the first minute, with each minute's figures as it
+ * goes. The bench keeps no per-message state: each run holds one bit per post
+ * and fixed-size histograms (bench/Stats.ts `Histogram`), dropped when the run
+ * ends, so what grows in this process over a soak is the gateway's.
  * Ends with one JSON line of the figures.
  *
  *   npm run bench:mtproto -- --rates 1000,2000,3000,4000 --seconds 10
@@ -42,7 +46,7 @@ import { makeTestConsumer, uniqueName } from "../test/support/TestGateway.ts"
 import { makeSessionDirectory } from "../test/telegram/Harness.ts"
 import type { SimulatorReply, SimulatorRequest } from "./MtprotoSimulator.ts"
 import { removeRunKeys } from "./RunKeys.ts"
-import { percentile, table } from "./Stats.ts"
+import { Histogram, table } from "./Stats.ts"
 
 const { values: args } = parseArgs({
   options: {
@@ -97,11 +101,47 @@ const post = (child: ReturnType<typeof fork>, rate: number, seconds: number, per
 
 // ---- commits, as this process sees them ----
 
+/**
+ * What one run records as its posts' commits reach this process. Its size is
+ * fixed when the run starts (one bit per post, fixed-size histograms) and it
+ * is dropped when the run ends, so the bench's own memory does not grow with a
+ * run and a soak's RSS is the gateway's (bench/Stats.ts `Histogram`).
+ */
+class Phase {
+  private readonly seen: Uint8Array
+  committed = 0
+  duplicates = 0
+  readonly push = new Histogram()
+  readonly receipt = new Histogram()
+  readonly hot = new Histogram()
+  /** push -> committed over the current interval of a soak, replaced by it every minute. */
+  interval = new Histogram()
+  readonly firstId: number
+  readonly posts: number
+  constructor(firstId: number, posts: number) {
+    this.firstId = firstId
+    this.posts = posts
+    this.seen = new Uint8Array(Math.ceil(posts / 8))
+  }
+  includes(id: number) {
+    return id >= this.firstId && id < this.firstId + this.posts
+  }
+  /** Marks a post committed; false if it already was. */
+  mark(id: number) {
+    const offset = id - this.firstId
+    const bit = 1 << (offset & 7)
+    if ((this.seen[offset >>> 3]! & bit) !== 0) return false
+    this.seen[offset >>> 3]! |= bit
+    return true
+  }
+}
+
 interface Commits {
-  /** message id -> [push -> committed, receipt -> committed] in ms. */
-  readonly byId: Map<number, readonly [number, number]>
-  /** message id -> push -> Redis written and RabbitMQ confirmed ("hot"), in ms. */
-  readonly hotById: Map<number, number>
+  /** The run in progress; commits of posts outside it are counted in `outside`. */
+  current: Phase | undefined
+  outside: number
+  /** The first id the simulator's next run posts. */
+  nextId: number
 }
 
 const stampOf = (event: MessageEvent) => {
@@ -117,15 +157,30 @@ const collectCommits = (subscription: PubSub.Subscription<IngestProgress>, commi
       const now = wallClock()
       const nowMs = Date.now()
       for (const progress of batch) {
+        const phase = commits.current
         if (progress._tag === "HotPathDone") {
           const stamp = stampOf(progress.event)
-          if (stamp !== undefined && progress.event._tag === "MessageCreated") commits.hotById.set(progress.event.message.messageId, now - stamp)
+          if (stamp !== undefined && progress.event._tag === "MessageCreated" && phase?.includes(progress.event.message.messageId)) {
+            phase.hot.record(now - stamp)
+          }
           continue
         }
         for (const event of progress.events) {
           const stamp = stampOf(event)
           if (stamp === undefined || event._tag !== "MessageCreated") continue
-          commits.byId.set(event.message.messageId, [now - stamp, nowMs - event.receivedAt])
+          const id = event.message.messageId
+          if (phase === undefined || !phase.includes(id)) {
+            commits.outside++
+            continue
+          }
+          if (!phase.mark(id)) {
+            phase.duplicates++
+            continue
+          }
+          phase.committed++
+          phase.push.record(now - stamp)
+          phase.interval.record(now - stamp)
+          phase.receipt.record(nowMs - event.receivedAt)
         }
       }
     }
@@ -137,6 +192,7 @@ interface RunResult {
   readonly achievedRate: number
   readonly posted: number
   readonly committed: number
+  readonly duplicates: number
   readonly allCommitted: boolean
   readonly pushToCommitted: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly receiptToCommitted: { readonly p50: number; readonly p99: number }
@@ -146,56 +202,56 @@ interface RunResult {
   readonly acked: number
 }
 
-/** The largest sample; a loop, since spreading 300,000 samples into Math.max overflows the stack. */
+/** The largest sample; a loop, since spreading thousands of samples into Math.max overflows the stack. */
 const largest = (samples: ReadonlyArray<number>) =>
   samples.length === 0 ? Number.NaN : samples.reduce((max, sample) => (sample > max ? sample : max), -Infinity)
 
-const summary = (samples: ReadonlyArray<number>) => ({
-  p50: percentile(samples, 50),
-  p99: percentile(samples, 99),
-  max: Math.round(largest(samples) * 100) / 100
-})
-
-const run = (child: ReturnType<typeof fork>, commits: Commits, rate: number, seconds: number, perPush: number) =>
+/**
+ * One run: `rate * seconds` posts, `perPush` per push. `onStart` gets the
+ * run's phase once it records (a soak samples it every minute).
+ */
+const run = (
+  child: ReturnType<typeof fork>,
+  commits: Commits,
+  rate: number,
+  seconds: number,
+  perPush: number,
+  onStart: (phase: Phase) => void = () => {}
+) =>
   Effect.gen(function*() {
+    const phase = new Phase(commits.nextId, Math.round(rate * seconds))
+    commits.current = phase
+    onStart(phase)
     const loop = monitorEventLoopDelay({ resolution: 10 })
     loop.enable()
     const cpuBefore = process.cpuUsage()
     const done = yield* post(child, rate, seconds, perPush)
     const posted = done.lastId - done.firstId + 1
-    const committedCount = () => {
-      let count = 0
-      for (let id = done.firstId; id <= done.lastId; id++) if (commits.byId.has(id)) count++
-      return count
+    if (done.firstId !== phase.firstId || posted !== phase.posts) {
+      return yield* Effect.die(new Error(`the simulator posted ${done.firstId}..${done.lastId}, expected ${phase.posts} from ${phase.firstId}`))
     }
+    commits.nextId = done.lastId + 1
     const deadline = Date.now() + DRAIN_MS
-    while (committedCount() < posted && Date.now() < deadline) yield* Effect.sleep("50 millis")
+    while (phase.committed < posted && Date.now() < deadline) yield* Effect.sleep("50 millis")
     const cpu = process.cpuUsage(cpuBefore)
     loop.disable()
-    const push: Array<number> = []
-    const receipt: Array<number> = []
-    const hot: Array<number> = []
-    for (let id = done.firstId; id <= done.lastId; id++) {
-      const timing = commits.byId.get(id)
-      if (timing === undefined) continue
-      push.push(timing[0])
-      receipt.push(timing[1])
-      commits.byId.delete(id)
-      const hotMs = commits.hotById.get(id)
-      if (hotMs !== undefined) hot.push(hotMs)
-      commits.hotById.delete(id)
-    }
+    commits.current = undefined
     const result: RunResult = {
       perPush,
       rate,
       achievedRate: Math.round(posted / done.seconds),
       posted,
-      committed: push.length,
-      allCommitted: push.length === posted,
-      pushToCommitted: summary(push),
-      receiptToCommitted: { p50: percentile(receipt, 50), p99: percentile(receipt, 99) },
-      pushToHot: { p50: percentile(hot, 50), p99: percentile(hot, 99) },
-      cpuMicrosPerMessage: Math.round((cpu.user + cpu.system) / Math.max(1, push.length)),
+      committed: phase.committed,
+      duplicates: phase.duplicates,
+      allCommitted: phase.committed === posted,
+      pushToCommitted: {
+        p50: phase.push.percentile(50),
+        p99: phase.push.percentile(99),
+        max: Math.round(phase.push.max * 100) / 100
+      },
+      receiptToCommitted: { p50: phase.receipt.percentile(50), p99: phase.receipt.percentile(99) },
+      pushToHot: { p50: phase.hot.percentile(50), p99: phase.hot.percentile(99) },
+      cpuMicrosPerMessage: Math.round((cpu.user + cpu.system) / Math.max(1, phase.committed)),
       eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e4) / 100, max: Math.round(loop.max / 1e4) / 100 },
       acked: done.acks
     }
@@ -306,23 +362,45 @@ const slopeMbPerMinute = (samples: ReadonlyArray<readonly [number, number]>) => 
 
 const soak = (child: ReturnType<typeof fork>, commits: Commits, rate: number, seconds: number) =>
   Effect.gen(function*() {
-    const samples: Array<readonly [number, number]> = []
+    /** [minute, RSS MB, heap used MB], one a second: 1,800 for 30 minutes, whatever the rate. */
+    const samples: Array<readonly [number, number, number]> = []
     const started = Date.now()
+    let phase: Phase | undefined
+    let lastMinute = 0
+    let committedAtMinute = 0
     const timer = setInterval(() => {
-      samples.push([(Date.now() - started) / 60_000, process.memoryUsage().rss / 1024 / 1024])
+      const memory = process.memoryUsage()
+      const minute = (Date.now() - started) / 60_000
+      samples.push([minute, memory.rss / 1024 / 1024, memory.heapUsed / 1024 / 1024])
+      if (phase !== undefined && Math.floor(minute) > lastMinute) {
+        lastMinute = Math.floor(minute)
+        const interval = phase.interval
+        phase.interval = new Histogram()
+        console.log(
+          `[soak] minute ${lastMinute}: RSS ${(memory.rss / 1024 / 1024).toFixed(1)} MB, heap used ${(memory.heapUsed / 1024 / 1024).toFixed(1)} MB, ` +
+            `${phase.committed - committedAtMinute} committed, push->committed p50 ${interval.percentile(50)} p99 ${interval.percentile(99)} max ${interval.max.toFixed(1)} ms`
+        )
+        committedAtMinute = phase.committed
+      }
     }, 1000)
-    const result = yield* run(child, commits, rate, seconds, 1).pipe(Effect.ensuring(Effect.sync(() => clearInterval(timer))))
-    const slope = slopeMbPerMinute(samples)
+    const result = yield* run(child, commits, rate, seconds, 1, (current) => void (phase = current)).pipe(
+      Effect.ensuring(Effect.sync(() => clearInterval(timer)))
+    )
+    const rssSlope = slopeMbPerMinute(samples.map(([minute, rss]) => [minute, rss] as const))
+    const heapSlope = slopeMbPerMinute(samples.map(([minute, , heap]) => [minute, heap] as const))
     const rss = samples.map(([, mb]) => mb)
+    const afterFirstMinute = samples.filter(([minute]) => minute >= 1).map(([, mb]) => mb)
     return {
       seconds,
       rate,
       result,
       rssStartMb: Math.round(rss[0] ?? Number.NaN),
+      rssAtMinuteOneMb: Math.round(afterFirstMinute[0] ?? Number.NaN),
       rssEndMb: Math.round(rss.at(-1) ?? Number.NaN),
       rssPeakMb: Math.round(largest(rss)),
-      rssSlopeMbPerMinute: slope,
-      bytesPerPush: Math.round((slope * 1024 * 1024) / (rate * 60))
+      rssSlopeMbPerMinute: rssSlope,
+      heapUsedSlopeMbPerMinute: heapSlope,
+      bytesPerPush: Math.round((rssSlope * 1024 * 1024) / (rate * 60))
     }
   })
 
@@ -366,7 +444,7 @@ const main = Effect.gen(function*() {
   return yield* Effect.gen(function*() {
     const ingestion = yield* Ingestion
     const subscription = yield* ingestion.progress
-    const commits: Commits = { byId: new Map(), hotById: new Map() }
+    const commits: Commits = { current: undefined, outside: 0, nextId: ready.lastMessageId + 1 }
     yield* collectCommits(subscription, commits).pipe(Effect.forkScoped)
     yield* receive.pipe(Effect.provide(Daemon.telegram), Effect.forkScoped)
     // The channel's first read stores its starting position; posts before it are not the gateway's to fetch.
@@ -430,11 +508,13 @@ const main = Effect.gen(function*() {
     }
     if (soaked !== undefined) {
       console.log(
-        `soak ${soaked.seconds} s at ${soaked.rate} msg/s: RSS ${soaked.rssStartMb} -> ${soaked.rssEndMb} MB (peak ${soaked.rssPeakMb}), ` +
-          `slope ${soaked.rssSlopeMbPerMinute} MB/min after the first minute (${soaked.bytesPerPush} bytes per push)`
+        `soak ${soaked.seconds} s at ${soaked.rate} msg/s: RSS ${soaked.rssStartMb} -> ${soaked.rssAtMinuteOneMb} at minute 1 -> ${soaked.rssEndMb} MB (peak ${soaked.rssPeakMb}), ` +
+          `slope ${soaked.rssSlopeMbPerMinute} MB/min after the first minute (${soaked.bytesPerPush} bytes per push), ` +
+          `heap used slope ${soaked.heapUsedSlopeMbPerMinute} MB/min; ${soaked.result.committed}/${soaked.result.posted} committed`
       )
     }
-    console.log(JSON.stringify({ single, containers, highestRates, profile: profile?.profile, soak: soaked }))
+    console.log(`commits outside their run (late or unexpected): ${commits.outside}`)
+    console.log(JSON.stringify({ single, containers, highestRates, profile: profile?.profile, soak: soaked, outside: commits.outside }))
   }).pipe(Effect.provide(Daemon.ingestion), Effect.provide(config))
 })
 
