@@ -8,7 +8,8 @@
  * - push -> committed: from the simulator stamping the post to its commit
  *   reaching this process (includes GramJS's decoding and any stall before the
  *   update is handed over), p50/p99/max, and whether every post was committed;
- * - receipt -> committed: from the gateway's receipt (the event's receivedAt);
+ * - receipt -> committed: from the gateway's receipt (the event's receivedAt),
+ *   and push -> receipt (ms resolution: receivedAt is Date.now());
  * - push -> hot: to its Redis write and RabbitMQ confirm (the hot path);
  * - CPU per message and the event loop's p99/max delay in this process.
  * The highest rate with every post committed and push -> committed p99 under
@@ -113,6 +114,8 @@ class Phase {
   duplicates = 0
   readonly push = new Histogram()
   readonly receipt = new Histogram()
+  /** push -> the gateway's receipt (the event's receivedAt): the network, GramJS's decoding and any wait before the handler. */
+  readonly toReceipt = new Histogram()
   readonly hot = new Histogram()
   /** push -> committed over the current interval of a soak, replaced by it every minute. */
   interval = new Histogram()
@@ -181,6 +184,7 @@ const collectCommits = (subscription: PubSub.Subscription<IngestProgress>, commi
           phase.push.record(now - stamp)
           phase.interval.record(now - stamp)
           phase.receipt.record(nowMs - event.receivedAt)
+          phase.toReceipt.record(event.receivedAt - stamp)
         }
       }
     }
@@ -196,6 +200,7 @@ interface RunResult {
   readonly allCommitted: boolean
   readonly pushToCommitted: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly receiptToCommitted: { readonly p50: number; readonly p99: number }
+  readonly pushToReceipt: { readonly p50: number; readonly p99: number }
   readonly pushToHot: { readonly p50: number; readonly p99: number }
   readonly cpuMicrosPerMessage: number
   readonly eventLoopDelayMs: { readonly p99: number; readonly max: number }
@@ -250,6 +255,7 @@ const run = (
         max: Math.round(phase.push.max * 100) / 100
       },
       receiptToCommitted: { p50: phase.receipt.percentile(50), p99: phase.receipt.percentile(99) },
+      pushToReceipt: { p50: phase.toReceipt.percentile(50), p99: phase.toReceipt.percentile(99) },
       pushToHot: { p50: phase.hot.percentile(50), p99: phase.hot.percentile(99) },
       cpuMicrosPerMessage: Math.round((cpu.user + cpu.system) / Math.max(1, phase.committed)),
       eventLoopDelayMs: { p99: Math.round(loop.percentile(99) / 1e4) / 100, max: Math.round(loop.max / 1e4) / 100 },
@@ -481,7 +487,7 @@ const main = Effect.gen(function*() {
       Math.max(0, ...results.filter((result) => result.perPush === perPush && meetsGoal(result)).map((result) => result.rate))
     const rows = [...single, ...containers, ...(profile === undefined ? [] : [profile.result]), ...(soaked === undefined ? [] : [soaked.result])]
     console.log(table(
-      ["per push", "rate", "achieved", "committed", "push->commit p50", "p99", "max", "receipt->commit p99", "push->hot p99", "CPU µs/msg", "loop delay p99", "max"],
+      ["per push", "rate", "achieved", "committed", "push->commit p50", "p99", "max", "push->receipt p99", "receipt->commit p99", "push->hot p99", "CPU µs/msg", "loop delay p99", "max"],
       rows.map((r) => [
         r.perPush,
         r.rate,
@@ -490,6 +496,7 @@ const main = Effect.gen(function*() {
         r.pushToCommitted.p50,
         r.pushToCommitted.p99,
         r.pushToCommitted.max,
+        r.pushToReceipt.p99,
         r.receiptToCommitted.p99,
         r.pushToHot.p99,
         r.cpuMicrosPerMessage,
