@@ -68,6 +68,8 @@ import { readSession } from "./SessionFile.ts"
 const DIFFERENCE_LIMIT = 100
 /** Telegram's errors meaning the account may not read the channel (any more). */
 const REFUSALS = ["CHANNEL_PRIVATE", "CHANNEL_INVALID", "CHANNEL_PUBLIC_GROUP_NA", "USER_BANNED_IN_CHANNEL"]
+/** Applied updates handed to ingestion in one source batch, at most (see `emitApplied`). */
+const APPLIED_PER_BATCH = 256
 /** Basic groups' deletions name message ids only; recent ids are kept to find their chat. */
 const GROUP_MESSAGES_KEPT = 10_000
 
@@ -261,11 +263,29 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
       })
     }).pipe(Effect.asVoid)
 
+  /**
+   * Hands applied updates to ingestion as source batches of up to
+   * APPLIED_PER_BATCH updates each: the pushes a worker finds waiting go
+   * together, so a busy gateway pays the per-batch work (the source queue,
+   * the commit tracker, `onCommitted`) once per drain, not once per update.
+   * A batch's `onCommitted` moves the channel to its last update's pts, which
+   * is what the updates' own callbacks, run in order, would have left.
+   */
   const emitApplied = (channel: Channel, applied: ReadonlyArray<Sequenced<UpdateItem>>) =>
-    Effect.forEach(applied, (update) => {
-      channel.acceptedTop = Math.max(channel.acceptedTop, update.item.topMessageId)
-      return emit(channel, update.item.events, update.pts, update.item.topMessageId)
-    }, { discard: true })
+    Effect.gen(function*() {
+      for (let start = 0; start < applied.length; start += APPLIED_PER_BATCH) {
+        const events: Array<MessageEvent> = []
+        let pts = 0
+        let top = 0
+        for (const update of applied.slice(start, start + APPLIED_PER_BATCH)) {
+          for (const event of update.item.events) events.push(event)
+          pts = Math.max(pts, update.pts)
+          top = Math.max(top, update.item.topMessageId)
+        }
+        channel.acceptedTop = Math.max(channel.acceptedTop, top)
+        yield* emit(channel, events, pts, top)
+      }
+    })
 
   const recovered = (channel: Channel, via: "difference" | "too_long" | "history", count: number) =>
     count === 0 ? Effect.void : Metric.update(perChannel(Metrics.missedMessagesRecovered, channel, { via }), count)
@@ -619,11 +639,13 @@ export const makeWith = (config: TelegramConfig) => Effect.gen(function*() {
     Effect.gen(function*() {
       const pushed = channel.inbox
       channel.inbox = []
+      const applied: Array<Sequenced<UpdateItem>> = []
       for (const update of pushed) {
         const { apply, overflow } = sequence.offer(update)
         if (overflow) channel.overflow = true
-        yield* emitApplied(channel, apply)
+        for (const item of apply) applied.push(item)
       }
+      yield* emitApplied(channel, applied)
       if (pushed.length > 0 && !sequence.gap) yield* confirmed(channel)
     })
 

@@ -78,6 +78,8 @@ export interface RunningSource {
   readonly source: TelegramSource["Service"]
   /** Every event so far, in order. */
   readonly events: Array<MessageEvent>
+  /** How many events each source batch carried, in order. */
+  readonly batchSizes: Array<number>
   /** The stream's end: a failure when it failed. */
   readonly ended: Fiber.Fiber<void, unknown>
 }
@@ -88,11 +90,17 @@ export const startSource = (setup: SourceSetup, telegram: Record<string, unknown
     const context = yield* Layer.build(sourceLayer(setup, telegram))
     const source = Context.get(context, TelegramSource)
     const events: Array<MessageEvent> = []
+    const batchSizes: Array<number> = []
     const ended = yield* source.events.pipe(
-      Stream.runForEach((batch) => Effect.sync(() => void events.push(...batch.events)).pipe(Effect.andThen(batch.onCommitted))),
+      Stream.runForEach((batch) =>
+        Effect.sync(() => {
+          events.push(...batch.events)
+          batchSizes.push(batch.events.length)
+        }).pipe(Effect.andThen(batch.onCommitted))
+      ),
       Effect.forkScoped
     )
-    return { source, events, ended } satisfies RunningSource
+    return { source, events, batchSizes, ended } satisfies RunningSource
   })
 
 /** Polls until `condition` holds, failing the test after `timeout`. */

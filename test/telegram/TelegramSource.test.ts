@@ -79,6 +79,32 @@ describe("GramJsTelegramSource", () => {
       assert.deepStrictEqual([deleted.channelId, deleted.messageId], [news.id, first.id])
     }))
 
+  it.live("pushes a worker finds waiting go to ingestion as one source batch, whose commit moves the channel to the last of them", () =>
+    Effect.gen(function*() {
+      const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
+      const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
+      const setup = yield* makeSetup(sim)
+      const { batchSizes, events } = yield* startSource(setup, { channels: ["@newsroom"] })
+      yield* eventually("the channel tracked", () => sim.callCount("updates.GetChannelDifference") >= 1)
+      const before = batchSizes.length
+
+      // Posted in one turn, they reach the client together (src/simulator/Connection.ts flushes per turn).
+      const posts = 200
+      for (let i = 0; i < posts; i++) sim.world.post(news, { text: `burst ${i}` })
+      yield* eventually("every post", () => texts(events, "MessageCreated").length === posts)
+
+      assert.deepStrictEqual(texts(events, "MessageCreated"), Array.from({ length: posts }, (_, i) => `burst ${i}`))
+      const bursts = batchSizes.slice(before).filter((size) => size > 0)
+      // One source batch per update before; now at most APPLIED_PER_BATCH (256) updates share one.
+      assert.isBelow(bursts.length, posts / 10, `source batches: ${JSON.stringify(bursts)}`)
+      assert.isAbove(Math.max(...bursts), 1)
+      const newestPts = sim.world.channel(news).pts
+      const storedPts = query<{ pts: number }>(setup.database, `SELECT pts FROM telegram_channel_state WHERE channel_id = ${news.id}`).pipe(
+        Effect.map((rows) => rows[0]?.pts)
+      )
+      while ((yield* storedPts) !== newestPts) yield* Effect.sleep("50 millis")
+    }))
+
   it.live("resolves each chat once: a restart reads it from PostgreSQL and catches up what was posted meanwhile", () =>
     Effect.gen(function*() {
       const sim = yield* TelegramSimulator.start({ differenceTimeout: 1 })
