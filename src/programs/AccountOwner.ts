@@ -104,7 +104,8 @@ export const runAccount = (spec: AccountSpec, fleet: Fleet) =>
       interval: ha.pollInterval,
       maxDelay: DATABASE_RETRY_MAX_DELAY,
       failures: Metrics.leasePollFailures,
-      attributes
+      attributes,
+      observe: (yield* Ingestion).observeDatabase
     })
 
     /** The fingerprint of the key in the account's session file now (an operator may have replaced the file). */

@@ -55,6 +55,8 @@ export interface BatchWriter {
    * fails on a closed writer). No Effect per event on the common path.
    */
   readonly offerUnsafe: (entry: Accepted) => boolean
+  /** PostgreSQL as another loop found it (src/programs/DatabaseWait.ts), for `tier_up{tier="postgres"}`. */
+  readonly observeDatabase: (reachable: boolean) => Effect.Effect<void>
 }
 
 /** Closing left accepted events uncommitted: the process must not exit 0. */
@@ -259,6 +261,7 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       Queue.offer(queue, entry).pipe(
         Effect.flatMap((accepted) => accepted ? Effect.void : Effect.die(new Error("BatchWriter is closed")))
       ),
-    offerUnsafe: (entry: Accepted) => Queue.offerUnsafe(queue, entry)
+    offerUnsafe: (entry: Accepted) => Queue.offerUnsafe(queue, entry),
+    observeDatabase: health.observed
   } satisfies BatchWriter
 })

@@ -21,6 +21,8 @@ export interface DatabaseWaitOptions {
   /** Counted on every failed attempt (with `attributes`). */
   readonly failures?: Metric.Counter<number>
   readonly attributes?: Record<string, string>
+  /** Told each attempt's outcome: PostgreSQL's `tier_up` gauge (Ingestion's `observeDatabase`). */
+  readonly observe?: (reachable: boolean) => Effect.Effect<void>
 }
 
 export interface DatabaseWait {
@@ -53,6 +55,7 @@ export const makeDatabaseWait = (options: DatabaseWaitOptions): Effect.Effect<Da
         failures += 1
         lastError = `${attempt} failed: ${error.message}`
         if (counter !== undefined) yield* Metric.update(counter, 1)
+        if (options.observe !== undefined) yield* options.observe(false)
         if (failures > 1) return
         since = clock.currentTimeMillisUnsafe()
         yield* Effect.logWarning(
@@ -62,12 +65,16 @@ export const makeDatabaseWait = (options: DatabaseWaitOptions): Effect.Effect<Da
         )
       })
 
+    const observeAnswer = options.observe?.(true) ?? Effect.void
     const answered = Effect.suspend(() => {
-      if (failures === 0) return Effect.void
+      if (failures === 0) return observeAnswer
       const seconds = Math.round((clock.currentTimeMillisUnsafe() - since) / 1000)
       const attempts = failures
       failures = 0
-      return Effect.logInfo(`${options.what}: PostgreSQL answers again, after ${attempts} failed attempts over ${seconds} s`)
+      return Effect.andThen(
+        observeAnswer,
+        Effect.logInfo(`${options.what}: PostgreSQL answers again, after ${attempts} failed attempts over ${seconds} s`)
+      )
     })
 
     return {

@@ -10,6 +10,7 @@ import { Clock, Duration, Effect, Ref, Schedule } from "effect"
 import { AccountLeases } from "../services/AccountLeases.ts"
 import { HaConfig } from "../services/GatewayConfig.ts"
 import { makeDatabaseWait } from "./DatabaseWait.ts"
+import { Ingestion } from "./Ingestion.ts"
 import { Ownership } from "./Ownership.ts"
 
 export interface Fleet {
@@ -33,7 +34,8 @@ export const makeFleet = (accounts: number) =>
       what: "the fleet heartbeat",
       consequence: "the fleet's size is not updated",
       interval: ha.renewInterval,
-      maxDelay: ha.renewInterval
+      maxDelay: ha.renewInterval,
+      observe: (yield* Ingestion).observeDatabase
     })
     const beat = leases.heartbeat.pipe(
       Effect.andThen(leases.liveMembers),

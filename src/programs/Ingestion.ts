@@ -61,6 +61,8 @@ export class Ingestion extends Context.Service<Ingestion, {
   readonly pending: Effect.Effect<number>
   /** The writer's backlog, also refreshed into `ingest_queue_depth` and `ingest_oldest_uncommitted_seconds`. */
   readonly writerStatus: Effect.Effect<WriterStatus>
+  /** What a loop waiting on PostgreSQL found (src/programs/DatabaseWait.ts): `tier_up{tier="postgres"}` says down while it fails. */
+  readonly observeDatabase: (reachable: boolean) => Effect.Effect<void>
 }>()("telegram-gateway/Ingestion") {}
 
 const receivedByKind = {
@@ -232,7 +234,8 @@ export const make = Effect.gen(function*() {
     ingestUnknown,
     progress: PubSub.subscribe(progress),
     pending: Effect.sync(tracker.uncommitted),
-    writerStatus: refreshGauges
+    writerStatus: refreshGauges,
+    observeDatabase: writer.observeDatabase
   })
 })
 

@@ -12,6 +12,12 @@
  * a backlog, a broker still starting) is the same incident: the relapse is
  * logged at info level, not as a new warning, while the gauge and the
  * failure counter still tell the truth.
+ *
+ * Other loops reach the same tier (a standby reading its lease, the fleet's
+ * heartbeat, both waiting for PostgreSQL at start while no event is written):
+ * they report what they see with `observed`, and the gauge says down while
+ * either the tier's own attempts or theirs fail. They log and count their own
+ * failures, so the outage's warning and counter stay the writer's.
  */
 import { Clock, Duration, Effect, Metric } from "effect"
 import * as Metrics from "../services/Metrics.ts"
@@ -28,6 +34,8 @@ export interface TierHealth {
   readonly succeeded: (began: number) => Effect.Effect<void>
   /** Counts `count` failures (events that missed the tier, or attempts), logging only when the tier goes down. */
   readonly failed: (error: { readonly message: string }, count?: number) => Effect.Effect<void>
+  /** What another loop found when it used the tier: reachable or not (no log, no failure counted). */
+  readonly observed: (reachable: boolean) => Effect.Effect<void>
 }
 
 export interface TierHealthOptions {
@@ -49,11 +57,14 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
   Effect.gen(function*() {
     // A plain variable: read synchronously on the hot path, written only here.
     let up = true
+    /** What the other loops saw last (`observed`). */
+    let reachable = true
     /** Counts the outages so far: an attempt's token is this count when it began. */
     let outages = 0
     let recoveredAt: number | undefined
     const gauge = Metrics.tierUp.pipe(Metric.withAttributes({ tier: options.tier }))
     yield* Metric.update(gauge, 1)
+    const refreshGauge = Effect.suspend(() => Metric.update(gauge, up && reachable ? 1 : 0))
 
     const swap = (next: boolean) =>
       Effect.sync(() => {
@@ -72,7 +83,7 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
             Effect.annotateLogs({ tier: options.tier }),
             Effect.andThen(Clock.currentTimeMillis),
             Effect.tap((now) => Effect.sync(() => (recoveredAt = now))),
-            Effect.andThen(Metric.update(gauge, 1)),
+            Effect.andThen(refreshGauge),
             Effect.andThen(options.onRecovered ?? Effect.void)
           )
       )
@@ -92,11 +103,18 @@ export const makeTierHealth = (options: TierHealthOptions): Effect.Effect<TierHe
                 : Effect.logWarning(options.downMessage)).pipe(
                   Effect.annotateLogs({ tier: options.tier, error: error.message })
                 )
-              yield* Metric.update(gauge, 0)
+              yield* refreshGauge
             })
             : Effect.void
         )
       )
 
-    return { tier: options.tier, isUp: () => up, began: () => outages, succeeded, failed }
+    const observed = (next: boolean) =>
+      Effect.suspend(() => {
+        if (next === reachable) return Effect.void
+        reachable = next
+        return refreshGauge
+      })
+
+    return { tier: options.tier, isUp: () => up, began: () => outages, succeeded, failed, observed }
   })

@@ -196,6 +196,8 @@ layer(SideStack.layer, { timeout: "5 minutes", excludeTestServices: true })("dur
       assert.strictEqual(waiting.status, 503)
       assert.strictEqual(waiting.account?.role, "standby")
       assert.include(waiting.account?.detail ?? "", "waiting for PostgreSQL since")
+      // Nothing is written yet, but the alert on tier_up must fire.
+      yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 0)
       yield* Effect.sleep("20 seconds")
       // Backing off from ha.pollInterval (1 s) to 10 s: a handful of attempts in 20 s, not one a second.
       const failures = (yield* gateway.metric(`lease_poll_failures_total{account="default"}`)) ?? 0
@@ -204,6 +206,7 @@ layer(SideStack.layer, { timeout: "5 minutes", excludeTestServices: true })("dur
       yield* heal
       yield* gateway.waitForLog(/account default: PostgreSQL answers again/, "30 seconds")
       yield* gateway.waitForLog(/owner of account default/, "30 seconds")
+      yield* awaitMetric(scenario, `tier_up{tier="postgres"}`, (value) => value === 1)
       yield* Effect.sleep("5 seconds")
       yield* Fiber.interrupt(producer)
 

@@ -13,6 +13,7 @@ describe("DatabaseWait", () => {
       const logger = Logger.make(({ logLevel, message }) => {
         lines.push(`${logLevel} ${String(Array.isArray(message) ? message[0] : message)}`)
       })
+      const observed: Array<boolean> = []
       yield* Effect.gen(function*() {
         const wait = yield* makeDatabaseWait({
           what: "account news",
@@ -20,7 +21,8 @@ describe("DatabaseWait", () => {
           interval: Duration.seconds(1),
           maxDelay: Duration.seconds(10),
           failures: Metrics.leasePollFailures,
-          attributes: { account: "wait-test" }
+          attributes: { account: "wait-test" },
+          observe: (reachable) => Effect.sync(() => void observed.push(reachable))
         })
         const before = (yield* Metric.value(counter)).count
         assert.strictEqual(Duration.toMillis(wait.delay()), 1_000)
@@ -39,6 +41,8 @@ describe("DatabaseWait", () => {
         assert.isUndefined(wait.waiting())
         assert.strictEqual(Duration.toMillis(wait.delay()), 1_000)
       }).pipe(Effect.provide(Logger.layer([logger])))
+      // Every attempt's outcome reaches PostgreSQL's tier gauge.
+      assert.deepStrictEqual(observed, [false, false, false, false, false, false, true, true])
       assert.deepStrictEqual(lines, [
         "Warn account news: waiting for PostgreSQL (reading the lease failed: connection refused); the account is not taken until it answers, retrying with backoff up to 10s",
         "Info account news: PostgreSQL answers again, after 6 failed attempts over 35 s"

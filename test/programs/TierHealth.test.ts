@@ -57,4 +57,34 @@ describe("TierHealth", () => {
       }).pipe(Effect.provide(Logger.layer([logger])))
       assert.deepStrictEqual(warnings, ["down", "down"])
     }))
+
+  it.effect("another loop's view counts too: the gauge says down while either the tier's own attempts or the other loop fail, with no warning from the observer", () =>
+    Effect.gen(function*() {
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      const failures = Metrics.redisFailures
+      yield* Effect.gen(function*() {
+        const health = yield* makeTierHealth({ tier: "redis", failures, downMessage: "down", upMessage: "up" })
+        const counted = (yield* Metric.value(failures)).count
+        // Nothing written yet, but a standby's lease read fails: the gauge must not say up.
+        yield* health.observed(false)
+        assert.strictEqual((yield* Metric.value(gauge)).value, 0)
+        assert.isTrue(health.isUp(), "the tier's own attempts have not failed")
+        yield* health.succeeded(health.began())
+        assert.strictEqual((yield* Metric.value(gauge)).value, 0, "still down while the other loop fails")
+        yield* health.observed(true)
+        assert.strictEqual((yield* Metric.value(gauge)).value, 1)
+        // The tier's own outage: its warning and counter, whatever the observer saw first.
+        yield* health.observed(false)
+        yield* health.failed({ message: "refused" })
+        yield* health.observed(true)
+        assert.strictEqual((yield* Metric.value(gauge)).value, 0, "down until the tier's own attempt succeeds")
+        yield* health.succeeded(health.began())
+        assert.strictEqual((yield* Metric.value(gauge)).value, 1)
+        assert.strictEqual((yield* Metric.value(failures)).count - counted, 1)
+      }).pipe(Effect.provide(Logger.layer([logger])))
+      assert.deepStrictEqual(warnings, ["down"])
+    }))
 })
