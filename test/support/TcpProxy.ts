@@ -26,6 +26,25 @@ const listen = (server: Net.Server, port: number) =>
     server.listen(port, "127.0.0.1", () => resume(Effect.succeed((server.address() as Net.AddressInfo).port)))
   })
 
+/**
+ * The proxy's port is an ephemeral one, so while it is cut an outgoing
+ * connection may be given it: listening again waits (on the real clock, also
+ * under a TestClock) for the port to be free, and names it if it never is.
+ */
+const relisten = (makeServer: () => Net.Server, port: number) =>
+  Effect.callback<void>((resume) => {
+    const deadline = Date.now() + 15_000
+    const attempt = () => {
+      const server = makeServer()
+      server.once("error", (error: NodeJS.ErrnoException) => {
+        if (error.code === "EADDRINUSE" && Date.now() < deadline) setTimeout(attempt, 100)
+        else resume(Effect.die(new Error(`TcpProxy could not listen on 127.0.0.1:${port} again: ${error.message}`)))
+      })
+      server.listen(port, "127.0.0.1", () => resume(Effect.void))
+    }
+    attempt()
+  })
+
 /** Scoped: the proxy closes when the test's scope does. */
 export const makeTcpProxy = (target: { readonly host: string; readonly port: number }) =>
   Effect.gen(function*() {
@@ -70,10 +89,7 @@ export const makeTcpProxy = (target: { readonly host: string; readonly port: num
       sockets.clear()
       server.close(() => resume(Effect.void))
     })
-    const restore = Effect.suspend(() => {
-      server = makeServer()
-      return listen(server, port)
-    }).pipe(Effect.asVoid)
+    const restore = relisten(() => (server = makeServer()), port)
     const blackhole = Effect.sync(() => {
       holed = true
       for (const socket of sockets) socket.pause()
