@@ -39,6 +39,12 @@
  * name selects only its phase).
  * BENCH_PORT sets the server's port (default: one of 20800-20899).
  *
+ * Each phase also reports the CPU it cost, per answered request: the
+ * server's process, this process (autocannon or the direct SQL client, and
+ * the other key's loops), and the whole machine (busy cores out of all, from
+ * /proc/stat: PostgreSQL and PgBouncer are the rest), so a round shows whose
+ * cost sets its latency.
+ *
  * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
  * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
  * server and the direct SQL reach PgBouncer through its Unix socket instead of
@@ -49,6 +55,7 @@ import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
+import { readFileSync } from "node:fs"
 import * as Os from "node:os"
 import { ChannelId } from "../src/domain/Message.ts"
 import * as PgClient from "../src/layers/PgClient.ts"
@@ -176,6 +183,30 @@ const medianSummary = (runs: ReadonlyArray<Summary>): Summary => ({
   p99: median(runs.map((run) => run.p99))
 })
 
+/** Clock ticks a second in /proc (USER_HZ, 100 on Linux). */
+const ticksPerSecond = 100
+/** CPU used so far: the server's process and this one (ms), and the machine's busy and total ticks. */
+const cpuNow = (serverPid: number | undefined) => {
+  const server = serverPid === undefined ? NaN : (() => {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${serverPid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond
+  })()
+  const own = process.cpuUsage()
+  const [, ...machine] = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).map(Number)
+  const idle = (machine[3] ?? 0) + (machine[4] ?? 0)
+  const total = machine.slice(0, 8).reduce((sum, n) => sum + n, 0)
+  return { server, bench: (own.user + own.system) / 1000, busy: total - idle, total, at: performance.now() }
+}
+type CpuSample = ReturnType<typeof cpuNow>
+/** What a phase cost: µs of CPU per answered request, and the machine's busy cores. */
+const cpuCost = (before: CpuSample, after: CpuSample, requests: number) => ({
+  serverUsPerRequest: Math.round(((after.server - before.server) * 1000) / requests),
+  benchUsPerRequest: Math.round(((after.bench - before.bench) * 1000) / requests),
+  machineBusyCores: Math.round((((after.busy - before.busy) / (after.total - before.total)) * Os.cpus().length) * 100) / 100
+})
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
 
@@ -287,6 +318,8 @@ const whileOtherKey = async (loops: number, path: () => string, phase: () => Pro
   return summary
 }
 
+let serverPid: number | undefined
+
 /** Starts the API program in its own process and waits until it answers. */
 const startServer = (env: Record<string, string>) =>
   Effect.acquireRelease(
@@ -299,7 +332,10 @@ const startServer = (env: Record<string, string>) =>
       for (let attempt = 0; attempt < 300; attempt++) {
         if (child.exitCode !== null) throw new Error(`telegram-gateway-api exited with ${child.exitCode}`)
         const live = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)
-        if (live) return child
+        if (live) {
+          serverPid = child.pid
+          return child
+        }
         await sleep(100)
       }
       throw new Error("telegram-gateway-api did not answer /health/live within 30 s")
@@ -391,20 +427,24 @@ const program = Effect.gen(function*() {
   } as const
   type Phase = keyof typeof phases
 
-  const { perRound, loads } = yield* Effect.promise(async () => {
+  const { cpuPerRound, perRound, loads } = yield* Effect.promise(async () => {
     await httpPhase("staggered", 200, pollRequest) // warm-up: connections, plans, JIT
     const perRound: Record<string, Array<Summary>> = {}
+    const cpuPerRound: Record<string, Array<ReturnType<typeof cpuCost>>> = {}
     const loads: Array<string> = []
     for (let round = 0; round < rounds; round++) {
       loads.push(loadAverage())
       for (const [name, run] of Object.entries(phases)) {
         if (!selected(name)) continue
+        const before = cpuNow(serverPid)
         const summary = await run()
+        const cpu = cpuCost(before, cpuNow(serverPid), summary.n)
         ;(perRound[name] ??= []).push(summary)
-        console.error(`round ${round + 1} (load ${loads[round]}): ${name}: ${JSON.stringify(summary)}`)
+        ;(cpuPerRound[name] ??= []).push(cpu)
+        console.error(`round ${round + 1} (load ${loads[round]}): ${name}: ${JSON.stringify(summary)} cpu ${JSON.stringify(cpu)}`)
       }
     }
-    return { perRound, loads }
+    return { perRound, cpuPerRound, loads }
   })
 
   const results = Object.fromEntries(
@@ -422,6 +462,14 @@ const program = Effect.gen(function*() {
   )
   console.log("| what | n | failed | p50 | p95 | p99 |\n| --- | --- | --- | --- | --- | --- |")
   for (const [name, s] of Object.entries(results)) console.log(`| ${name} | ${s.n} | ${s.failed} | ${s.p50} | ${s.p95} | ${s.p99} |`)
+  const cpu = Object.fromEntries(Object.entries(cpuPerRound).map(([name, runs]) => [name, {
+    serverUsPerRequest: median(runs.map((run) => run.serverUsPerRequest)),
+    benchUsPerRequest: median(runs.map((run) => run.benchUsPerRequest)),
+    machineBusyCores: median(runs.map((run) => run.machineBusyCores))
+  }]))
+  console.log("CPU per answered request in µs (medians of the rounds): the server, this process (the client), and the machine's busy cores")
+  console.log("| what | server µs | client µs | machine busy cores |\n| --- | --- | --- | --- |")
+  for (const [name, c] of Object.entries(cpu)) console.log(`| ${name} | ${c.serverUsPerRequest} | ${c.benchUsPerRequest} | ${c.machineBusyCores} |`)
   // Evidence that the consumers followed their cursors rather than re-reading one page.
   const advanced = httpCursors.filter((cursor, consumer) => cursor !== encodeCursor(startSeq(consumer))).length
   console.log(JSON.stringify({
@@ -437,6 +485,7 @@ const program = Effect.gen(function*() {
     pgbouncer: pgbouncerSocket === undefined ? "tcp 127.0.0.1:6434" : `unix ${pgbouncerSocket}`,
     loadAverages: loads,
     consumersAdvanced: advanced,
+    cpu,
     ...results
   }))
 })
