@@ -16,7 +16,9 @@
  * times the store's statement timeout) is released anyway. The poll itself is
  * the SQL function `api_event_pages` (sql/0009), for its cached plan; on
  * TimescaleDB it reads a page's rows from the compressed batches that hold
- * them (sql/0041_poll_compressed_batches).
+ * them (sql/0041_poll_compressed_batches). The API's poll reads the same rows
+ * with each event's JSON written by PostgreSQL (`api_event_pages_json`,
+ * sql/0055_api_event_json), so the server builds no objects per event.
  */
 import { Deferred, Duration, Effect, Exit, Layer, Option, Queue, Schema } from "effect"
 import { SqlClient } from "effect/sql"
@@ -37,6 +39,7 @@ import {
   QueryTimeout,
   SearchHit,
   type StoredEvent,
+  type StoredEventJson,
   type StoredEventKey,
   type TelegramMessageJson
 } from "../services/MessageQuery.ts"
@@ -87,10 +90,32 @@ interface EventsOptions {
   readonly limit: number
 }
 
-interface PendingPoll {
-  readonly options: EventsOptions
-  readonly answer: Deferred.Deferred<ReadonlyArray<StoredEvent>, unknown>
+/** An event row of `api_event_pages_json` (sql/0055): the event's JSON in pieces, its jsonb values between them. */
+interface EventJsonRow {
+  readonly request: number
+  readonly settled: boolean
+  readonly event_seq: bigint
+  readonly head: string
+  readonly entities: unknown
+  readonly media: unknown
+  /** Null for a deletion, whose `head` holds the whole event. */
+  readonly middle: string | null
+  readonly raw: unknown
+  readonly tail: string | null
 }
+
+/** A poll waiting for a statement: for `events` (rows to objects) or for `eventsJson` (the API's poll). */
+type PendingPoll =
+  | {
+    readonly json: false
+    readonly options: EventsOptions
+    readonly answer: Deferred.Deferred<ReadonlyArray<StoredEvent>, unknown>
+  }
+  | {
+    readonly json: true
+    readonly options: EventsOptions
+    readonly answer: Deferred.Deferred<ReadonlyArray<StoredEventJson>, unknown>
+  }
 
 /**
  * Statements polling at once; each answers every poll waiting when it starts.
@@ -148,6 +173,18 @@ const bucketMillis: Record<CountBucketSize, number> = { minute: 60_000, hour: 3_
 /** A stored row's event key, as `eventKey` (src/domain/Message.ts) gives it: a null version is a deletion. */
 const storedKey = (channelId: number, messageId: number, version: number | null): string =>
   `${channelId}:${messageId}:${version === null ? "deleted" : version}`
+
+/**
+ * The event's members after `cursor`, as JSON.stringify writes its
+ * `StoredEvent`: the database wrote all but the jsonb values, whose own text
+ * has spaces after ':' and ','; `entities` is `[]` when absent, as in
+ * `messageJson`.
+ */
+const eventMembers = (row: EventJsonRow): string =>
+  row.middle === null || row.tail === null
+    ? row.head
+    : row.head + (row.entities == null ? "[]" : JSON.stringify(row.entities)) + ',"media":' +
+      JSON.stringify(row.media ?? null) + row.middle + JSON.stringify(row.raw ?? null) + row.tail
 
 /** Rows up to the first one a transaction still in flight could precede (see the top of this file). */
 const settledPrefix = <Row extends { readonly settled: boolean }>(rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
@@ -269,6 +306,8 @@ export const layer = Layer.effect(
 
     /** One poll's settled events. */
     const settledEvents = (rows: ReadonlyArray<EventRow>) => settledPrefix(rows).map(toEvent)
+    const settledEventsJson = (rows: ReadonlyArray<EventJsonRow>) =>
+      settledPrefix(rows).map((row): StoredEventJson => ({ seq: row.event_seq, members: eventMembers(row) }))
 
     /**
      * Every poll waiting for a worker, answered by one call of
@@ -278,42 +317,66 @@ export const layer = Layer.effect(
      * times the cost of running it. An idle worker takes a poll at once:
      * batching adds no wait, it forms only while statements are in flight.
      */
-    const pollsFor = (batch: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
-      sql<EventRow & { readonly request: number }>`
-        SELECT * FROM api_event_pages(
-          ${batch.map((poll) => String(poll.options.after))}::bigint[],
-          ${withChannel ? batch.map((poll) => poll.options.channelId ?? 0) : null}::bigint[],
-          ${batch.map((poll) => poll.options.limit)}::int[],
-          ${settleSeconds}::float8)`
+    const pollsFor = (batch: ReadonlyArray<PendingPoll>, withChannel: boolean, json: boolean) => {
+      const afters = batch.map((poll) => String(poll.options.after))
+      const channels = withChannel ? batch.map((poll) => poll.options.channelId ?? 0) : null
+      const limits = batch.map((poll) => poll.options.limit)
+      // One row type for both: a poll reads only the columns of its own function.
+      return json
+        ? sql<EventRow & EventJsonRow>`
+            SELECT * FROM api_event_pages_json(${afters}::bigint[], ${channels}::bigint[], ${limits}::int[], ${settleSeconds}::float8)`
+        : sql<EventRow & EventJsonRow>`
+            SELECT * FROM api_event_pages(${afters}::bigint[], ${channels}::bigint[], ${limits}::int[], ${settleSeconds}::float8)`
+    }
 
     /** One statement for polls of one kind; each poll is answered with its own settled events. */
-    const answerKind = (polls: ReadonlyArray<PendingPoll>, withChannel: boolean) =>
-      pollsFor(polls, withChannel).pipe(
+    const answerKind = (polls: ReadonlyArray<PendingPoll>, withChannel: boolean, json: boolean) =>
+      pollsFor(polls, withChannel, json).pipe(
         Effect.exit,
         Effect.map((exit) => {
           if (Exit.isFailure(exit)) {
             const failed = Exit.failCause(exit.cause)
-            for (const poll of polls) Deferred.doneUnsafe(poll.answer, failed)
+            for (const poll of polls) {
+              if (poll.json) Deferred.doneUnsafe(poll.answer, failed)
+              else Deferred.doneUnsafe(poll.answer, failed)
+            }
             return
           }
           // The rows come ordered by request (api_event_pages): one pass splits them.
-          const byRequest: Array<Array<EventRow>> = polls.map(() => [])
+          const byRequest: Array<Array<EventRow & EventJsonRow>> = polls.map(() => [])
           for (const row of exit.value) byRequest[row.request - 1]?.push(row)
-          polls.forEach((poll, index) => Deferred.doneUnsafe(poll.answer, Exit.succeed(settledEvents(byRequest[index]!))))
+          polls.forEach((poll, index) => {
+            const rows = byRequest[index]!
+            if (poll.json) Deferred.doneUnsafe(poll.answer, Exit.succeed(settledEventsJson(rows)))
+            else Deferred.doneUnsafe(poll.answer, Exit.succeed(settledEvents(rows)))
+          })
         })
       )
 
     /**
      * Runs one batch, a statement per kind of poll (with and without a
-     * channel), the two side by side when the batch holds both; a batch of
-     * one kind, the usual case, runs in the worker's own fiber.
+     * channel; objects or JSON), side by side when the batch holds more than
+     * one kind; a batch of one kind, the usual case, runs in the worker's own
+     * fiber.
      */
     const answer = (batch: ReadonlyArray<PendingPoll>) => {
-      const withChannel = batch.filter((poll) => poll.options.channelId !== undefined)
-      if (withChannel.length === batch.length) return answerKind(batch, true)
-      if (withChannel.length === 0) return answerKind(batch, false)
-      const without = batch.filter((poll) => poll.options.channelId === undefined)
-      return Effect.all([answerKind(withChannel, true), answerKind(without, false)], { concurrency: 2, discard: true })
+      const first = batch[0]!
+      const withChannel = first.options.channelId !== undefined
+      if (batch.every((poll) => poll.json === first.json && (poll.options.channelId !== undefined) === withChannel)) {
+        return answerKind(batch, withChannel, first.json)
+      }
+      const kinds = new Map<string, { withChannel: boolean; json: boolean; polls: Array<PendingPoll> }>()
+      for (const poll of batch) {
+        const kind = { withChannel: poll.options.channelId !== undefined, json: poll.json }
+        const name = `${kind.withChannel} ${kind.json}`
+        let entry = kinds.get(name)
+        if (entry === undefined) kinds.set(name, entry = { ...kind, polls: [] })
+        entry.polls.push(poll)
+      }
+      return Effect.forEach(kinds.values(), (kind) => answerKind(kind.polls, kind.withChannel, kind.json), {
+        concurrency: "unbounded",
+        discard: true
+      })
     }
 
     const pending = yield* Queue.unbounded<PendingPoll>()
@@ -327,7 +390,17 @@ export const layer = Layer.effect(
         "events",
         Effect.gen(function*() {
           const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
-          yield* Queue.offer(pending, { options, answer })
+          yield* Queue.offer(pending, { json: false, options, answer })
+          return yield* Deferred.await(answer)
+        })
+      )
+
+    const eventsJson = (options: EventsOptions) =>
+      orFail(
+        "eventsJson",
+        Effect.gen(function*() {
+          const answer = yield* Deferred.make<ReadonlyArray<StoredEventJson>, unknown>()
+          yield* Queue.offer(pending, { json: true, options, answer })
           return yield* Deferred.await(answer)
         })
       )
@@ -622,6 +695,7 @@ export const layer = Layer.effect(
       channels,
       channelExists,
       events,
+      eventsJson,
       eventKeys,
       newestSeq,
       newestDrawnSeq,

@@ -112,6 +112,17 @@ export interface StoredEvent {
   readonly receivedAt: string
 }
 
+/**
+ * An event as the API's poll answers it, its JSON written by PostgreSQL
+ * (sql/0055_api_event_json): `members` is the text of the event's JSON object
+ * after its `cursor` member, from `"kind":` to the closing brace, exactly as
+ * `JSON.stringify` writes the `StoredEvent` of the same row.
+ */
+export interface StoredEventJson {
+  readonly seq: bigint
+  readonly members: string
+}
+
 /** What the bus relay needs of an event to tell whether it still has to publish it. */
 export interface StoredEventKey {
   readonly seq: bigint
@@ -190,6 +201,15 @@ export class MessageQuery extends Context.Service<MessageQuery, {
     readonly channelId: ChannelId | undefined
     readonly limit: number
   }) => Effect.Effect<ReadonlyArray<StoredEvent>, QueryError>
+  /**
+   * `events` as the API's poll writes them: the same events in the same
+   * order, cut at the same point, each as its JSON text.
+   */
+  readonly eventsJson: (options: {
+    readonly after: bigint
+    readonly channelId: ChannelId | undefined
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<StoredEventJson>, QueryError>
   /**
    * `events` without the messages, over every channel: the same events in the
    * same order, cut at the same point. The bus relay reads this first and

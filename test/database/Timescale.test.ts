@@ -15,6 +15,7 @@ import * as PgClient from "../../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../../src/layers/PgMessageQuery.ts"
 import { MessageQuery } from "../../src/services/MessageQuery.ts"
 import { configLayer, makeTestDatabase, query, type TestDatabase, timescaleCluster } from "../support/Database.ts"
+import { assertJsonMatchesEvents, insertAwkwardEvents } from "../support/EventJson.ts"
 
 const timescaleDatabase = (prefix: string) => makeTestDatabase(prefix, { cluster: timescaleCluster })
 
@@ -163,6 +164,24 @@ describe("TimescaleDB", () => {
       assert.isTrue(chunks.every((chunk) => chunk.event_seq_range))
       assert.deepStrictEqual(yield* pages, before)
     }))
+
+  it.live("writes the poll's JSON from compressed chunks as the API wrote it from their rows (sql/0055)", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_events_json")
+      yield* insertAwkwardEvents(database, 3)
+      yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+      assert.strictEqual(yield* runJobs(database, "policy_compression"), 1)
+      // Every message row, the awkward ones included, now sits in a compressed chunk.
+      const [uncompressed] = yield* query<{ n: number }>(database, `
+        SELECT count(*)::int AS n FROM messages m
+        JOIN timescaledb_information.chunks c ON format('%I.%I', c.chunk_schema, c.chunk_name)::regclass = m.tableoid
+        WHERE NOT c.is_compressed`)
+      assert.strictEqual(uncompressed?.n, 0)
+      const context = yield* Layer.build(
+        PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(configLayer(database)))
+      )
+      assert.isAbove(yield* assertJsonMatchesEvents(Context.get(context, MessageQuery), 10), 100)
+    }).pipe(Effect.scoped))
 
   it.live("marks versions in compressed chunks processed, decompressing only the batch that holds each", () =>
     Effect.gen(function*() {

@@ -1,7 +1,8 @@
 /**
  * `MessageQuery.eventKeys`, the bus relay's light read, against `events` on
  * the same rows: the same events in the same order, cut at the same point,
- * deletions included.
+ * deletions included; and `eventsJson`, the API's poll, against the JSON the
+ * API wrote from `events` (test/support/EventJson.ts).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
@@ -9,6 +10,7 @@ import * as PgClient from "../../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../../src/layers/PgMessageQuery.ts"
 import { MessageQuery } from "../../src/services/MessageQuery.ts"
 import { configLayer, makeTestDatabase, query } from "../support/Database.ts"
+import { assertJsonMatchesEvents, insertAwkwardEvents } from "../support/EventJson.ts"
 
 describe("PgMessageQuery.eventKeys", () => {
   it.effect("lists the keys, sequences and receipt times of `events`, page by page, deletions included", () =>
@@ -37,5 +39,18 @@ describe("PgMessageQuery.eventKeys", () => {
       const all = yield* messages.eventKeys({ after: 0n, limit: 1000 })
       assert.strictEqual(all.length, 37)
       assert.isTrue(all.some((event) => event.key === "2:3:deleted"))
+    }).pipe(Effect.scoped))
+})
+
+describe("PgMessageQuery.eventsJson", () => {
+  it.effect("writes each event of `events` as JSON.stringify does, escapes, nulls and deletions included", () =>
+    Effect.gen(function*() {
+      const database = yield* makeTestDatabase("query_events_json")
+      yield* insertAwkwardEvents(database, 3)
+      const context = yield* Layer.build(
+        PgMessageQuery.layer.pipe(Layer.provide(PgClient.layer), Layer.provide(configLayer(database)))
+      )
+      const compared = yield* assertJsonMatchesEvents(Context.get(context, MessageQuery), 10)
+      assert.isAbove(compared, 100)
     }).pipe(Effect.scoped))
 })

@@ -5,8 +5,8 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { ChannelId } from "../../domain/Message.ts"
 import { ApiConfig } from "../../services/ApiConfig.ts"
 import { requestsRefused } from "../../services/ApiMetrics.ts"
-import { MessageQuery, type QueryTimeout, type StoredEvent } from "../../services/MessageQuery.ts"
-import { type Event, type EventPage, GatewayApi } from "./Api.ts"
+import { MessageQuery, type QueryTimeout, type StoredEventJson } from "../../services/MessageQuery.ts"
+import { GatewayApi } from "./Api.ts"
 import { decodeCursor, encodeCursor } from "./Cursor.ts"
 import { InvalidRequest, NotFound, Unavailable } from "./Errors.ts"
 import { CommitWatch } from "./CommitWatch.ts"
@@ -18,32 +18,24 @@ import { Caller } from "./Security.ts"
 const maxCountBuckets = 1000
 const bucketMillis = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const
 
-/** An event in the encoded form of the `Event` schema (Api.ts), field for field. */
-const eventJson = (event: StoredEvent): typeof Event.Encoded => ({
-  cursor: encodeCursor(event.seq),
-  kind: event.kind,
-  key: event.key,
-  channelId: event.channelId,
-  messageId: event.messageId,
-  version: event.version,
-  message: event.message,
-  deletedAt: event.deletedAt,
-  receivedAt: event.receivedAt
-})
-
 /**
- * The page as the JSON that encoding an `EventPage` would give. Every field
- * of an event encodes to itself (strings, numbers, null, the message's JSON
- * form), so `JSON.stringify` yields the same document as the schema encoder
- * at a small fraction of its cost: polling is the hot
- * path. The endpoint still declares `EventPage` as its success, so the
- * OpenAPI document and the typed client are unchanged; HttpApi passes a
- * returned HttpServerResponse through. test/api/Api.test.ts holds the body to
- * the schema's encoding.
+ * The page as the JSON that encoding an `EventPage` would give, written
+ * around each event's JSON as PostgreSQL built it (`MessageQuery.eventsJson`,
+ * sql/0055_api_event_json): no row objects, no event objects, no
+ * `JSON.stringify` of the page, since polling is the hot path. A cursor is
+ * base64url text and needs no escaping. The endpoint still declares
+ * `EventPage` as its success, so the OpenAPI document and the typed client
+ * are unchanged; HttpApi passes a returned HttpServerResponse through.
+ * test/api/Api.test.ts holds the body to the schema's encoding, byte for
+ * byte.
  */
-const eventPageResponse = (events: ReadonlyArray<StoredEvent>, nextCursor: string) => {
-  const page: typeof EventPage.Encoded = { events: events.map(eventJson), nextCursor }
-  return HttpServerResponse.jsonUnsafe(page)
+const eventPageResponse = (events: ReadonlyArray<StoredEventJson>, nextCursor: string) => {
+  let body = "{\"events\":["
+  for (let index = 0; index < events.length; index++) {
+    const event = events[index]!
+    body += `${index === 0 ? "" : ","}{"cursor":"${encodeCursor(event.seq)}",${event.members}`
+  }
+  return HttpServerResponse.text(`${body}],"nextCursor":"${nextCursor}"}`, { contentType: "application/json" })
 }
 
 const parseTime = (value: string, parameter: string) => {
@@ -95,7 +87,7 @@ export const layer = HttpApiBuilder.group(
         channelId,
         after,
         wait: Duration.seconds(waitSeconds),
-        page: query.events({ after, channelId, limit }),
+        page: query.eventsJson({ after, channelId, limit }),
         whenEmpty: Effect.andThen(requireChannel(watch, channelId), requireCursorInRange(watch, after))
       })
 
