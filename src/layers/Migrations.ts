@@ -9,9 +9,10 @@
  * left to do.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { Reactivity } from "effect/reactivity"
 import type { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
 import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
@@ -125,6 +126,33 @@ const runScript = (sql: SqlClient.SqlClient, file: string) =>
     for (const statement of statements) yield* sql.unsafe(statement)
   })
 
+/**
+ * A catalog row the migration updates or deletes was changed by another
+ * transaction that committed while the migration waited for it: PostgreSQL
+ * answers "tuple concurrently updated" (or "deleted"), internal error XX000.
+ * TimescaleDB's background jobs do this on their own schedule: a continuous
+ * aggregate's refresh job updates its catalog rows while 0004's rollback drops
+ * the aggregate and its job. The migration's transaction rolled back whole,
+ * so running it again once the job is done is safe.
+ */
+const isConcurrentCatalogUpdate = (cause: unknown): boolean => {
+  if (!isSqlError(cause)) return false
+  const inner: unknown = cause.reason.cause
+  const message = typeof inner === "object" && inner !== null && "message" in inner ? inner.message : undefined
+  return typeof message === "string" && /^tuple concurrently (updated|deleted)$/.test(message)
+}
+
+/** Runs one migration file's transaction, again (up to 5 times, 500 ms apart) when it lost a catalog race. */
+const retryCatalogRace = (operation: string) => <A, E, R>(transaction: Effect.Effect<A, E, R>) =>
+  transaction.pipe(
+    Effect.tapError((cause) =>
+      isConcurrentCatalogUpdate(cause)
+        ? Effect.logWarning(`${operation}: a concurrent transaction (a TimescaleDB job) changed the same catalog row; running it again`)
+        : Effect.void
+    ),
+    Effect.retry({ while: isConcurrentCatalogUpdate, times: 5, schedule: Schedule.spaced("500 millis") })
+  )
+
 /** Checks every applied file against its checksum, then applies the pending ones of `wanted`. */
 const applyPending = (migrations: ReadonlyArray<Migration>, wanted: ReadonlyArray<Migration>) =>
   Effect.gen(function*() {
@@ -147,7 +175,7 @@ const applyPending = (migrations: ReadonlyArray<Migration>, wanted: ReadonlyArra
           yield* runScript(sql, migration.upFile)
           yield* sql`INSERT INTO schema_migrations (version, name, checksum, applied_at)
             VALUES (${migration.version}, ${migration.name}, ${migration.checksum}, now())`
-        })).pipe(sqlStep(`apply ${migration.upFile}`))
+        })).pipe(retryCatalogRace(`apply ${migration.upFile}`), sqlStep(`apply ${migration.upFile}`))
         yield* Effect.logInfo(`Applied migration ${migration.upFile}`)
       }
       return pending
@@ -223,7 +251,7 @@ export const rollback = Effect.fn("Migrations.rollback")(
           yield* sql.withTransaction(Effect.gen(function*() {
             yield* runScript(sql, downFile)
             yield* sql`DELETE FROM schema_migrations WHERE version = ${version}`
-          })).pipe(sqlStep(`roll back ${downFile}`))
+          })).pipe(retryCatalogRace(`roll back ${downFile}`), sqlStep(`roll back ${downFile}`))
           yield* Effect.logInfo(`Rolled back migration ${downFile}`)
           rolledBack.push(migration)
         }

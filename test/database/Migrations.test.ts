@@ -2,8 +2,10 @@
  * Every migration in sql/, one at a time: up, down (the schema is exactly as
  * before it), and up again. Against real PostgreSQL, in a database of its own.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect, Fiber, Logger, Redacted, Schedule } from "effect"
+import { Reactivity } from "effect/reactivity"
 import * as Migrations from "../../src/layers/Migrations.ts"
 import { configLayer, makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
 import { applicationRole, ensureRoles } from "./Roles.ts"
@@ -58,6 +60,13 @@ const timescaleInstalled = (database: TestDatabase) =>
     "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS installed"
   ).pipe(Effect.map(([row]) => row?.installed === true))
 
+/** The superuser, in the test database: to hold a catalog row as TimescaleDB's scheduler does. */
+const superuserIn = (database: TestDatabase) => {
+  const url = new URL(process.env.TEST_DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres")
+  url.pathname = `/${database.name}`
+  return PgClient.makeClient({ url: Redacted.make(url.toString()), prepare: false }).pipe(Effect.provide(Reactivity.layer))
+}
+
 describe("Migrations, one at a time", () => {
   it.effect("applies, rolls back to exactly the previous schema, and re-applies every migration", () =>
     Effect.gen(function*() {
@@ -110,6 +119,48 @@ describe("Migrations, one at a time", () => {
         "2026-01-05T10:00:00.000Z"
       ])
     }))
+
+  // On the live clock: the runner waits 500 ms before running it again.
+  it.live("runs a rollback again when a concurrent transaction changed a catalog row it drops", () =>
+    Effect.gen(function*() {
+      yield* ensureRoles
+      const database = yield* makeTestDatabase("catalog_race", { migrate: false })
+      const inDatabase = Effect.provide(configLayer(database))
+      yield* Migrations.migrateTo({ to: 4 }).pipe(inDatabase)
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      const scheduler = yield* superuserIn(database)
+      // What a TimescaleDB job does to its catalog rows while 0004's rollback
+      // drops the aggregate: update a row the DROP deletes, and commit only
+      // once the rollback waits for it.
+      const updated = yield* Deferred.make<void>()
+      const commit = yield* Deferred.make<void>()
+      const job = yield* scheduler.withTransaction(
+        scheduler.unsafe("UPDATE pg_class SET relname = relname WHERE oid = 'message_counts_daily'::regclass").pipe(
+          Effect.andThen(Deferred.succeed(updated, undefined)),
+          Effect.andThen(Deferred.await(commit))
+        )
+      ).pipe(Effect.forkChild)
+      yield* Deferred.await(updated)
+      const rollback = yield* Migrations.rollback({ to: 3 }).pipe(inDatabase, Effect.provide(Logger.layer([logger])), Effect.forkChild)
+      yield* query<{ waiting: boolean }>(database, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+        WHERE application_name = 'telegram-gateway-migrations' AND datname = current_database()
+          AND wait_event_type = 'Lock' AND wait_event = 'transactionid') AS waiting`).pipe(
+        Effect.flatMap(([row]) => row?.waiting === true ? Effect.void : Effect.fail("the rollback is not waiting yet")),
+        Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200 })
+      )
+      yield* Deferred.succeed(commit, undefined)
+      yield* Fiber.join(job)
+      const rolledBack = yield* Fiber.join(rollback)
+      assert.deepStrictEqual(rolledBack.map((migration) => migration.version), [4])
+      assert.deepStrictEqual(warnings, [
+        "roll back 0004_aggregates.down.sql: a concurrent transaction (a TimescaleDB job) changed the same catalog row; running it again"
+      ])
+      const [left] = yield* query<{ present: boolean }>(database, "SELECT to_regclass('message_counts_daily') IS NOT NULL AS present")
+      assert.isFalse(left?.present)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.effect("refuses a target version that has no migration file", () =>
     Effect.gen(function*() {
