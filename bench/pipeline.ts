@@ -12,12 +12,19 @@
  *   deployed, but never its heap cap (bench/pipeline/Deployed.ts);
  * - the raw harness (bench/pipeline/RawHarness.ts): the same three writes
  *   with the same batching in plain Node (ioredis, amqplib with `noDelay`, a
- *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling;
+ *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling. It
+ *   writes to a database and an exchange of its own: on the gateway's, the
+ *   gateway's bus relay would read its events back and publish them again,
+ *   work that is not the gateway's own; the gateway's relay and publish
+ *   counters, read from its /metrics around each phase, show it does not;
  * - observers (bench/pipeline/Observer.ts), one process each: Redis
  *   (broadcast key tracking: the moment the message's key is written), a
  *   consumer of a durable classic queue and one of a quorum queue, both
- *   bound to the exchange, and a long-poller of the real API process
- *   (`telegram-gateway-api`, started here on a port of 21000-21999);
+ *   bound to both exchanges, and a long-poller of the real API processes
+ *   (`telegram-gateway-api`, one per target's database, started here on
+ *   `BENCH_PORT` and `BENCH_PORT` + 2, the gateway's health endpoint on
+ *   `BENCH_PORT` + 1; without `BENCH_PORT`, an even port of 21000-21799);
+ *   each reports its own event-loop delay p99, the floor under its stamps;
  * - this process, which commands the phases and reads the targets' RSS and
  *   CPU time from /proc/<pid>: the gateway's figures are its process alone.
  *
@@ -47,7 +54,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import * as Amqp from "amqplib"
-import { Effect, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { type ChildProcess, fork, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -113,8 +120,14 @@ for (
 }
 if (rates.some((rate) => !(rate > 0))) throw new Error(`--rates must be positive numbers, got ${args.rates}`)
 
-/** This engineer's range (docs/benchmarks.md): the API on `port`, the gateway's health endpoint on `port + 1`. */
-const port = 21000 + 2 * Math.floor(Math.random() * 400)
+/**
+ * The gateway's API on `port`, the gateway's health endpoint on `port + 1`,
+ * the raw harness's API on `port + 2`: `BENCH_PORT`, so runs can sit beside
+ * other work, or else an even port of 21000-21799.
+ */
+const port = process.env.BENCH_PORT === undefined ? 21000 + 2 * Math.floor(Math.random() * 400) : Number(process.env.BENCH_PORT)
+if (!Number.isInteger(port) || port < 1024 || port > 65533) throw new Error(`BENCH_PORT must be a port of 1024-65533, got ${process.env.BENCH_PORT}`)
+const rawApiPort = port + 2
 const apiKey = `bench-${uniqueName("key")}`
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 /** The gateway process starts with the systemd unit's memory settings (bench/pipeline/Deployed.ts). */
@@ -143,6 +156,15 @@ interface PhaseResult {
   /** The target's own `process.memoryUsage()` at the end of the phase, MB. */
   readonly memoryMb: Record<string, number>
   readonly latencyMs: Partial<Record<Observed, Latency>>
+  /** Each observer's own event-loop delay p99 over the phase, ms: a latency below it cannot be resolved. */
+  readonly observerLoopDelayP99Ms: Partial<Record<(typeof observerRoles)[number], number>>
+  /**
+   * How the gateway's counters moved from the phase's start to the end of its
+   * collection (every observer done): on a raw phase, events the gateway
+   * handled that were not its own (none, since each target has its own
+   * database and exchange).
+   */
+  readonly gatewayCounters: GatewayCounters
 }
 
 /** A forked child speaking Protocol.ts, with a way to wait for its next message of a type. */
@@ -198,8 +220,36 @@ const forkChild = <In, Out extends { readonly type: string }>(
       )
   )
 
-/** The real API process, as `npm run api` runs it (compiled), until it answers /health/live. */
-const startApi = (env: Record<string, string>) =>
+/** Counters of the gateway's /metrics the bench follows: what it received, published and relayed. */
+const gatewayCounterNames = {
+  received: "events_received_total",
+  committed: "events_committed_total",
+  published: "events_published_total",
+  relayPublished: "bus_relay_published_total",
+  hotPathSkipped: "hot_path_skipped_total"
+} as const
+type GatewayCounters = Record<keyof typeof gatewayCounterNames, number>
+
+/** The gateway's counters now, each summed over its labels, from its Prometheus endpoint. */
+const readGatewayCounters = async (): Promise<GatewayCounters> => {
+  const text = await fetch(`http://127.0.0.1:${port + 1}/metrics`).then((response) => response.text())
+  const sums = new Map<string, number>()
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line)
+    if (match !== null) sums.set(match[1]!, (sums.get(match[1]!) ?? 0) + Number(match[3]))
+  }
+  return Object.fromEntries(
+    Object.entries(gatewayCounterNames).map(([field, name]) => [field, sums.get(name) ?? 0])
+  ) as GatewayCounters
+}
+const counterDelta = (after: GatewayCounters, before: GatewayCounters): GatewayCounters =>
+  Object.fromEntries(
+    Object.keys(gatewayCounterNames).map((field) => [field, after[field as keyof GatewayCounters] - before[field as keyof GatewayCounters]])
+  ) as GatewayCounters
+
+/** The real API process, as `npm run api` runs it (compiled), on `apiPort`, until it answers /health/live. */
+const startApi = (apiPort: number, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const api = spawn(process.execPath, [here("../src/bin/telegram-gateway-api.js")], {
@@ -208,7 +258,7 @@ const startApi = (env: Record<string, string>) =>
       })
       for (let attempt = 0; attempt < 300; attempt++) {
         if (api.exitCode !== null) throw new Error(`telegram-gateway-api exited with ${api.exitCode}`)
-        if (await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)) return api
+        if (await fetch(`http://127.0.0.1:${apiPort}/health/live`).then((r) => r.ok, () => false)) return api
         await sleep(100)
       }
       throw new Error("telegram-gateway-api did not answer /health/live within 30 s")
@@ -224,6 +274,8 @@ const summarize = (samples: ReadonlyArray<number>, missing: number): Latency => 
 })
 
 let nextPhase = 0
+/** Events fed to the gateway so far (warm-up included), to hold its counters to. */
+let fedToGateway = 0
 let nextChannel = 1_000_000_000 + Math.floor(Math.random() * 1_000_000_000)
 
 type Target = ReturnType<typeof child<ToTarget, FromTarget>>
@@ -241,17 +293,21 @@ const runPhase = async (
   for (const { handle } of observers) handle.send({ type: "watch", channels })
   await sleep(200) // the API observer's first long polls are open
   const id = nextPhase++
+  const countersBefore = await readGatewayCounters()
   rss.startPhase()
   const cpuBefore = cpuMicros(target.pid)
   target.send({ type: "phase", id, channels, rate: options.rate, count: options.count })
   const done: PhaseDone = await target.next("phaseDone")
+  if (name === "gateway") fedToGateway += options.count
   const cpu = cpuMicros(target.pid) - cpuBefore
   const peakRssMb = rss.phasePeakMb()
   const collected = await Promise.all(observers.map(async ({ handle, role }) => {
     handle.send({ type: "collect", id, expected: options.count, timeoutMs: 5_000 })
     const answer: Collected = await handle.next("collected")
-    return [role, answer.seen] as const
+    return [role, answer.seen, answer.loopDelayP99Ms] as const
   }))
+  const gatewayCounters = counterDelta(await readGatewayCounters(), countersBefore)
+  const observerLoopDelayP99Ms = Object.fromEntries(collected.map(([role, , delay]) => [role, round(delay)]))
   const latencyMs: Partial<Record<Observed, Latency>> = {}
   const committed = done.commits.map((at, index) => at - done.receipts[index]!)
   latencyMs.committed = summarize(committed, done.commits.filter((at) => at === 0).length)
@@ -274,7 +330,9 @@ const runPhase = async (
     cpuMicrosPerEvent: cpu / options.count,
     peakRssMb,
     memoryMb: done.memoryMb,
-    latencyMs
+    latencyMs,
+    observerLoopDelayP99Ms,
+    gatewayCounters
   }
   console.error(`${name} ${options.rate ?? "full speed"} x${options.channels}: ${JSON.stringify(result)} (load ${loadAverage()})`)
   return result
@@ -305,13 +363,13 @@ const baseline = (url: Redacted.Redacted<string>, events: ReadonlyArray<MessageE
   }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
 
 
-/** Deletes this run's Redis keys and its exchange; the observers delete their queues. */
-const cleanUp = (keyPrefix: string, exchange: string) =>
+/** Deletes this run's Redis keys and its exchanges; the observers delete their queues. */
+const cleanUp = (keyPrefix: string, exchanges: ReadonlyArray<string>) =>
   removeRunKeys(keyPrefix).pipe(
     Effect.andThen(Effect.tryPromise(async () => {
       const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672")
       const channel = await connection.createChannel()
-      await channel.deleteExchange(exchange)
+      for (const exchange of exchanges) await channel.deleteExchange(exchange)
       await connection.close()
     })),
     Effect.ignore
@@ -324,27 +382,36 @@ const main = Effect.gen(function*() {
   const loadAtStart = loadAverage()
   const database = yield* makeTestDatabase("bench_pipeline")
   const exchange = uniqueName("bench.messages")
+  // The raw harness's own database and exchange (dropped and deleted at the end, as the gateway's):
+  // sharing the gateway's, its events were read back and published again by the gateway's bus relay.
+  const rawDatabase = args.raw ? yield* makeTestDatabase("bench_raw") : undefined
+  const rawExchange = uniqueName("bench.raw")
   const keyPrefix = `${uniqueName("tgbench")}:`
   const databaseUrl = Redacted.value(database.url)
-  const common = { BENCH_KEY_PREFIX: keyPrefix, BENCH_EXCHANGE: exchange }
-  // Runs last: the shared Redis and RabbitMQ keep nothing of this run (the database is dropped with its scope).
-  yield* Effect.addFinalizer(() => cleanUp(keyPrefix, exchange))
+  // Runs last: the shared Redis and RabbitMQ keep nothing of this run (the databases are dropped with their scopes).
+  yield* Effect.addFinalizer(() => cleanUp(keyPrefix, [exchange, rawExchange]))
 
-  yield* startApi({
-    DATABASE_URL: databaseUrl,
-    REDIS_KEY_PREFIX: keyPrefix,
-    RABBITMQ_EXCHANGE: exchange,
-    API_PORT: String(port),
-    API_KEYS: `bench:${createHash("sha256").update(apiKey).digest("hex")}:read`,
-    API_RATE_LIMIT_PER_SECOND: "100000",
-    API_RATE_LIMIT_BURST: "100000",
-    LOG_LEVEL: "Warn"
-  })
+  const api = (apiPort: number, url: string, apiExchange: string) =>
+    startApi(apiPort, {
+      DATABASE_URL: url,
+      REDIS_KEY_PREFIX: keyPrefix,
+      RABBITMQ_EXCHANGE: apiExchange,
+      API_PORT: String(apiPort),
+      API_KEYS: `bench:${createHash("sha256").update(apiKey).digest("hex")}:read`,
+      API_RATE_LIMIT_PER_SECOND: "100000",
+      API_RATE_LIMIT_BURST: "100000",
+      LOG_LEVEL: "Warn"
+    })
+  yield* api(port, databaseUrl, exchange)
+  if (rawDatabase !== undefined) yield* api(rawApiPort, Redacted.value(rawDatabase.url), rawExchange)
   const observers = yield* Effect.forEach(observerRoles, (role) =>
     forkChild<ToObserver, FromObserver>("./pipeline/Observer.js", `observer ${role}`, [role], {
-      ...common,
+      BENCH_KEY_PREFIX: keyPrefix,
+      BENCH_EXCHANGES: rawDatabase === undefined ? exchange : `${exchange},${rawExchange}`,
       BENCH_QUEUE: uniqueName(`bench_${role}`),
-      BENCH_API_URL: `http://127.0.0.1:${port}`,
+      BENCH_API_URLS: [port, ...(rawDatabase === undefined ? [] : [rawApiPort])]
+        .map((apiPort) => `http://127.0.0.1:${apiPort}`)
+        .join(","),
       BENCH_API_KEY: apiKey
     }).pipe(Effect.map((handle) => ({ role, handle }))))
   const gateway = yield* forkChild<ToTarget, FromTarget>("./pipeline/GatewayProcess.js", "gateway", [], {
@@ -355,12 +422,14 @@ const main = Effect.gen(function*() {
     HTTP_PORT: String(port + 1),
     LOG_LEVEL: "Warn"
   }, args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])
-  const raw = args.raw
+  const raw = rawDatabase !== undefined
     ? yield* forkChild<ToTarget, FromTarget>("./pipeline/RawHarness.js", "raw harness", [], {
-      ...common,
-      BENCH_DATABASE_URL: databaseUrl
+      BENCH_KEY_PREFIX: keyPrefix,
+      BENCH_EXCHANGE: rawExchange,
+      BENCH_DATABASE_URL: Redacted.value(rawDatabase.url)
     })
     : undefined
+  const countersAtStart = yield* Effect.promise(readGatewayCounters)
   const gatewayRss = watchRss(gateway.pid)
   const rawRss = raw === undefined ? undefined : watchRss(raw.pid)
   yield* Effect.addFinalizer(() => Effect.sync(() => (gatewayRss.stop(), rawRss?.stop())))
@@ -431,9 +500,17 @@ const main = Effect.gen(function*() {
     }
     return { phases, cost, soak, idle }
   })
+  // The whole run's counters, after the relay's grace (3 publish timeouts and 1 s, src/programs/Ingestion.ts)
+  // has passed for the last events: everything the gateway received, published and relayed, against what it was fed.
+  yield* Effect.sleep(Duration.seconds(5))
+  const gatewayRun = {
+    fed: fedToGateway,
+    ...counterDelta(yield* Effect.promise(readGatewayCounters), countersAtStart)
+  }
 
+  // On the raw harness's database when there is one: the gateway's bus relay would read these rows too.
   const naive = baselineMessages > 0
-    ? yield* baseline(database.url, messagesFor(baselineMessages))
+    ? yield* baseline(rawDatabase?.url ?? database.url, messagesFor(baselineMessages))
     : undefined
   const recovery = outageSeconds > 0 ? yield* recoveryPhase({ rate: recoveryRate, outageSeconds }) : []
   const loadAtEnd = loadAverage()
@@ -470,6 +547,12 @@ const main = Effect.gen(function*() {
       ratios.map((r) => [rateName(r.rate), r.msgPerSec, ...figures.map((f) => r.p99[f]!), r.cpuMicrosPerEvent, r.peakRssMb])
     ))
   }
+  console.log(`\nThe gateway's counters over the run (fed ${gatewayRun.fed} events): ${JSON.stringify(gatewayRun)}`)
+  console.log(
+    `Observers' own event-loop delay p99, ms, per phase (the floor under their latencies): ${
+      JSON.stringify(phases.map((result) => ({ run: rateName(result.rate), target: result.target, ...result.observerLoopDelayP99Ms })))
+    }`
+  )
   const missing = phases.filter((result) => Object.values(result.latencyMs).some((l) => l.missing > 0))
   for (const result of missing) {
     console.log(`${result.target} ${rateName(result.rate)}: not seen: ${JSON.stringify(Object.fromEntries(Object.entries(result.latencyMs).map(([k, l]) => [k, l.missing])))}`)
@@ -518,6 +601,8 @@ const main = Effect.gen(function*() {
     load: { start: loadAtStart, end: loadAtEnd },
     clock: "CLOCK_MONOTONIC (process.hrtime), shared by every process",
     gatewayEnvironment,
+    ports: { api: port, health: port + 1, rawApi: rawDatabase === undefined ? undefined : rawApiPort },
+    gatewayRun,
     phases: phases.map(compact),
     ratios,
     cost: cost.map(compact),

@@ -9,20 +9,28 @@
  *   every key written under the prefix as the write completes, so nothing is
  *   polled and no server setting changes on the shared Redis.
  * - `classic`, `quorum`: delivered to a consumer of a durable queue of that
- *   type bound to the exchange with `#` (amqplib, `noDelay`, no acks).
+ *   type bound with `#` to each target's exchange (the gateway's and the raw
+ *   harness's: each target publishes to its own, so the gateway's bus relay
+ *   never sees the harness's events) (amqplib, `noDelay`, no acks).
  * - `api`: returned by a long poll of the real API process
  *   (`GET /api/v1/messages?after=…&wait=5&limit=1000`): one consumer following
- *   every event in order, its cursor kept across phases.
+ *   every event in order, its cursor kept across phases; one API process per
+ *   target's database, one poller each.
+ *
+ * Each observer also reports its own event-loop delay p99 over the phase
+ * (`perf_hooks.monitorEventLoopDelay`): a stamp can be late by that much, so
+ * it is the floor under every latency it reports.
  */
 import * as Amqp from "amqplib"
 import * as Net from "node:net"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { type FromObserver, monotonicMs, type ToObserver } from "./Protocol.ts"
 
 const role = process.argv[2] as "redis" | "classic" | "quorum" | "api"
 const keyPrefix = process.env.BENCH_KEY_PREFIX!
-const exchange = process.env.BENCH_EXCHANGE!
+const exchanges = process.env.BENCH_EXCHANGES!.split(",")
 const queue = process.env.BENCH_QUEUE!
-const apiUrl = process.env.BENCH_API_URL!
+const apiUrls = process.env.BENCH_API_URLS!.split(",")
 const apiKey = process.env.BENCH_API_KEY!
 
 const send = (message: FromObserver) => process.send?.(message)
@@ -31,10 +39,26 @@ let watched = new Set<string>()
 const seen = new Map<string, number>()
 let collecting: { readonly id: number; readonly expected: number; readonly timer: NodeJS.Timeout } | undefined
 
+/**
+ * This process's event-loop delay since the last `watch`: a timer every 10 ms
+ * (Node's default; a finer one would add wake-ups to the two cores the
+ * targets share). The histogram holds the whole interval between the timer's
+ * runs, so the delay is that minus the 10 ms (an idle process reads 10.1-12.5
+ * ms at p50-p99).
+ */
+const loopDelayResolutionMs = 10
+const loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs })
+loopDelay.enable()
+
 const finishCollect = () => {
   if (collecting === undefined) return
   clearTimeout(collecting.timer)
-  send({ type: "collected", id: collecting.id, seen: Object.fromEntries(seen) })
+  send({
+    type: "collected",
+    id: collecting.id,
+    seen: Object.fromEntries(seen),
+    loopDelayP99Ms: Math.max(0, loopDelay.percentile(99) / 1e6 - loopDelayResolutionMs)
+  })
   seen.clear()
   collecting = undefined
 }
@@ -116,9 +140,11 @@ const observeRedis = () =>
 const observeQueue = async (quorum: boolean) => {
   const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672", { noDelay: true })
   const channel = await connection.createChannel()
-  await channel.assertExchange(exchange, "topic", { durable: true })
   await channel.assertQueue(queue, { durable: true, ...(quorum ? { arguments: { "x-queue-type": "quorum" } } : {}) })
-  await channel.bindQueue(queue, exchange, "#")
+  for (const exchange of exchanges) {
+    await channel.assertExchange(exchange, "topic", { durable: true })
+    await channel.bindQueue(queue, exchange, "#")
+  }
   await channel.prefetch(0)
   await channel.consume(queue, (message) => {
     if (message?.properties.messageId !== undefined) saw(message.properties.messageId as string, monotonicMs())
@@ -131,7 +157,7 @@ let cleanUp: () => Promise<void> = () => Promise.resolve()
 const exit = () => void cleanUp().finally(() => process.exit(0))
 
 /** Follows every event from the first, as one consumer of the whole feed, keeping its cursor across phases. */
-const pollAll = async () => {
+const pollAll = async (apiUrl: string) => {
   let after: string | undefined
   while (true) {
     const query = `limit=1000&wait=5${after === undefined ? "" : `&after=${after}`}`
@@ -154,6 +180,7 @@ process.on("message", (message: ToObserver) => {
   if (message.type === "watch") {
     watched = new Set(message.channels.map(String))
     seen.clear()
+    loopDelay.reset()
   }
   if (message.type === "collect") {
     collecting = { id: message.id, expected: message.expected, timer: setTimeout(finishCollect, message.timeoutMs) }
@@ -165,7 +192,7 @@ process.on("disconnect", exit)
 const start = role === "redis"
   ? observeRedis()
   : role === "api"
-  ? Promise.resolve(void pollAll())
+  ? Promise.resolve(apiUrls.forEach((url) => void pollAll(url)))
   : observeQueue(role === "quorum")
 start.then(() => send({ type: "ready" }), (error) => {
   console.error(`observer ${role}:`, error)

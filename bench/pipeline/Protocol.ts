@@ -74,6 +74,8 @@ export interface Collected {
   readonly id: number
   /** `channel:message` to the first time the observer saw it. */
   readonly seen: Record<string, number>
+  /** The observer's own event-loop delay p99 since the phase's `watch`, ms: the floor under its stamps. */
+  readonly loopDelayP99Ms: number
 }
 
 export type ToTarget = PhaseCommand | { readonly type: "stop" }
