@@ -3,8 +3,8 @@
  *
  * A fresh database with 1,000,000 messages over 100 channels (one INSERT ...
  * SELECT generate_series), then the real `telegram-gateway-api` program in its
- * own process (`node --import tsx src/bin/telegram-gateway-api.ts`, configured
- * through the environment), driven by autocannon from this process: 100
+ * own process, configured through the environment, driven by autocannon
+ * from this process: 100
  * consumers, one keep-alive connection each, each polling its own channel and
  * following the `nextCursor` of its previous page, at a fixed total rate.
  *
@@ -45,6 +45,14 @@
  * /proc/stat: PostgreSQL and PgBouncer are the rest), so a round shows whose
  * cost sets its latency.
  *
+ * The server runs as deployed (deploy/systemd/telegram-gateway-api.service):
+ * compiled JavaScript on plain Node, `telegram-gateway-api.js` from this
+ * bench's own build (`npm run bench:api` compiles src/ with the bench into
+ * dist-bench/, as `npm run build` does into dist/). Run through tsx
+ * (`npx tsx bench/api.ts`), or with BENCH_SERVER=tsx, it runs
+ * `node --import tsx src/bin/telegram-gateway-api.ts` instead: tsx turns on
+ * source maps for the process, which makes every captured stack cost more.
+ *
  * BENCH_CPU_PROF=dir starts the server with `--cpu-prof --cpu-prof-dir=dir`.
  * BENCH_PGBOUNCER_SOCKET=dir (e.g. /run/telegram-gateway/pgbouncer) makes the
  * server and the direct SQL reach PgBouncer through its Unix socket instead of
@@ -57,6 +65,7 @@ import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import { readFileSync } from "node:fs"
 import * as Os from "node:os"
+import { fileURLToPath } from "node:url"
 import { ChannelId } from "../src/domain/Message.ts"
 import * as PgClient from "../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
@@ -320,12 +329,18 @@ const whileOtherKey = async (loops: number, path: () => string, phase: () => Pro
 
 let serverPid: number | undefined
 
+/** The compiled server beside this file when the bench runs compiled (dist-bench/bench/api.js), else the source through tsx. */
+const compiledServer = new URL("../src/bin/telegram-gateway-api.js", import.meta.url)
+const serverCommand = import.meta.url.endsWith(".js") && process.env.BENCH_SERVER !== "tsx"
+  ? [fileURLToPath(compiledServer)]
+  : ["--import", "tsx", "src/bin/telegram-gateway-api.ts"]
+
 /** Starts the API program in its own process and waits until it answers. */
 const startServer = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const profile = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`]
-      const child = spawn(process.execPath, [...profile, "--import", "tsx", "src/bin/telegram-gateway-api.ts"], {
+      const child = spawn(process.execPath, [...profile, ...serverCommand], {
         env: { ...process.env, ...env },
         stdio: ["ignore", "ignore", "inherit"]
       })
@@ -455,6 +470,7 @@ const program = Effect.gen(function*() {
       `${rounds} rounds of ${phaseSeconds} s per phase, ${pageSize} events per poll; medians of the rounds; latencies in ms`
   )
   console.log(`load average (1/5/15 min) at the start of each round: ${loads.join(" | ")}; ${Os.cpus().length} CPUs`)
+  console.log(`server: node ${serverCommand.join(" ")}`)
   console.log(
     timescale
       ? "TimescaleDB side cluster 127.0.0.1:5439 directly (no PgBouncer), chunks older than a day compressed"
@@ -481,6 +497,7 @@ const program = Effect.gen(function*() {
     phaseSeconds,
     pageSize,
     loadTool: "autocannon 9, server in its own process",
+    server: serverCommand.join(" "),
     database: timescale ? "timescaledb 5439, compressed chunks" : "postgresql via pgbouncer",
     pgbouncer: pgbouncerSocket === undefined ? "tcp 127.0.0.1:6434" : `unix ${pgbouncerSocket}`,
     loadAverages: loads,
