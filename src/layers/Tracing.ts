@@ -10,7 +10,7 @@
  * answer is logged once (warning) and counted (`otel_export_failures_total`);
  * the spans of that export are dropped, never the events.
  */
-import { Effect, Layer, Metric, Option, Tracer } from "effect"
+import { Effect, Layer, Metric, Option, References, Tracer } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
 import { OtelConfig } from "../services/GatewayConfig.ts"
@@ -73,4 +73,18 @@ export const layer = Layer.unwrap(
       Layer.provide(exporterClient)
     )
   })
+)
+
+/**
+ * Spans off altogether (`References.TracerEnabled`) when no collector is
+ * configured, for a process whose spans go nowhere else: the API. Without it
+ * every request still made, timed and ended its spans (the HTTP server span
+ * with its trace headers parsed, the query's, the driver's, with the SQL
+ * text as an attribute) on Effect's native tracer, which keeps them nowhere.
+ * Not for the gateway, whose RabbitMQ messages carry their span's
+ * `traceparent` (src/services/EventBus.ts) whether or not it is exported.
+ */
+export const offWithoutCollector = Layer.unwrap(
+  Effect.map(OtelConfig, (config) =>
+    Option.isNone(config.exporterOtlpEndpoint) ? Layer.succeed(References.TracerEnabled, false) : Layer.empty)
 )

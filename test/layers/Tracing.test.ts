@@ -4,9 +4,9 @@
  * test/e2e/Traces.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted, Tracer } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, References, Tracer } from "effect"
 import { target } from "../../src/layers/PgClient.ts"
-import { sampled } from "../../src/layers/Tracing.ts"
+import { offWithoutCollector, sampled } from "../../src/layers/Tracing.ts"
 import { batchSpanOptions } from "../../src/programs/MessageTrace.ts"
 import { traceparent } from "../../src/services/EventBus.ts"
 
@@ -46,6 +46,21 @@ describe("Tracing", () => {
       assert.match(traceparent(kept), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
       const dropped = yield* underRatio(0, Effect.makeSpan("publish", { root: true }))
       assert.match(traceparent(dropped), /-00$/)
+    }))
+
+  it.effect("the API's spans are off without a collector and on with one", () =>
+    Effect.gen(function*() {
+      const under = (otel: Record<string, unknown>) =>
+        Effect.gen(function*() {
+          const span = yield* Effect.makeSpan("poll")
+          return { enabled: yield* References.TracerEnabled, span }
+        }).pipe(Effect.provide(offWithoutCollector.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ otel }))))))
+      const off = yield* under({})
+      assert.isFalse(off.enabled)
+      assert.isFalse(off.span.sampled, "a span made without a collector is a no-op")
+      const on = yield* under({ exporterOtlpEndpoint: "http://127.0.0.1:4318" })
+      assert.isTrue(on.enabled)
+      assert.isTrue(on.span.sampled)
     }))
 
   it("SQL spans name the URL's host, port and database, not the driver's defaults", () => {
