@@ -385,23 +385,25 @@ export const layer = Layer.effect(
       { startImmediately: true }
     ).pipe(Effect.replicateEffect(pollWorkers))
 
+    // A poll's hand-over to the workers is plain calls (the queue is unbounded,
+    // so an offer never waits): on the API's hot path each effect costs.
     const events = (options: EventsOptions) =>
       orFail(
         "events",
-        Effect.gen(function*() {
-          const answer = yield* Deferred.make<ReadonlyArray<StoredEvent>, unknown>()
-          yield* Queue.offer(pending, { json: false, options, answer })
-          return yield* Deferred.await(answer)
+        Effect.suspend(() => {
+          const answer = Deferred.makeUnsafe<ReadonlyArray<StoredEvent>, unknown>()
+          Queue.offerUnsafe(pending, { json: false, options, answer })
+          return Deferred.await(answer)
         })
       )
 
     const eventsJson = (options: EventsOptions) =>
       orFail(
         "eventsJson",
-        Effect.gen(function*() {
-          const answer = yield* Deferred.make<ReadonlyArray<StoredEventJson>, unknown>()
-          yield* Queue.offer(pending, { json: true, options, answer })
-          return yield* Deferred.await(answer)
+        Effect.suspend(() => {
+          const answer = Deferred.makeUnsafe<ReadonlyArray<StoredEventJson>, unknown>()
+          Queue.offerUnsafe(pending, { json: true, options, answer })
+          return Deferred.await(answer)
         })
       )
 

@@ -14,7 +14,7 @@
  * NUL or other invalid byte in a header: 400) is answered by
  * `answerClientErrors` on the Node server itself.
  */
-import { ByteSize, type Context, Effect, Layer, Metric, Option } from "effect"
+import { ByteSize, Context, Effect, Layer, Metric, Option } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { OpenApi } from "effect/http-api"
 import type * as Http from "node:http"
@@ -68,56 +68,70 @@ export const layer = Layer.unwrap(Effect.gen(function*() {
   const maxBodySize = ByteSize.bytes(config.maxBodyBytes)
   const tooLarge = (size: string) =>
     new PayloadTooLarge({ message: `The request body is ${size}; the limit is ${config.maxBodyBytes} bytes (api.maxBodyBytes)` })
-  return HttpRouter.middleware(
-    (httpEffect) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        if (!request.url.startsWith("/api/")) {
-          // Health, metrics and documents need no key: bounded per client address instead.
-          const address = Option.getOrElse(request.remoteAddress, () => "unknown")
-          const limited = yield* limits.rate("public", address, `Client ${address}`).pipe(Effect.flip, Effect.option)
-          if (Option.isSome(limited)) {
-            const error = limited.value
-            return HttpServerResponse.jsonUnsafe(errorBody(error), {
-              status: error.status,
-              headers: { "retry-after": String(error.retryAfterSeconds) }
-            })
-          }
-        }
-        const length = request.headers["content-length"]
-        const hasBody = (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
-        if (length !== undefined && Number(length) > config.maxBodyBytes) return yield* respond(tooLarge(`${length} bytes`))
-        const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase()
-        if (hasBody && contentType !== "application/json") {
-          return yield* respond(
-            new UnsupportedMediaType({
-              message: `Send the body as JSON with Content-Type: application/json; got "${contentType || "none"}"`
-            })
+  /** The router's own failures (no route, a body it could not read) as the API's errors. */
+  const routed = (request: HttpServerRequest.HttpServerRequest, httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+    httpEffect.pipe(
+      // The router fails with RouteNotFound; HttpApi dies with the body's RequestParseError.
+      Effect.catchCause((cause) => {
+        const error = cause.reasons
+          .map((reason) => reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined)
+          .find(HttpServerError.isHttpServerError)
+        if (error === undefined) return Effect.failCause(cause)
+        const reason = error.reason
+        if (reason._tag === "RouteNotFound") return unrouted(request.method, request.url)
+        if (reason._tag === "RequestParseError") {
+          return respond(
+            reason.reason === "BodyTooLarge"
+              ? tooLarge("larger than allowed")
+              : new InvalidRequest({
+                code: "invalid_parameter",
+                message: `The request body could not be read: ${reason.description ?? "malformed"}`
+              })
           )
         }
-        return yield* httpEffect.pipe(
-          // The router fails with RouteNotFound; HttpApi dies with the body's RequestParseError.
-          Effect.catchCause((cause) => {
-            const error = cause.reasons
-              .map((reason) => reason._tag === "Fail" ? reason.error : reason._tag === "Die" ? reason.defect : undefined)
-              .find(HttpServerError.isHttpServerError)
-            if (error === undefined) return Effect.failCause(cause)
-            const reason = error.reason
-            if (reason._tag === "RouteNotFound") return unrouted(request.method, request.url)
-            if (reason._tag === "RequestParseError") {
-              return respond(
-                reason.reason === "BodyTooLarge"
-                  ? tooLarge("larger than allowed")
-                  : new InvalidRequest({
-                    code: "invalid_parameter",
-                    message: `The request body could not be read: ${reason.description ?? "malformed"}`
-                  })
-              )
+        return Effect.failCause(cause)
+      }),
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize)
+    )
+  /** The checks of the body's headers: a refusal, or undefined when the request may go on. */
+  const bodyRefusal = (request: HttpServerRequest.HttpServerRequest): GuardError | undefined => {
+    const length = request.headers["content-length"]
+    const hasBody = (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
+    if (length !== undefined && Number(length) > config.maxBodyBytes) return tooLarge(`${length} bytes`)
+    const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase()
+    if (hasBody && contentType !== "application/json") {
+      return new UnsupportedMediaType({
+        message: `Send the body as JSON with Content-Type: application/json; got "${contentType || "none"}"`
+      })
+    }
+    return undefined
+  }
+  // A request under /api/ (every poll) is checked by plain calls: no effect
+  // runs before the router's unless it is refused.
+  return HttpRouter.middleware(
+    (httpEffect) =>
+      Effect.withFiber((fiber) => {
+        const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+        if (request.url.startsWith("/api/")) {
+          const refusal = bodyRefusal(request)
+          return refusal === undefined ? routed(request, httpEffect) : respond(refusal)
+        }
+        // Health, metrics and documents need no key: bounded per client address instead.
+        const address = Option.getOrElse(request.remoteAddress, () => "unknown")
+        return limits.rate("public", address, `Client ${address}`).pipe(
+          Effect.matchEffect({
+            onFailure: (error) =>
+              Effect.succeed(HttpServerResponse.jsonUnsafe(errorBody(error), {
+                status: error.status,
+                headers: { "retry-after": String(error.retryAfterSeconds) }
+              })),
+            onSuccess: () => {
+              const refusal = bodyRefusal(request)
+              return refusal === undefined ? routed(request, httpEffect) : respond(refusal)
             }
-            return Effect.failCause(cause)
           })
         )
-      }).pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize)),
+      }),
     { global: true }
   )
 }))

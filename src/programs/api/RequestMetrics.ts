@@ -5,7 +5,7 @@
  * flight. Routes are labelled by their pattern from the API definition (a
  * path that matches none is `unmatched`), so ids never become label values.
  */
-import { Effect, Exit, Metric } from "effect"
+import { Context, Effect, Exit, Metric } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest } from "effect/http"
 import { HttpApi } from "effect/http-api"
 import * as ApiMetrics from "../../services/ApiMetrics.ts"
@@ -67,9 +67,15 @@ const answeredMetrics = (method: string, route: string, status: number) => {
   return metrics
 }
 
+/**
+ * Counted by plain calls on the request fiber's context (`updateUnsafe`), not
+ * by an effect per metric: this runs on every poll, and each effect is work
+ * for the fiber's run loop.
+ */
 export const layer = HttpRouter.middleware((httpEffect) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
+  Effect.withFiber((fiber) => {
+    const context = fiber.context
+    const request = Context.getUnsafe(context, HttpServerRequest.HttpServerRequest)
     const query = request.url.indexOf("?")
     const path = query === -1 ? request.url : request.url.slice(0, query)
     const route = routeLabel(request.method, path)
@@ -78,24 +84,26 @@ export const layer = HttpRouter.middleware((httpEffect) =>
       request.url.includes("wait=", query) &&
       Number(new URLSearchParams(request.url.slice(query + 1)).get("wait") ?? 0) > 0
     const started = performance.now()
-    yield* Metric.modify(ApiMetrics.inFlight, 1)
-    if (longPoll) yield* Metric.modify(ApiMetrics.longPollsWaiting, 1)
-    return yield* httpEffect.pipe(
-      Effect.onExit((exit) =>
-        Effect.gen(function*() {
-          // A failure is answered by the router from its cause (404 for no route, 500 for a defect).
-          const status = Exit.isSuccess(exit) ? exit.value.status : (yield* HttpServerError.causeResponse(exit.cause))[0].status
-          const metrics = answeredMetrics(request.method, route, status)
-          yield* Metric.modify(ApiMetrics.inFlight, -1)
-          if (longPoll) yield* Metric.modify(ApiMetrics.longPollsWaiting, -1)
-          yield* Metric.update(metrics.requests, 1)
-          yield* Metric.update(metrics.duration, (performance.now() - started) / 1000)
-          if (status === 401 || status === 403) {
-            const reason = status === 401 ? "unauthenticated" : "forbidden"
-            yield* Metric.update(ApiMetrics.authFailures.pipe(Metric.withAttributes({ reason })), 1)
-          }
-          if (status === 429) yield* Metric.update(ApiMetrics.rateLimited, 1)
-        })
-      )
-    )
+    ApiMetrics.inFlight.modifyUnsafe(1, context)
+    if (longPoll) ApiMetrics.longPollsWaiting.modifyUnsafe(1, context)
+    const answered = (status: number) => {
+      const metrics = answeredMetrics(request.method, route, status)
+      ApiMetrics.inFlight.modifyUnsafe(-1, context)
+      if (longPoll) ApiMetrics.longPollsWaiting.modifyUnsafe(-1, context)
+      metrics.requests.updateUnsafe(1, context)
+      metrics.duration.updateUnsafe((performance.now() - started) / 1000, context)
+      if (status === 401 || status === 403) {
+        const reason = status === 401 ? "unauthenticated" : "forbidden"
+        ApiMetrics.authFailures.pipe(Metric.withAttributes({ reason })).updateUnsafe(1, context)
+      }
+      if (status === 429) ApiMetrics.rateLimited.updateUnsafe(1, context)
+    }
+    return Effect.onExit(httpEffect, (exit) => {
+      if (Exit.isSuccess(exit)) {
+        answered(exit.value.status)
+        return Effect.void
+      }
+      // A failure is answered by the router from its cause (404 for no route, 500 for a defect).
+      return Effect.map(HttpServerError.causeResponse(exit.cause), ([response]) => answered(response.status))
+    })
   }), { global: true })
