@@ -77,12 +77,15 @@ export const layer = Layer.unwrap(
 
 /**
  * Spans off altogether (`References.TracerEnabled`) when no collector is
- * configured, for a process whose spans go nowhere else: the API. Without it
+ * configured, for every binary (src/main/Runtime.ts). Without it the API's
  * every request still made, timed and ended its spans (the HTTP server span
  * with its trace headers parsed, the query's, the driver's, with the SQL
- * text as an attribute) on Effect's native tracer, which keeps them nowhere.
- * Not for the gateway, whose RabbitMQ messages carry their span's
- * `traceparent` (src/services/EventBus.ts) whether or not it is exported.
+ * text as an attribute), and the gateway every batch's (`BatchWriter.commit`,
+ * `MessageStore.writeBatch`, the driver's), on
+ * Effect's native tracer, which keeps them nowhere. The gateway's RabbitMQ
+ * messages carry a `traceparent` only when a collector is set
+ * (src/layers/RabbitEventBus.ts makes publish spans only then), so nothing a
+ * consumer sees changes.
  */
 export const offWithoutCollector = Layer.unwrap(
   Effect.map(OtelConfig, (config) =>

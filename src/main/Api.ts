@@ -7,7 +7,6 @@ import * as PgClient from "../layers/PgClient.ts"
 import * as PgMessageQuery from "../layers/PgMessageQuery.ts"
 import * as RabbitEventBus from "../layers/RabbitEventBus.ts"
 import * as RedisMessageCache from "../layers/RedisMessageCache.ts"
-import * as Tracing from "../layers/Tracing.ts"
 import * as Server from "../programs/api/Server.ts"
 import * as MetricsAtStart from "../programs/MetricsAtStart.ts"
 import * as ProcessMetrics from "../programs/ProcessMetrics.ts"
@@ -37,8 +36,6 @@ export const api = Layer.mergeAll(
  * restart (deploy/systemd/).
  */
 export const main = Layer.launch(api.pipe(
-  // Each poll made three spans that nothing kept when no collector is set (src/layers/Tracing.ts).
-  Layer.provide(Tracing.offWithoutCollector),
   Layer.catchTag("ConfigError", (error) => Layer.effectDiscard(Effect.fail(new InvalidConfiguration({ detail: formatConfigError(error) })))),
   Layer.provide(Runtime.layer(undefined))
 ))

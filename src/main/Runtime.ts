@@ -20,7 +20,8 @@ export const teardown: Runtime.Teardown = (exit, onExit) =>
  * the configuration check is logged as JSON before the process exits 78.
  */
 export const layer = (configFile: string | undefined) =>
-  Tracing.layer.pipe(
+  // No spans at all without a collector (Tracing.offWithoutCollector).
+  Layer.merge(Tracing.layer, Tracing.offWithoutCollector).pipe(
     Layer.provideMerge(Layer.effectDiscard(validatedConfig)),
     Layer.provideMerge(Logging.failureReport),
     Layer.provideMerge(Logging.layer),
