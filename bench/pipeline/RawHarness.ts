@@ -7,8 +7,9 @@
  * per at most `rememberChunk` events with the gateway's arguments, through
  * ioredis with auto-pipelining; then, per event with a "new" verdict, a
  * persistent publish on an amqplib confirm channel opened with `noDelay` (the
- * gateway's properties, to the same exchange); and each event, at receipt,
- * joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
+ * gateway's properties, its writes coalesced per pass of amqplib's
+ * multiplexer as the gateway's are, src/layers/AmqpWrites.ts, to an
+ * exchange of its own); and each event, at receipt, joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
  * row by one of two connections, with the store's one statement
  * (src/layers/PgMessageStore.ts, `write_events`: the shared advisory lock,
  * the transaction id, the same `json_to_recordset` INSERT), one round trip,
@@ -21,6 +22,7 @@
  */
 import * as Amqp from "amqplib"
 import { Redis } from "ioredis"
+import { coalesceWrites } from "../../src/layers/AmqpWrites.ts"
 import { rememberChunk, rememberLua } from "../../src/layers/RedisScripts.ts"
 import { benchText, eventAt, type FromTarget, memoryMb, monotonicMs, type PhaseCommand, type ToTarget } from "./Protocol.ts"
 import { RawPg } from "./RawPg.ts"
@@ -103,6 +105,8 @@ const main = async () => {
     scripts: { gatewayRemember: { lua: rememberLua, numberOfKeys: 0 } }
   }) as Scripted
   const connection = await Amqp.connect("amqp://guest:guest@127.0.0.1:5672", { noDelay: true })
+  // As the gateway's bus does (src/layers/AmqpWrites.ts), so the ceiling pays the same writes.
+  coalesceWrites(connection)
   const channel = await connection.createConfirmChannel()
   await channel.assertExchange(exchange, "topic", { durable: true })
   const connections = await Promise.all(Array.from({ length: writers }, () => RawPg.connect(databaseUrl)))

@@ -13,6 +13,7 @@ import * as Amqp from "amqplib"
 import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schedule, Semaphore, type Tracer } from "effect"
 import type { ConfigError } from "effect/Config"
 import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
+import { coalesceWrites } from "./AmqpWrites.ts"
 import { BusUnavailable, EventBus, routingKey, traceparent } from "../services/EventBus.ts"
 import { OtelConfig, RabbitMqConfig } from "../services/GatewayConfig.ts"
 import { describeCause } from "../domain/DescribeCause.ts"
@@ -111,6 +112,8 @@ const establish = async (url: string, now: () => number): Promise<Session> => {
   })
   // Until the Session owns the connection; it stays so that a late error is harmless.
   connection.on("error", () => {})
+  // A batch's publishes leave in one write per pass of amqplib's multiplexer, not one each (AmqpWrites.ts).
+  coalesceWrites(connection)
   try {
     const channel = await connection.createConfirmChannel()
     return new Session(connection, channel, now())
