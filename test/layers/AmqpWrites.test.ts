@@ -8,8 +8,10 @@ import * as Amqp from "amqplib"
 import { Effect } from "effect"
 import type { Socket } from "node:net"
 import { coalesceWrites } from "../../src/layers/AmqpWrites.ts"
+import { uniqueName } from "../support/SharedNames.ts"
 
-const exchange = `test.amqp-writes.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`
+// Never bound, so autoDelete never removes it: the setup file deletes it after the file.
+const exchange = uniqueName("test.amqp-writes")
 
 /** Socket writes (`_write` and `_writev` calls) made while `count` messages are published at once, and their confirms. */
 const burst = (coalesce: boolean, count: number) =>
