@@ -226,7 +226,8 @@ const gatewayCounterNames = {
   committed: "events_committed_total",
   published: "events_published_total",
   relayPublished: "bus_relay_published_total",
-  hotPathSkipped: "hot_path_skipped_total"
+  hotPathSkipped: "hot_path_skipped_total",
+  hotPathPublishSkipped: "hot_path_publish_skipped_total"
 } as const
 type GatewayCounters = Record<keyof typeof gatewayCounterNames, number>
 

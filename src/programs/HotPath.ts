@@ -18,7 +18,9 @@
  * completeness. Every outcome goes into the publish ledger, and what the hot
  * path could not get confirmed is published by the relay from PostgreSQL.
  * So the queue is bounded (events it has no room for are counted and left to
- * the relay), and while RabbitMQ is down the hot path does not publish at all:
+ * the relay), so are the publishes awaiting confirms (past the bound a batch
+ * is cached but its publish is left to the relay: the Redis step never waits
+ * for the bus), and while RabbitMQ is down the hot path does not publish at all:
  * the relay alone probes the broker and publishes in commit order, which
  * keeps duplicates to the publishes in flight when the outage began.
  */
@@ -42,6 +44,12 @@ export interface HotPathOptions {
   readonly ledger: PublishLedger
   /** Events waiting for a worker, at most. */
   readonly capacity: number
+  /**
+   * Events published and waiting for their confirms, at most. Past it a
+   * worker does not wait: the batch is cached and its publish left to the
+   * relay (`hot_path_publish_skipped_total`).
+   */
+  readonly publishCapacity: number
   /** At shutdown, how long the work already queued may take. */
   readonly shutdownTimeout: Duration.Duration
 }
@@ -52,7 +60,7 @@ export interface HotPath {
   /**
    * `offer` with the time already read, for a batch of events: false when
    * the queue was full and the event is left to the relay, which the caller
-   * counts in `ingest_hot_path_skipped_total` (`countSkipped`).
+   * counts in `hot_path_skipped_total` (`countSkipped`).
    */
   readonly offerUnsafe: (entry: MessageTrace.Traced, now: number) => boolean
   readonly countSkipped: (skipped: number) => Effect.Effect<void>
@@ -65,16 +73,6 @@ const maxBatch = 256
  * events, so one slow round trip does not hold the events behind it.
  */
 const workers = 16
-/**
- * Events past their Redis step whose publish and confirms may be under way at
- * once. A worker does not wait for its batch's confirms (a persistent
- * message's confirm waits for RabbitMQ's disk sync: tens of milliseconds, more
- * on a busy host); it waits here only when this many are already waiting for
- * theirs, and then the queue in front of the workers fills and the events
- * past its capacity go to the relay, as before.
- */
-const maxPublishing = 4096
-
 /** A short retry: a blip is absorbed, an outage falls through fast. */
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
 
@@ -93,7 +91,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   // event from the hot path only (it is committed, and the relay publishes it).
   const queue = yield* Queue.bounded<MessageTrace.Traced, Cause.Done>(options.capacity)
   const clock = yield* Clock.Clock
-  const publishing = yield* Semaphore.make(maxPublishing)
+  const publishing = yield* Semaphore.make(options.publishCapacity)
   const confirming = yield* FiberSet.make()
 
   /** The verdict per event, or "unknown" for all when Redis could not answer (with its error). */
@@ -160,11 +158,12 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
   const finish = Effect.fnUntraced(function*(
     entries: Arr.NonEmptyReadonlyArray<MessageTrace.Traced>,
     cached: boolean,
-    verdicts: ReadonlyArray<DedupVerdict | "unknown">
+    verdicts: ReadonlyArray<DedupVerdict | "unknown">,
+    publish: boolean
   ) {
     const events = entries.map((entry) => entry.event)
     const traces = entries.map((entry) => entry.trace)
-    const toPublish = entries.filter((_, index) => verdicts[index] !== "duplicate")
+    const toPublish = publish ? entries.filter((_, index) => verdicts[index] !== "duplicate") : []
     const published = toPublish.length > 0 ? yield* publishAll(toPublish) : new Set<MessageEvent>()
     const at = yield* Clock.currentTimeMillis
     for (const event of events) ledger.settled(eventKey(event), published.has(event), at)
@@ -199,11 +198,20 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       span.attribute("cache.verdict", verdicts[index])
       return error === undefined ? Exit.void : Exit.fail(error)
     })
+    // A persistent message's confirm waits for RabbitMQ's disk sync (tens of
+    // milliseconds, seconds on a busy broker), so the worker never waits for
+    // it, nor for room to publish: waiting there held the Redis step of every
+    // event behind it (the cache fell seconds behind at 5,000 msg/s). Past
+    // the bound the relay publishes these events from PostgreSQL.
+    const permits = Math.min(entries.length, options.publishCapacity)
+    if (!(yield* Semaphore.takeIfAvailable(publishing, permits))) {
+      yield* Metric.update(Metrics.hotPathPublishSkipped, verdicts.filter((verdict) => verdict !== "duplicate").length)
+      return yield* finish(entries, cached, verdicts, false)
+    }
     // Started at once, so the publishes leave before the worker takes its next events.
-    yield* Semaphore.take(publishing, entries.length)
     yield* FiberSet.run(
       confirming,
-      finish(entries, cached, verdicts).pipe(Effect.ensuring(Semaphore.release(publishing, entries.length)))
+      finish(entries, cached, verdicts, true).pipe(Effect.ensuring(Semaphore.release(publishing, permits)))
     )
   })
 

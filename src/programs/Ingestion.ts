@@ -129,6 +129,7 @@ export const make = Effect.gen(function*() {
     progress,
     ledger,
     capacity: config.hotPathCapacity,
+    publishCapacity: config.hotPathCapacity,
     shutdownTimeout: config.tierTimeout
   })
 

@@ -121,7 +121,12 @@ export const IngestConfig = Config.all({
   shutdownTimeout: duration("shutdownTimeout", "30 seconds"),
   /** On SIGTERM, how long cache and bus work already under way may take to finish. */
   tierTimeout: duration("tierTimeout", "2 seconds"),
-  /** Events waiting for cache and bus work; beyond it they skip the hot path and the bus relay publishes them. */
+  /**
+   * Events waiting for cache work, and again events waiting for their bus
+   * publish and its confirm: beyond the first they skip the hot path, beyond
+   * the second they are cached but not published by it; the bus relay
+   * publishes both.
+   */
   hotPathCapacity: positiveInt("hotPathCapacity", 20_000),
   /** /health/ready reports the writer stalled when an accepted event has waited longer than this. */
   stallThreshold: duration("stallThreshold", "60 seconds")

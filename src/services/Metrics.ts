@@ -72,6 +72,10 @@ export const hotPathSkipped = Metric.counter("hot_path_skipped_total", {
   description: "Events the hot path had no room for: not cached, published later by the bus relay",
   incremental: true
 })
+export const hotPathPublishSkipped = Metric.counter("hot_path_publish_skipped_total", {
+  description: "Events the hot path cached but did not publish, its bound of events awaiting confirms being full: published later by the bus relay",
+  incremental: true
+})
 export const cacheRefilled = Metric.counter("cache_refilled_total", {
   description: "Events written back to Redis from PostgreSQL after Redis lost its data",
   incremental: true

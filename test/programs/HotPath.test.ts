@@ -39,6 +39,7 @@ interface Setup {
   readonly cache?: MemoryMessageCache.MemoryCacheOptions
   readonly bus?: MemoryEventBus.MemoryBusOptions
   readonly capacity?: number
+  readonly publishCapacity?: number
 }
 
 /** A hot path over the memory tiers, in its own scope, with its logs and notifications collected. */
@@ -79,6 +80,7 @@ const hotPathWith = (setup: Setup = {}) =>
         progress,
         ledger,
         capacity: setup.capacity ?? 1_000,
+        publishCapacity: setup.publishCapacity ?? 1_000,
         shutdownTimeout: Duration.seconds(3)
       })
       return { hotPath, done, ledger, redis, rabbitmq }
@@ -213,6 +215,30 @@ describe("HotPath", () => {
       assert.isAtMost(inFlight, 16 + 16 * 256)
       const unknown = batch.filter((event) => ledger.status(eventKey(event)) === "unknown").length
       assert.strictEqual(unknown, skipped, "a skipped event is left to the relay, never marked as in flight")
+    }))
+
+  it.effect("the cache step never waits for the bus: past its bound of publishes awaiting confirms, events are cached, counted and left to the relay", () =>
+    Effect.gen(function*() {
+      const skippedBefore = yield* counter(Metrics.hotPathPublishSkipped)
+      // RabbitMQ takes the publishes and never confirms them.
+      const { cached, ledger, offerAll, published, settled } = yield* hotPathWith({
+        publishCapacity: 8,
+        bus: { beforePublish: () => Effect.never }
+      })
+      const awaitingConfirms = events(8)
+      yield* offerAll(awaitingConfirms)
+      for (let turn = 0; turn < 100 && cached.remembered.size < 8; turn++) yield* Effect.yieldNow
+      assert.strictEqual(cached.remembered.size, 8)
+      const behind = events(40)
+      yield* offerAll(behind)
+      const done = yield* settled(40)
+      assert.deepStrictEqual(done.map((entry) => entry.event).map(eventKey).sort(), behind.map(eventKey).sort())
+      assert.isTrue(done.every((entry) => entry.cached && entry.verdict === "new" && !entry.published))
+      assert.strictEqual(cached.remembered.size, 48, "every event behind the stuck publishes was cached")
+      assert.strictEqual((yield* counter(Metrics.hotPathPublishSkipped)) - skippedBefore, 40)
+      assert.isTrue(behind.every((event) => ledger.status(eventKey(event)) === "unknown"), "the relay publishes them")
+      assert.isTrue(awaitingConfirms.every((event) => ledger.status(eventKey(event)) === "pending"))
+      assert.strictEqual(published.length, 0)
     }))
 
   it.effect("on close, finishes the work already queued, bounded by its shutdown timeout", () =>
