@@ -41,7 +41,8 @@ export const make = Effect.gen(function*() {
         orElse: () =>
           Effect.fail(new UpdateStateError({ operation, cause: new Error(`no answer within ${Duration.format(statementTimeout)}`) }))
       }),
-      Effect.withSpan(`UpdateStateStore.${operation}`)
+      // The call site is always this helper, so a captured stack would say nothing.
+      Effect.withSpan(`UpdateStateStore.${operation}`, undefined, { captureStackTrace: false })
     )
 
   /** The account whose state this is (sql/0018_update_state_per_account.up.sql): the caller's lease's, else `default`. */
@@ -111,7 +112,8 @@ export const make = Effect.gen(function*() {
         orElse: () =>
           Effect.fail(new UpdateStateError({ operation: "save", cause: new Error(`no answer within ${Duration.format(statementTimeout)}`) }))
       }),
-      Effect.withSpan("UpdateStateStore.save")
+      // No captured stack, as in `run`: the span's name says where it is.
+      Effect.withSpan("UpdateStateStore.save", undefined, { captureStackTrace: false })
     )
 
   const saveFloodWait: UpdateStateStore["Service"]["saveFloodWait"] = (wait) =>

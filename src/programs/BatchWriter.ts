@@ -198,10 +198,12 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       Effect.map((span) => {
         for (const entry of batch) MessageTrace.committed(entry.trace, clock, Option.getOrUndefined(span))
       }),
+      // No captured stack: the call site is always this line, and it would
+      // be taken for every batch, tracing on or off.
       Effect.withSpan("BatchWriter.commit", {
         ...MessageTrace.batchSpanOptions(batch.map((entry) => entry.trace?.span)),
         attributes: { "batch.size": batch.length }
-      })
+      }, { captureStackTrace: false })
     )
 
   const drainQueue = Stream.fromQueue(queue).pipe(
