@@ -46,6 +46,7 @@
  * cost sets its latency.
  *
  * The server runs as deployed (deploy/systemd/telegram-gateway-api.service):
+ * with that unit's NODE_OPTIONS (its heap cap; bench/pipeline/Deployed.ts),
  * compiled JavaScript on plain Node, `telegram-gateway-api.js` from this
  * bench's own build (`npm run bench:api` compiles src/ with the bench into
  * dist-bench/, as `npm run build` does into dist/). Run through tsx
@@ -72,6 +73,7 @@ import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
 import { encodeCursor } from "../src/programs/api/Cursor.ts"
 import { MessageQuery } from "../src/services/MessageQuery.ts"
 import { makeTestDatabase, query, timescaleCluster } from "../test/support/Database.ts"
+import { deployedEnvironment } from "./pipeline/Deployed.ts"
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
 interface AutocannonRequest {
@@ -335,13 +337,19 @@ const serverCommand = import.meta.url.endsWith(".js") && process.env.BENCH_SERVE
   ? [fileURLToPath(compiledServer)]
   : ["--import", "tsx", "src/bin/telegram-gateway-api.ts"]
 
+/** The API unit's NODE_OPTIONS (its heap cap), as the server runs deployed (bench/pipeline/Deployed.ts). */
+const serverEnvironment = deployedEnvironment(
+  fileURLToPath(new URL(`${import.meta.url.endsWith(".js") ? "../../" : "../"}deploy/systemd/telegram-gateway-api.service`, import.meta.url)),
+  { heapCap: true }
+)
+
 /** Starts the API program in its own process and waits until it answers. */
 const startServer = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const profile = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`]
       const child = spawn(process.execPath, [...profile, ...serverCommand], {
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...serverEnvironment, ...env },
         stdio: ["ignore", "ignore", "inherit"]
       })
       for (let attempt = 0; attempt < 300; attempt++) {
@@ -470,7 +478,7 @@ const program = Effect.gen(function*() {
       `${rounds} rounds of ${phaseSeconds} s per phase, ${pageSize} events per poll; medians of the rounds; latencies in ms`
   )
   console.log(`load average (1/5/15 min) at the start of each round: ${loads.join(" | ")}; ${Os.cpus().length} CPUs`)
-  console.log(`server: node ${serverCommand.join(" ")}`)
+  console.log(`server: node ${serverCommand.join(" ")}, with ${JSON.stringify(serverEnvironment)}`)
   console.log(
     timescale
       ? "TimescaleDB side cluster 127.0.0.1:5439 directly (no PgBouncer), chunks older than a day compressed"
@@ -498,6 +506,7 @@ const program = Effect.gen(function*() {
     pageSize,
     loadTool: "autocannon 9, server in its own process",
     server: serverCommand.join(" "),
+    serverEnvironment,
     database: timescale ? "timescaledb 5439, compressed chunks" : "postgresql via pgbouncer",
     pgbouncer: pgbouncerSocket === undefined ? "tcp 127.0.0.1:6434" : `unix ${pgbouncerSocket}`,
     loadAverages: loads,

@@ -132,6 +132,8 @@ const apiKey = `bench-${uniqueName("key")}`
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 /** The gateway process starts with the systemd unit's memory settings (bench/pipeline/Deployed.ts). */
 const gatewayEnvironment = deployedEnvironment(here("../../deploy/systemd/telegram-gateway.service"))
+/** The API processes the poller reads start with their unit's NODE_OPTIONS, heap cap included, as deployed. */
+const apiEnvironment = deployedEnvironment(here("../../deploy/systemd/telegram-gateway-api.service"), { heapCap: true })
 const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -254,7 +256,7 @@ const startApi = (apiPort: number, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const api = spawn(process.execPath, [here("../src/bin/telegram-gateway-api.js")], {
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...apiEnvironment, ...env },
         stdio: ["ignore", "ignore", "inherit"]
       })
       for (let attempt = 0; attempt < 300; attempt++) {

@@ -8,6 +8,7 @@ import { ConfigProvider, Duration, Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { deployedEnvironment } from "../../bench/pipeline/Deployed.ts"
 import { ExitCode } from "../../src/services/ExitCodes.ts"
 import { ApiConfig } from "../../src/services/ApiConfig.ts"
 import { IngestConfig, TelegramConfig } from "../../src/services/GatewayConfig.ts"
@@ -137,6 +138,19 @@ describe("the systemd unit", () => {
       const result = yield* runCommand(process.execPath, ["-e", "0"], { env: { NODE_OPTIONS: environment["NODE_OPTIONS"]! } })
       assert.strictEqual(result.code, 0, result.stderr)
       assert.strictEqual(result.stderr, "")
+    }))
+
+  it.effect("the benches start the daemon and the API with their units' Node settings, the daemon without its heap cap", () =>
+    Effect.sync(() => {
+      const daemonUnit = deployPath("systemd", "telegram-gateway.service")
+      const daemon = deployedEnvironment(daemonUnit)
+      assert.include(daemon["NODE_OPTIONS"], "--max-semi-space-size=")
+      assert.notInclude(daemon["NODE_OPTIONS"], "--max-old-space-size", "issue 14's memory goal is for an uncapped heap")
+      assert.match(daemon["MALLOC_ARENA_MAX"] ?? "", /^[1-9]\d*$/)
+      assert.include(deployedEnvironment(daemonUnit, { heapCap: true })["NODE_OPTIONS"], "--max-old-space-size=")
+      const api = deployedEnvironment(deployPath("systemd", "telegram-gateway-api.service"), { heapCap: true })
+      assert.deepStrictEqual(Object.keys(api), ["NODE_OPTIONS"])
+      assert.match(api["NODE_OPTIONS"] ?? "", /^--max-old-space-size=\d+$/)
     }))
 
   it.effect("does not restart on an exit code that restarting cannot fix", () =>
