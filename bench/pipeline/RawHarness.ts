@@ -9,8 +9,9 @@
  * persistent publish on an amqplib confirm channel opened with `noDelay` (the
  * gateway's properties, its writes coalesced per pass of amqplib's
  * multiplexer as the gateway's are, src/layers/AmqpWrites.ts, to an
- * exchange of its own); and each event, at receipt, joins a PostgreSQL batch, flushed at 500 rows or 10 ms after its first
- * row by one of two connections, with the store's one statement
+ * exchange of its own); and each event, at receipt, joins a PostgreSQL
+ * batch, flushed at 500 rows or 10 ms after its first row by one of two
+ * connections, with the store's one statement
  * (src/layers/PgMessageStore.ts, `write_events`: the shared advisory lock,
  * the transaction id, the same `json_to_recordset` INSERT), one round trip,
  * through PgBouncer. The daemon's defaults are 500 rows, 10 ms, 2
