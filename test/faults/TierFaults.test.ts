@@ -174,6 +174,30 @@ layer(SideStack.layer, { timeout: "5 minutes", excludeTestServices: true })("dur
       assert.isAbove(result.committed, 3_000)
     }), { timeout: 300_000 })
 
+  it.effect("the gateway SIGKILLed while RabbitMQ is down, restarted after: its relay publishes every committed event the dead one had not", () =>
+    Effect.gen(function*() {
+      const stack = yield* SideStack
+      const scenario = yield* startScenario("fault_kill_during_bus_outage")
+      const producer = yield* scenario.produce(rate)
+      yield* Effect.sleep("5 seconds")
+      const heal = yield* fault(stack.rabbitmq.stopApp, stack.rabbitmq.startApp)
+      // Committed, never confirmed: only the relay's mark in PostgreSQL remembers them.
+      const unpublished = yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value > 500, "30 seconds")
+      scenario.gateway().kill("SIGKILL")
+      yield* scenario.gateway().exited
+      yield* heal
+      yield* scenario.restartGateway
+      yield* Effect.sleep("10 seconds")
+      yield* Fiber.interrupt(producer)
+
+      const result = yield* scenario.verify
+      yield* report("gateway SIGKILL while RabbitMQ down", result)
+      yield* awaitMetric(scenario, "bus_unpublished_events", (value) => value === 0, "30 seconds")
+      // The restarted process's own relay published what the dead one left.
+      assert.isAtLeast((yield* scenario.gateway().metric("bus_relay_published_total")) ?? 0, unpublished)
+      assert.isAtMost(result.duplicates, 1_000)
+    }), { timeout: 300_000 })
+
   it.effect("started while PostgreSQL is down: waits, says so in the log and /health/ready, counts it, backs off, then ingests everything", () =>
     Effect.gen(function*() {
       const stack = yield* SideStack
