@@ -13,9 +13,15 @@
  * event at or below it is confirmed. The mark only moves over a contiguous run
  * of confirmed events, so a crash at any point republishes, never skips.
  *
+ * An event the hot path is still publishing is left to it for a grace period,
+ * and the mark waits before it; the relay reads and publishes on past it (up
+ * to `readAhead` events read and not yet confirmed), so the events the hot
+ * path had no room for are not held behind a slow broker's confirms.
+ *
  * Duplicates are possible and bounded (consumers dedupe on `message_id`):
- * events published but not yet passed by the mark when the process died, and
- * publishes that reached the broker although their confirm did not come back.
+ * events published but not yet passed by the mark when the process died (at
+ * most `readAhead` past it), and publishes that reached the broker although
+ * their confirm did not come back.
  */
 import { Cause, Clock, Duration, Effect, Metric, Option, Schema } from "effect"
 import {
@@ -44,6 +50,12 @@ export interface BusRelayOptions {
   readonly interval: Duration.Duration
   /** Events read per pass. */
   readonly pageSize: number
+  /**
+   * How many events read but not yet confirmed the relay holds before it
+   * stops reading on: past the hot path's publishes in flight, so the events
+   * it had no room for are published without waiting for those confirms.
+   */
+  readonly readAhead: number
   /** How long an event the hot path is still publishing is left to it. */
   readonly grace: Duration.Duration
 }
@@ -79,6 +91,10 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
   const graceMs = Duration.toMillis(options.grace)
   let mark: bigint | undefined
   let savedMark: bigint | undefined
+  /** The last event read; nothing at or below it can commit later. */
+  let read = 0n
+  /** The events read above the mark not yet confirmed on the bus, in commit order. */
+  let unsettled: Array<StoredEventKey> = []
 
   /** Where this exchange's relay stands; a new exchange starts at the newest event, not at the beginning of history. */
   const initialMark = outbox.readMark(options.exchange).pipe(
@@ -90,59 +106,88 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
     Effect.tap((seq) => Effect.logInfo(`Bus relay for exchange ${options.exchange} resumes after event_seq ${seq}`))
   )
 
-  /** One pass; true when it should run again at once (a full page was handled). */
+  /**
+   * The whole events of `due` (in commit order), as far as one page from the
+   * first of them reaches: the rest are published on the next pass. `gone`
+   * are those within the page's reach no longer stored (retention dropped
+   * them first): nothing is left to publish of them.
+   */
+  const readDue = (due: ReadonlyArray<StoredEventKey>) =>
+    Effect.gen(function*() {
+      const page = yield* query.events({ after: due[0]!.seq - 1n, channelId: undefined, limit: options.pageSize })
+      const stored = new Set(page.map((row) => row.seq))
+      const wanted = new Set(due.map((row) => row.seq))
+      const reach = page.length < options.pageSize ? undefined : page[page.length - 1]!.seq
+      const gone = due.filter((row) => !stored.has(row.seq) && (reach === undefined || row.seq <= reach))
+      if (gone.length > 0) {
+        yield* Effect.logWarning("Bus relay found committed events no longer stored before it published them").pipe(
+          Effect.annotateLogs({ count: gone.length, first: gone[0]!.key })
+        )
+        yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), gone.length)
+      }
+      return { found: page.filter((row) => wanted.has(row.seq)), gone: gone.map((row) => row.seq) }
+    })
+  const noneDue = { found: [], gone: [] } as const
+
+  /** One pass; true when it should run again at once (more is there to read or publish). */
   const pass = Effect.gen(function*() {
-    mark ??= yield* initialMark
-    const after = mark
+    if (mark === undefined) {
+      mark = yield* initialMark
+      read = mark
+    }
     // The keys first: in steady state the hot path has had every event
     // confirmed, and the pass only moves the mark; the whole events are read
-    // back only when one of them still needs publishing.
-    const keys = yield* query.eventKeys({ after, limit: options.pageSize })
+    // back only when one of them still needs publishing. Reading goes on past
+    // events the hot path is still publishing, so those it had no room for
+    // are not held behind their confirms, up to `readAhead` unsettled events.
+    const reading = unsettled.length < options.readAhead
+    const fresh = reading ? yield* query.eventKeys({ after: read, limit: options.pageSize }) : []
     const now = yield* Clock.currentTimeMillis
     ledger.prune(now - Duration.toMillis(ledgerRetention))
 
-    /** The rows this pass may settle: up to the first one the hot path is still publishing. */
-    const consideredOf = <Row extends StoredEventKey>(rows: ReadonlyArray<Row>): Array<Row> => {
-      const considered: Array<Row> = []
-      for (const row of rows) {
-        const since = ledger.pendingSince(row.key)
-        if (since !== undefined && now - since < graceMs) break
-        considered.push(row)
+    // Confirmed by the hot path: settled. Still being published by it, within
+    // the grace period: left to it. Anything else is the relay's to publish.
+    const open: Array<StoredEventKey> = []
+    const due: Array<StoredEventKey> = []
+    for (const row of fresh.length === 0 ? unsettled : unsettled.concat(fresh)) {
+      if (ledger.status(row.key) === "confirmed") {
+        ledger.forget(row.key)
+        continue
       }
-      return considered
+      open.push(row)
+      const since = ledger.pendingSince(row.key)
+      if (since === undefined || now - since >= graceMs) due.push(row)
     }
-    let rows: ReadonlyArray<StoredEventKey> = keys
-    let considered: ReadonlyArray<StoredEventKey> = consideredOf(keys)
-    const failed = new Set<string>()
-    const toPublish: Array<StoredEvent> = []
+    // Recorded before anything else can fail, so no event read is ever lost track of.
+    if (fresh.length > 0) read = fresh[fresh.length - 1]!.seq
+    unsettled = open
+
+    const { found: toPublish, gone } = due.length === 0 ? noneDue : yield* readDue(due)
+    const settled = new Set<bigint>(gone)
     const events: Array<MessageEvent> = []
-    if (considered.some((row) => ledger.status(row.key) !== "confirmed")) {
-      const full = yield* query.events({ after, channelId: undefined, limit: options.pageSize })
-      const fullConsidered = consideredOf(full)
-      rows = full
-      considered = fullConsidered
-      for (const row of fullConsidered) {
-        if (ledger.status(row.key) === "confirmed") continue
-        try {
-          events.push(storedToEvent(row))
-          toPublish.push(row)
-        } catch (cause) {
-          // Cannot happen for a row the store wrote; if it does, the row stays readable through the API.
-          yield* Effect.logError("Bus relay cannot rebuild a stored event; it is not published").pipe(
-            Effect.annotateLogs({ key: row.key, error: String(cause) })
-          )
-          yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
-        }
+    const rebuilt: Array<StoredEvent> = []
+    for (const row of toPublish) {
+      try {
+        events.push(storedToEvent(row))
+        rebuilt.push(row)
+      } catch (cause) {
+        // Cannot happen for a row the store wrote; if it does, the row stays readable through the API.
+        settled.add(row.seq)
+        yield* Effect.logError("Bus relay cannot rebuild a stored event; it is not published").pipe(
+          Effect.annotateLogs({ key: row.key, error: String(cause) })
+        )
+        yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
       }
     }
     // In chunks, each with its own publish deadline, stopping at the first
     // chunk with a failure: the rest would fail too, and is left for later.
     let confirmed = 0
     let lastError: { readonly message: string } | undefined
-    for (let start = 0; start < toPublish.length && lastError === undefined; start += publishChunk) {
+    for (let start = 0; start < rebuilt.length && lastError === undefined; start += publishChunk) {
       const chunk = events.slice(start, start + publishChunk) as [MessageEvent, ...Array<MessageEvent>]
+      const rows = rebuilt.slice(start, start + publishChunk)
       // Each publish joins its message's trace while this process still knows it (the ledger's span).
-      const traces = toPublish.slice(start, start + publishChunk).map((row) => ledger.trace(row.key))
+      const traces = rows.map((row) => ledger.trace(row.key))
       const began = rabbitmq.began()
       const outcomes = yield* bus.publishAll(chunk, traces).pipe(
         Effect.withSpan("BusRelay.publish", {
@@ -151,43 +196,38 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
         }),
         Effect.withTracerEnabled(true)
       )
+      let failures = 0
       outcomes.forEach((error, index) => {
         if (error === undefined) {
           confirmed++
+          settled.add(rows[index]!.seq)
+          ledger.forget(rows[index]!.key)
         } else {
-          failed.add(toPublish[start + index]!.key)
+          failures++
           lastError = error
         }
       })
       if (lastError === undefined) yield* rabbitmq.succeeded(began)
-      else {
-        for (const row of toPublish.slice(start + publishChunk)) failed.add(row.key)
-        yield* rabbitmq.failed(lastError, failed.size)
-      }
+      else yield* rabbitmq.failed(lastError, failures + rebuilt.length - start - chunk.length)
     }
     yield* Metric.update(Metrics.busRelayPublished, confirmed)
 
-    // The mark passes the contiguous run of confirmed events.
-    let passed = 0
-    for (const row of considered) {
-      if (failed.has(row.key)) break
-      ledger.forget(row.key)
-      mark = row.seq
-      passed++
-    }
+    // The mark passes every event up to the first one not yet confirmed.
+    if (settled.size > 0) unsettled = open.filter((row) => !settled.has(row.seq))
+    mark = unsettled.length === 0 ? read : unsettled[0]!.seq - 1n
     if (mark !== savedMark) {
       yield* outbox.saveMark(options.exchange, mark)
       savedMark = mark
     }
 
-    const waiting = rows.slice(passed)
-    const backlog = rows.length < options.pageSize
-      ? waiting.filter((row) => ledger.status(row.key) !== "confirmed").length
-      : yield* outbox.countAfter(mark, backlogCountCap)
+    const moreToRead = !reading || fresh.length === options.pageSize
+    const backlog = unsettled.length + (moreToRead ? yield* outbox.countAfter(read, backlogCountCap) : 0)
     yield* Metric.update(Metrics.busUnpublished, backlog)
-    const oldest = waiting.find((row) => ledger.status(row.key) !== "confirmed")
+    const oldest = unsettled[0]
     yield* Metric.update(Metrics.busRelayLag, oldest === undefined ? 0 : Math.max(0, now - Date.parse(oldest.receivedAt)) / 1000)
-    return rows.length === options.pageSize && passed > 0
+    // Due events past the page read this pass are published on the next, at once.
+    const dueBeyondPage = due.length > toPublish.length + gone.length
+    return lastError === undefined && ((moreToRead && unsettled.length < options.readAhead) || dueBeyondPage)
   })
 
   // PostgreSQL being down is the writer's to report; the relay just waits for it.

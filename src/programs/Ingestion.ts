@@ -141,6 +141,8 @@ export const make = Effect.gen(function*() {
     exchange: rabbitmqConfig.exchange,
     interval: rabbitmqConfig.relayInterval,
     pageSize: rabbitmqConfig.relayPageSize,
+    // Past every publish the hot path may have in flight, and a page more.
+    readAhead: config.hotPathCapacity + rabbitmqConfig.relayPageSize,
     // The hot path's own attempts (three, each bounded by the publish timeout) come first.
     grace: Duration.sum(Duration.times(rabbitmqConfig.publishTimeout, 3), Duration.seconds(1))
   }).pipe(Effect.forkScoped)

@@ -15,7 +15,7 @@ import { Effect, Layer, Metric } from "effect"
 export const startAttributes: Readonly<Record<string, ReadonlyArray<Record<string, string>>>> = {
   tier_up: [{ tier: "postgres" }, { tier: "redis" }, { tier: "rabbitmq" }],
   events_received_total: [{ kind: "new" }, { kind: "edited" }, { kind: "deleted" }],
-  events_rejected_total: [{ reason: "malformed" }, { reason: "database" }],
+  events_rejected_total: [{ reason: "malformed" }, { reason: "database" }, { reason: "relay" }],
   api_auth_failures_total: [{ reason: "unauthenticated" }, { reason: "forbidden" }],
   telegram_backfill_requests_total: [{ status: "done" }, { status: "failed" }]
 }

@@ -29,7 +29,7 @@ export const eventsReceived = Metric.counter("events_received_total", {
   incremental: true
 })
 export const eventsRejected = Metric.counter("events_rejected_total", {
-  description: "Events refused as malformed before entering the pipeline, by reason",
+  description: "Events refused as malformed, rejected by the database, or committed but not publishable by the bus relay, by reason",
   incremental: true
 })
 export const eventsDuplicate = Metric.counter("events_duplicate_total", {

@@ -85,7 +85,7 @@ describe("metrics of a freshly started daemon", () => {
         const name = sampleName(metric, attributes)
         assert.isTrue(found.has(name), `${name} is exported from the start:\n${response!.body}`)
       }
-      for (const failures of ["redis_failures_total", "rabbitmq_failures_total", "database_write_failures_total", "telegram_malformed_updates_total", "events_rejected_total{reason=\"malformed\"}", "events_rejected_total{reason=\"database\"}"]) {
+      for (const failures of ["redis_failures_total", "rabbitmq_failures_total", "database_write_failures_total", "telegram_malformed_updates_total", "events_rejected_total{reason=\"malformed\"}", "events_rejected_total{reason=\"database\"}", "events_rejected_total{reason=\"relay\"}"]) {
         assert.strictEqual(found.get(failures), 0, failures)
       }
       assert.isFalse(found.has("tier_up"), "tier_up only with its tier label")
