@@ -169,6 +169,21 @@ const counter = (metric: Metric.Counter<number>) => Metric.value(metric).pipe(Ef
 
 const keysOf = (published: ReadonlyArray<MessageEvent>) => published.map(eventKey)
 
+/**
+ * A log whose first event (after `before`, all confirmed by the hot path) is
+ * still being published by the hot path, with `behind` events after it that
+ * the hot path had no room for.
+ */
+const oneInFlight = (behind: number, before: ReadonlyArray<MessageEvent> = []) => {
+  const log = makeEventLog()
+  const ledger = makePublishLedger()
+  for (const event of before) ledger.settled(eventKey(event), true, 0)
+  const [inFlight, ...skipped] = events(behind + 1) as [MessageEvent, ...Array<MessageEvent>]
+  ledger.attempting(eventKey(inFlight), 0)
+  const rows = log.commit([...before, inFlight, ...skipped])
+  return { log, ledger, inFlight, skipped, rows }
+}
+
 describe("BusRelay", () => {
   it.effect("publishes, once and as stored, every committed event the hot path did not get confirmed, and moves its mark to the newest", () =>
     Effect.gen(function*() {
@@ -207,11 +222,7 @@ describe("BusRelay", () => {
 
   it.effect("publishes past an event the hot path is still publishing, keeps its mark before it, and passes it once confirmed", () =>
     Effect.gen(function*() {
-      const log = makeEventLog()
-      const ledger = makePublishLedger()
-      const [inFlight, ...skipped] = events(1_001)
-      ledger.attempting(eventKey(inFlight!), 0)
-      const rows = log.commit([inFlight!, ...skipped])
+      const { inFlight, ledger, log, rows, skipped } = oneInFlight(1_000)
 
       const relay = yield* startRelay({ log, ledger, pageSize: 100 })
       yield* run(2_000)
@@ -220,7 +231,7 @@ describe("BusRelay", () => {
       assert.strictEqual(log.mark(), 0n, "the mark stays before the event still in flight")
       assert.strictEqual(yield* gauge(Metrics.busUnpublished), 1)
 
-      ledger.settled(eventKey(inFlight!), true, 2_000)
+      ledger.settled(eventKey(inFlight), true, 2_000)
       yield* run(500)
       assert.strictEqual(log.mark(), rows.at(-1)!.seq)
       assert.strictEqual(yield* gauge(Metrics.busUnpublished), 0)
@@ -230,13 +241,7 @@ describe("BusRelay", () => {
 
   it.effect("killed while an event is in flight, a new relay publishes again only what it had published past its mark", () =>
     Effect.gen(function*() {
-      const log = makeEventLog()
-      const ledger = makePublishLedger()
-      const first = events(50)
-      for (const event of first) ledger.settled(eventKey(event), true, 0)
-      const [inFlight, ...skipped] = events(301)
-      ledger.attempting(eventKey(inFlight!), 0)
-      const rows = log.commit([...first, inFlight!, ...skipped])
+      const { inFlight, ledger, log, rows, skipped } = oneInFlight(300, events(50))
 
       const dead = yield* startRelay({ log, ledger })
       yield* run(1_000)
@@ -247,7 +252,7 @@ describe("BusRelay", () => {
       // The new process knows nothing of what the old one published.
       const fresh = yield* startRelay({ log, ledger: makePublishLedger() })
       yield* run(1_000)
-      assert.deepStrictEqual(keysOf(fresh.published), [inFlight!, ...skipped].map(eventKey))
+      assert.deepStrictEqual(keysOf(fresh.published), [inFlight, ...skipped].map(eventKey))
       assert.strictEqual(log.mark(), rows.at(-1)!.seq)
       yield* fresh.stop
     }))
@@ -304,11 +309,7 @@ describe("BusRelay", () => {
 
   it.effect("loses track of nothing it read when PostgreSQL fails between its reads, and publishes it all once it answers", () =>
     Effect.gen(function*() {
-      const log = makeEventLog()
-      const ledger = makePublishLedger()
-      const [inFlight, ...skipped] = events(301)
-      ledger.attempting(eventKey(inFlight!), 0)
-      const rows = log.commit([inFlight!, ...skipped])
+      const { inFlight, ledger, log, rows, skipped } = oneInFlight(300)
       log.failEvents(true)
 
       const relay = yield* startRelay({ log, ledger })
@@ -319,7 +320,7 @@ describe("BusRelay", () => {
       log.failEvents(false)
       yield* run(1_000)
       assert.deepStrictEqual(keysOf(relay.published), skipped.map(eventKey))
-      ledger.settled(eventKey(inFlight!), true, 2_000)
+      ledger.settled(eventKey(inFlight), true, 2_000)
       yield* run(500)
       assert.strictEqual(log.mark(), rows.at(-1)!.seq)
       yield* relay.stop
@@ -327,11 +328,7 @@ describe("BusRelay", () => {
 
   it.effect("publishes what commits while an earlier event is still in flight", () =>
     Effect.gen(function*() {
-      const log = makeEventLog()
-      const ledger = makePublishLedger()
-      const [inFlight, ...rest] = events(11)
-      ledger.attempting(eventKey(inFlight!), 0)
-      log.commit([inFlight!, ...rest])
+      const { ledger, log } = oneInFlight(10)
       const relay = yield* startRelay({ log, ledger })
       yield* run(1_000)
       assert.strictEqual(relay.published.length, 10)
