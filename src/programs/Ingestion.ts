@@ -186,20 +186,21 @@ export const make = Effect.gen(function*() {
       }
     })
 
-  const countReceived = (events: ReadonlyArray<MessageEvent>) => {
+  /** Counted by plain calls on the fiber's context: this runs for every source batch, often of one event. */
+  const countReceived = (events: ReadonlyArray<MessageEvent>, context: Context.Context<never>) => {
+    if (events.length === 1) return receivedByKind[eventKind(events[0]!)].updateUnsafe(1, context)
     const counts = { new: 0, edited: 0, deleted: 0 }
     for (const event of events) counts[eventKind(event)]++
-    return Effect.all([
-      counts.new > 0 ? Metric.update(receivedByKind.new, counts.new) : Effect.void,
-      counts.edited > 0 ? Metric.update(receivedByKind.edited, counts.edited) : Effect.void,
-      counts.deleted > 0 ? Metric.update(receivedByKind.deleted, counts.deleted) : Effect.void
-    ], { discard: true })
+    if (counts.new > 0) receivedByKind.new.updateUnsafe(counts.new, context)
+    if (counts.edited > 0) receivedByKind.edited.updateUnsafe(counts.edited, context)
+    if (counts.deleted > 0) receivedByKind.deleted.updateUnsafe(counts.deleted, context)
   }
 
   // Per event on the common path (tracing off, room in the writer's queue)
   // nothing but the entry both queues share: no Effect, no generator step.
   const ingestBatch = (batch: SourceBatch) =>
-    Effect.flatMap(Clock.currentTimeMillis, (acceptedAt) => {
+    Effect.withFiber((fiber) => {
+      const acceptedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const events = batch.events
       const seq = tracker.register(events.length, batch.onCommitted, acceptedAt)
       if (events.length === 0) return release(tracker.committed([]))
@@ -208,14 +209,13 @@ export const make = Effect.gen(function*() {
       for (let index = 0; index < events.length; index++) {
         const entry = { event: events[index]!, batch: seq, trace: undefined }
         if (!writer.offerUnsafe(entry)) {
-          return countReceived(events).pipe(
-            Effect.andThen(hotPath.countSkipped(skipped)),
-            Effect.andThen(acceptWaiting(events, index, seq))
-          )
+          countReceived(events, fiber.context)
+          return Effect.andThen(hotPath.countSkipped(skipped), acceptWaiting(events, index, seq))
         }
         if (!hotPath.offerUnsafe(entry, acceptedAt)) skipped++
       }
-      return Effect.andThen(countReceived(events), hotPath.countSkipped(skipped))
+      countReceived(events, fiber.context)
+      return hotPath.countSkipped(skipped)
     })
 
   const ingest = (event: MessageEvent) => ingestBatch({ events: [event], onCommitted: Effect.void })

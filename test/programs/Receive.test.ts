@@ -85,6 +85,34 @@ describe("receive", () => {
         assert.instanceOf(error, TelegramFatal)
       }).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(tiers))))
     }).pipe(Effect.provide(config)))
+  it.effect("counts every event received by its kind, in one-event batches and mixed ones alike", () =>
+    Effect.gen(function*() {
+      const { memory: stored, store } = yield* MemoryMessageStore.make()
+      const { memory: telegram, source } = yield* MemoryTelegramSource.make
+      const tiers = Layer.mergeAll(Layer.succeed(MessageStore, store), MemoryMessageCache.layer(), MemoryEventBus.layer(), emptyEventLog)
+      const count = (kind: "new" | "edited" | "deleted") =>
+        Metric.value(Metrics.eventsReceived.pipe(Metric.withAttributes({ kind }))).pipe(Effect.map((state) => state.count))
+      const counts = Effect.all({ new: count("new"), edited: count("edited"), deleted: count("deleted") })
+      yield* Effect.gen(function*() {
+        const before = yield* counts
+        yield* receive.pipe(Effect.provideService(TelegramSource, source), Effect.forkChild)
+        const channelId = freshChannelId()
+        const batches = [
+          [created(makeMessage(channelId, 1), 0)],
+          [edited(makeMessage(channelId, 1), 1_700_000_000, "edited", 0)],
+          [deleted(channelId, 1, 0)],
+          [created(makeMessage(channelId, 2), 0), created(makeMessage(channelId, 3), 0), deleted(channelId, 3, 0)]
+        ]
+        for (const events of batches) yield* telegram.push({ events, onCommitted: Effect.void })
+        yield* settle(() => stored.committed.size === 6)
+        const after = yield* counts
+        assert.deepStrictEqual(
+          { new: after.new - before.new, edited: after.edited - before.edited, deleted: after.deleted - before.deleted },
+          { new: 3, edited: 1, deleted: 2 }
+        )
+      }).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(tiers))))
+    }).pipe(Effect.provide(config)))
+
   it.effect("takes a source batch past both queues' room: waits for the writer, leaves the hot path's overflow to the relay, counts every event once", () =>
     Effect.gen(function*() {
       const { memory: stored, store } = yield* MemoryMessageStore.make()
