@@ -66,6 +66,8 @@ const ledgerRetention = Duration.minutes(10)
 const publishChunk = 500
 /** Above this many, the backlog gauge stops counting. */
 const backlogCountCap = 10_000_000
+/** Committed events the relay can never publish: unreadable, or removed by retention first. */
+const relayRejected = Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" }))
 
 const decodeMessage = Schema.decodeUnknownSync(TelegramMessage)
 
@@ -123,7 +125,7 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
         yield* Effect.logWarning("Bus relay found committed events no longer stored before it published them").pipe(
           Effect.annotateLogs({ count: gone.length, first: gone[0]!.key })
         )
-        yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), gone.length)
+        yield* Metric.update(relayRejected, gone.length)
       }
       return { found: page.filter((row) => wanted.has(row.seq)), gone: gone.map((row) => row.seq) }
     })
@@ -176,7 +178,7 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
         yield* Effect.logError("Bus relay cannot rebuild a stored event; it is not published").pipe(
           Effect.annotateLogs({ key: row.key, error: String(cause) })
         )
-        yield* Metric.update(Metrics.eventsRejected.pipe(Metric.withAttributes({ reason: "relay" })), 1)
+        yield* Metric.update(relayRejected, 1)
       }
     }
     // In chunks, each with its own publish deadline, stopping at the first
