@@ -27,6 +27,7 @@ import {
   TelegramMessage
 } from "../domain/Message.ts"
 import { decodeText, encodeText, escapeUnsafe, escapeUnsafeDeep } from "../domain/PgSafeText.ts"
+import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import { MessageStore, type StoredVersion, StoreError, type WriteSummary } from "../services/MessageStore.ts"
 import * as PgClient from "./PgClient.ts"
@@ -90,7 +91,7 @@ export const boundedBy = (timeout: Duration.Duration) =>
   })
 
 /** Retries only a connection that never opened (see `isConnectFailure`). */
-export const retryConnectFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.retry(effect, retryConnect)
+export const retryConnectFailure = <A, E, R>(effect: Effect.Effect<A, E, R>) => retryAfterFailure<E>(retryConnect)(effect)
 
 /** One `messages` row as the JSON the INSERT expands; dates in epoch seconds. */
 const versionRow = ({ message, receivedAt }: MessageCreated | MessageEdited) => {
@@ -198,7 +199,7 @@ export const make = Effect.gen(function*() {
       const { deletions, versions } = batchJson(events)
       const rows = yield* sql<{ inserted: number }>`
         SELECT write_events(${versions}::json, ${deletions}::json) AS inserted`.pipe(
-        Effect.retry(retryConnect),
+        retryAfterFailure(retryConnect),
         Effect.mapError(storeError("writeBatch")),
         bounded("writeBatch")
       )
@@ -216,7 +217,7 @@ export const make = Effect.gen(function*() {
           reply_to_message_id, grouped_id, views, forwards, raw, deleted_at
         FROM messages
         WHERE channel_id = ${channelId}::bigint AND message_id = ${messageId}::integer
-        ORDER BY version`.pipe(Effect.retry(retryConnect), Effect.mapError(storeError("versions")), bounded("versions"))
+        ORDER BY version`.pipe(retryAfterFailure(retryConnect), Effect.mapError(storeError("versions")), bounded("versions"))
       return yield* Effect.forEach(rows, (row) =>
         storedVersion(row).pipe(
           Effect.mapError((cause) => new StoreError({ operation: "versions (decode)", retryable: false, cause }))
@@ -293,7 +294,7 @@ export const make = Effect.gen(function*() {
 
   const ping = sql`SELECT 1`.pipe(
     Effect.asVoid,
-    Effect.retry(retryConnect),
+    retryAfterFailure(retryConnect),
     Effect.mapError(storeError("ping")),
     bounded("ping"),
     Effect.withSpan("MessageStore.ping")

@@ -19,6 +19,7 @@
  */
 import { Array, Cause, Clock, Duration, Effect, Fiber, Metric, Option, Queue, Runtime, Schedule, Stream } from "effect"
 import { encodeMessageEventJson, eventKey, type MessageEvent } from "../domain/Message.ts"
+import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import { MessageStore, StoreError, type WriteSummary } from "../services/MessageStore.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { ExitCode } from "../services/ExitCodes.ts"
@@ -143,7 +144,7 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       return attempt(events)
     }).pipe(
       Effect.tapError((error) => (error.retryable ? health.failed(error) : Effect.void)),
-      Effect.retry(retryTransient),
+      retryAfterFailure(retryTransient),
       Effect.tap(() => health.succeeded(began)),
       Effect.catch((error) => onRefused(events, error))
     )

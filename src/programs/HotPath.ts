@@ -26,6 +26,7 @@
  */
 import { type Array as Arr, Cause, Clock, Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
 import { eventKey, type MessageEvent } from "../domain/Message.ts"
+import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import type { EventBus } from "../services/EventBus.ts"
 import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
@@ -77,12 +78,13 @@ const workers = 16
 const retry = Schedule.exponential("20 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 2 }))
 
 /**
- * The bus's short retry, for the events of a batch not confirmed: 40 then
- * 80 ms, each anywhere from half to one and a half times that, so workers
- * that failed together do not retry together.
+ * The bus's short retry, for the events of a batch not confirmed: two more
+ * attempts, after 40 then 80 ms, each anywhere from half to one and a half
+ * times that, so workers that failed together do not retry together.
  */
 const publishRetries = Schedule.exponential("40 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (random) => Duration.millis(Duration.toMillis(duration) * (0.5 + random))))
+  Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (random) => Duration.millis(Duration.toMillis(duration) * (0.5 + random)))),
+  Schedule.upTo({ times: 2 })
 )
 
 export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) {
@@ -103,7 +105,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
         attempts++
         began = redis.began()
         return cache.rememberAll(events)
-      }).pipe(Effect.retry(retry))
+      }).pipe(retryAfterFailure(retry))
       yield* redis.succeeded(began)
       // An attempt that timed out or lost its connection may still have run in
       // Redis, so after a retry "duplicate" may be our own first attempt.
@@ -130,6 +132,7 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       let waiting = entries
       let began = 0
       let lastError: { readonly message: string } | undefined
+      // Fails while some events are not confirmed: only those are published again.
       const attempt = Effect.gen(function*() {
         began = rabbitmq.began()
         const outcomes = yield* bus.publishAll(
@@ -142,9 +145,9 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
           else (failed.push(waiting[index]!), lastError = error)
         })
         waiting = failed
+        if (failed.length > 0) return yield* Effect.fail(lastError!)
       })
-      // Only the events that failed are published again.
-      if (waiting.length > 0) yield* attempt.pipe(Effect.repeat({ schedule: publishRetries, times: 2, while: () => waiting.length > 0 }))
+      if (waiting.length > 0) yield* attempt.pipe(retryAfterFailure(publishRetries), Effect.ignore)
       if (waiting.length > 0 && lastError !== undefined) yield* rabbitmq.failed(lastError, waiting.length)
       else if (entries.length > 0) yield* rabbitmq.succeeded(began)
       return confirmed

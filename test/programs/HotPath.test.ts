@@ -200,6 +200,36 @@ describe("HotPath", () => {
       assert.isTrue([...first, ...later].every((event) => ledger.status(eventKey(event)) === "unknown"))
     }))
 
+  it.effect("publishes again only the events of a batch that were not confirmed, and reports none failed once all are", () =>
+    Effect.gen(function*() {
+      const batch = events(3)
+      const unlucky = eventKey(batch[1]!)
+      const sends = new Map<string, number>()
+      const { ledger, offerAll, published, rabbitmq, settled } = yield* hotPathWith({
+        bus: {
+          // The second event's first two publishes are refused; the rest are confirmed at once.
+          beforePublish: (event) =>
+            Effect.suspend(() => {
+              const key = eventKey(event)
+              const sent = (sends.get(key) ?? 0) + 1
+              sends.set(key, sent)
+              return key === unlucky && sent <= 2
+                ? Effect.fail(new BusUnavailable({ operation: "publish", cause: "not confirmed" }))
+                : Effect.void
+            })
+        }
+      })
+      const failuresBefore = yield* counter(Metrics.rabbitmqFailures)
+      yield* offerAll(batch)
+      const done = yield* settled(3)
+      assert.isTrue(done.every((entry) => entry.published))
+      assert.deepStrictEqual(batch.map((event) => sends.get(eventKey(event))), [1, 3, 1])
+      assert.strictEqual(published.length, 3)
+      assert.isTrue(rabbitmq.isUp())
+      assert.strictEqual((yield* counter(Metrics.rabbitmqFailures)) - failuresBefore, 0)
+      assert.isTrue(batch.every((event) => ledger.status(eventKey(event)) === "confirmed"))
+    }))
+
   it.effect("never makes the receiver wait: past its capacity an event is skipped, counted, and left to the relay", () =>
     Effect.gen(function*() {
       const skippedBefore = yield* counter(Metrics.hotPathSkipped)
