@@ -10,6 +10,7 @@ export const fastTests = [
   "test/domain/*.test.ts",
   "test/layers/ReconnectDelays.test.ts",
   "test/programs/BatchWriter.test.ts",
+  "test/programs/BusRelay.test.ts",
   "test/programs/CommitTracker.test.ts",
   "test/programs/DatabaseWait.test.ts",
   "test/programs/HotPath.test.ts",

@@ -38,7 +38,7 @@ import type { EventBus } from "../services/EventBus.ts"
 import { MessageQuery, type StoredEvent, type StoredEventKey } from "../services/MessageQuery.ts"
 import * as Metrics from "../services/Metrics.ts"
 import * as MessageTrace from "./MessageTrace.ts"
-import type { PublishLedger } from "./PublishLedger.ts"
+import type { LedgerEntry, PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
 export interface BusRelayOptions {
@@ -86,6 +86,12 @@ export const storedToEvent = (stored: StoredEvent): MessageEvent => {
   return stored.version === 0 ? new MessageCreated({ message, receivedAt }) : new MessageEdited({ message, receivedAt })
 }
 
+/** An event the relay waits on, and its ledger entry once it has one. */
+interface Unsettled {
+  readonly row: StoredEventKey
+  entry: LedgerEntry | undefined
+}
+
 export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions) {
   const outbox = yield* BusOutbox
   const query = yield* MessageQuery
@@ -95,8 +101,13 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
   let savedMark: bigint | undefined
   /** The last event read; nothing at or below it can commit later. */
   let read = 0n
-  /** The events read above the mark not yet confirmed on the bus, in commit order. */
-  let unsettled: Array<StoredEventKey> = []
+  /**
+   * The events read above the mark not yet confirmed on the bus, in commit
+   * order, each with its ledger entry once it has one: a pass reads every
+   * one's outcome from its entry, not by a lookup (with a slow broker there
+   * are thousands, several passes a second).
+   */
+  let unsettled: Array<Unsettled> = []
 
   /** Where this exchange's relay stands; a new exchange starts at the newest event, not at the beginning of history. */
   const initialMark = outbox.readMark(options.exchange).pipe(
@@ -149,17 +160,16 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
 
     // Confirmed by the hot path: settled. Still being published by it, within
     // the grace period: left to it. Anything else is the relay's to publish.
-    const open: Array<StoredEventKey> = []
+    const open: Array<Unsettled> = []
     const due: Array<StoredEventKey> = []
-    for (const row of fresh.length === 0 ? unsettled : unsettled.concat(fresh)) {
-      if (ledger.status(row.key) === "confirmed") {
-        ledger.forget(row.key)
-        continue
-      }
-      open.push(row)
-      const since = ledger.pendingSince(row.key)
-      if (since === undefined || now - since >= graceMs) due.push(row)
+    const look = (item: Unsettled) => {
+      const entry = item.entry ?? (item.entry = ledger.entry(item.row.key))
+      if (entry?.confirmed === true) return ledger.forget(item.row.key)
+      open.push(item)
+      if (entry === undefined || entry.confirmed === false || now - entry.at >= graceMs) due.push(item.row)
     }
+    for (const item of unsettled) look(item)
+    for (const row of fresh) look({ row, entry: undefined })
     // Recorded before anything else can fail, so no event read is ever lost track of.
     if (fresh.length > 0) read = fresh[fresh.length - 1]!.seq
     unsettled = open
@@ -215,8 +225,8 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
     yield* Metric.update(Metrics.busRelayPublished, confirmed)
 
     // The mark passes every event up to the first one not yet confirmed.
-    if (settled.size > 0) unsettled = open.filter((row) => !settled.has(row.seq))
-    mark = unsettled.length === 0 ? read : unsettled[0]!.seq - 1n
+    if (settled.size > 0) unsettled = open.filter((item) => !settled.has(item.row.seq))
+    mark = unsettled.length === 0 ? read : unsettled[0]!.row.seq - 1n
     if (mark !== savedMark) {
       yield* outbox.saveMark(options.exchange, mark)
       savedMark = mark
@@ -225,7 +235,7 @@ export const runBusRelay = Effect.fnUntraced(function*(options: BusRelayOptions)
     const moreToRead = !reading || fresh.length === options.pageSize
     const backlog = unsettled.length + (moreToRead ? yield* outbox.countAfter(read, backlogCountCap) : 0)
     yield* Metric.update(Metrics.busUnpublished, backlog)
-    const oldest = unsettled[0]
+    const oldest = unsettled[0]?.row
     yield* Metric.update(Metrics.busRelayLag, oldest === undefined ? 0 : Math.max(0, now - Date.parse(oldest.receivedAt)) / 1000)
     // Due events past the page read this pass are published on the next, at once.
     const dueBeyondPage = due.length > toPublish.length + gone.length

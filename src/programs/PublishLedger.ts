@@ -12,12 +12,22 @@ import type { Tracer } from "effect"
 
 export type PublishStatus = "confirmed" | "pending" | "unknown"
 
-interface Entry {
-  confirmed: boolean | undefined
-  at: number
+/**
+ * What the ledger holds for one key. The object stays the same while the
+ * entry is kept (a new attempt updates it in place), so the relay keeps it
+ * beside each event it waits on and reads later outcomes from it, without a
+ * lookup per event per pass.
+ */
+export interface LedgerEntry {
+  /** True once confirmed, false after a failed or skipped publish, undefined while the hot path publishes. */
+  readonly confirmed: boolean | undefined
+  /** When the hot path took the event, or settled it (epoch ms). */
+  readonly at: number
   /** The event's message trace, so a relay publish joins it (src/programs/MessageTrace.ts). */
-  trace: Tracer.AnySpan | undefined
+  readonly trace: Tracer.AnySpan | undefined
 }
+
+type Entry = { -readonly [K in keyof LedgerEntry]: LedgerEntry[K] }
 
 export interface PublishLedger {
   /** The hot path is publishing `key` (a confirmed key stays confirmed). */
@@ -30,8 +40,8 @@ export interface PublishLedger {
   readonly status: (key: string) => PublishStatus
   /** The message trace of `key`, while its entry is kept. */
   readonly trace: (key: string) => Tracer.AnySpan | undefined
-  /** When the hot path took `key`, while it is pending. */
-  readonly pendingSince: (key: string) => number | undefined
+  /** The entry of `key`, while it is kept. */
+  readonly entry: (key: string) => LedgerEntry | undefined
   readonly forget: (key: string) => void
   /** Drops entries older than `before` (epoch ms). */
   readonly prune: (before: number) => void
@@ -43,9 +53,14 @@ export const makePublishLedger = (): PublishLedger => {
   return {
     attempting: (key, at, trace) => {
       const entry = entries.get(key)
-      if (entry?.confirmed === true) return
+      if (entry === undefined) return void entries.set(key, { confirmed: undefined, at, trace })
+      if (entry.confirmed === true) return
+      // Moved to the end, so insertion order stays the order of `at` for `prune`.
       entries.delete(key)
-      entries.set(key, { confirmed: undefined, at, trace })
+      entry.confirmed = undefined
+      entry.at = at
+      entry.trace = trace
+      entries.set(key, entry)
     },
     settled: (key, confirmed, at, trace) => {
       const entry = entries.get(key)
@@ -64,10 +79,7 @@ export const makePublishLedger = (): PublishLedger => {
         ? "confirmed"
         : "pending"
     },
-    pendingSince: (key) => {
-      const entry = entries.get(key)
-      return entry !== undefined && entry.confirmed === undefined ? entry.at : undefined
-    },
+    entry: (key) => entries.get(key),
     forget: (key) => void entries.delete(key),
     prune: (before) => {
       for (const [key, entry] of entries) {

@@ -338,4 +338,50 @@ describe("BusRelay", () => {
       assert.deepStrictEqual(keysOf(relay.published).slice(10), later.map(eventKey))
       yield* relay.stop
     }))
+
+  it.effect("looks each event it waits on up in the ledger once, not at every pass, and still sees the hot path's later outcomes", () =>
+    Effect.gen(function*() {
+      const log = makeEventLog()
+      const real = makePublishLedger()
+      let lookups = 0
+      const ledger: PublishLedger = { ...real, entry: (key) => (lookups++, real.entry(key)) }
+      const inFlight = events(400)
+      for (const event of inFlight) ledger.attempting(eventKey(event), 0)
+      const rows = log.commit(inFlight)
+
+      const relay = yield* startRelay({ log, ledger })
+      yield* run(3_000)
+      assert.deepStrictEqual(relay.published, [])
+      assert.strictEqual(lookups, 400, "one lookup per event over a dozen passes")
+
+      // The hot path's outcomes arrive: all confirmed but one, whose publish failed.
+      const [failed, ...confirmed] = inFlight as [MessageEvent, ...Array<MessageEvent>]
+      for (const event of confirmed) ledger.settled(eventKey(event), true, 3_000)
+      ledger.settled(eventKey(failed), false, 3_000)
+      yield* run(1_000)
+      assert.deepStrictEqual(keysOf(relay.published), [eventKey(failed)])
+      assert.strictEqual(log.mark(), rows.at(-1)!.seq)
+      assert.strictEqual(lookups, 400)
+      yield* relay.stop
+    }))
+
+  it.effect("the ledger keeps one entry object per key: a new attempt after a failure is seen through it and ages from then", () =>
+    Effect.sync(() => {
+      const ledger = makePublishLedger()
+      ledger.attempting("a", 1)
+      ledger.attempting("b", 2)
+      const entry = ledger.entry("a")!
+      ledger.settled("a", false, 3)
+      assert.strictEqual(entry.confirmed, false)
+      ledger.attempting("a", 4)
+      assert.strictEqual(ledger.entry("a"), entry)
+      assert.deepStrictEqual([entry.confirmed, entry.at], [undefined, 4])
+      // Pruned by age: "a" was attempted again after "b", so "b" goes first.
+      ledger.prune(3)
+      assert.strictEqual(ledger.entry("b"), undefined)
+      assert.strictEqual(ledger.entry("a"), entry)
+      ledger.settled("a", true, 5)
+      ledger.attempting("a", 6)
+      assert.deepStrictEqual([entry.confirmed, entry.at], [true, 4], "a confirm is never undone")
+    }))
 })
