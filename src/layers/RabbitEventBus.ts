@@ -10,7 +10,7 @@
  * messages for consumers.
  */
 import * as Amqp from "amqplib"
-import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schedule, Semaphore, type Tracer } from "effect"
+import { Array as Arr, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Semaphore, type Tracer } from "effect"
 import type { ConfigError } from "effect/Config"
 import { encodeMessageEventJson, eventKey, eventKind, type MessageEvent } from "../domain/Message.ts"
 import { coalesceWrites } from "./AmqpWrites.ts"
@@ -180,24 +180,26 @@ const make = Effect.gen(function*() {
   const clock = yield* Clock.Clock
   /** Wall-clock milliseconds from Clock, for amqplib's callbacks and timers, which run outside any fiber. */
   const now = () => clock.currentTimeMillisUnsafe()
-  const current = yield* Ref.make<Session | undefined>(undefined)
+  // Plain variables, read by every publish: the connection's fiber and the
+  // finalizer write them, and a publish reads them without an Effect of its own.
+  let current: Session | undefined = undefined
   /** Why the last attempt failed or the last session ended, for the errors callers see. */
-  const lastProblem = yield* Ref.make("still connecting")
-  const closing = yield* Ref.make(false)
+  let lastProblem = "still connecting"
+  let closing = false
   const slots = yield* Semaphore.make(config.maxInFlight)
 
   /** The session if publishing can start now; never waits. */
-  const usableSession = (operation: string) =>
-    Effect.gen(function*() {
-      if (yield* Ref.get(closing)) return yield* unavailable(operation, "the event bus is shutting down")
-      const session = yield* Ref.get(current)
+  const usableSession = (operation: string): Effect.Effect<Session, BusUnavailable> =>
+    Effect.suspend(() => {
+      const session = current
+      if (closing) return Effect.fail(unavailable(operation, "the event bus is shutting down"))
       if (session === undefined || !session.isUp) {
-        return yield* unavailable(operation, `not connected to RabbitMQ (${yield* Ref.get(lastProblem)})`)
+        return Effect.fail(unavailable(operation, `not connected to RabbitMQ (${lastProblem})`))
       }
       if (session.blockedReason !== undefined) {
-        return yield* unavailable(operation, `the broker is blocking publishers (${session.blockedReason})`)
+        return Effect.fail(unavailable(operation, `the broker is blocking publishers (${session.blockedReason})`))
       }
-      return session
+      return Effect.succeed(session)
     })
 
   // Settled by the first connection attempt, success or failure: the layer
@@ -209,15 +211,15 @@ const make = Effect.gen(function*() {
   const runSession = Effect.gen(function*() {
     const session = yield* connect(config.url, config.heartbeat, now)
     yield* declareExchange(session.channel, config.exchange)
-    yield* Ref.set(current, session)
+    current = session
     yield* Deferred.succeed(firstAttempt, undefined)
     yield* Effect.logInfo(`Connected to RabbitMQ, publishing to exchange ${config.exchange}`)
-    const cause = yield* Deferred.await(session.lost).pipe(Effect.ensuring(Ref.set(current, undefined)))
-    yield* Ref.set(lastProblem, `connection lost: ${describeCause(cause)}`)
+    const cause = yield* Deferred.await(session.lost).pipe(Effect.ensuring(Effect.sync(() => (current = undefined))))
+    lastProblem = `connection lost: ${describeCause(cause)}`
     yield* Effect.logDebug(`RabbitMQ connection lost: ${describeCause(cause)}`)
   }).pipe(
     Effect.tapError((error) =>
-      Ref.set(lastProblem, describeCause(error.cause)).pipe(Effect.andThen(Deferred.succeed(firstAttempt, undefined)))
+      Effect.sync(() => (lastProblem = describeCause(error.cause))).pipe(Effect.andThen(Deferred.succeed(firstAttempt, undefined)))
     ),
     Effect.scoped
   )
@@ -234,7 +236,7 @@ const make = Effect.gen(function*() {
   // Registered after the fork so it runs first at teardown: refuse new
   // publishes, let the confirms in flight arrive, then the session closes.
   yield* Effect.addFinalizer(() =>
-    Ref.set(closing, true).pipe(
+    Effect.sync(() => (closing = true)).pipe(
       Effect.andThen(Semaphore.withPermits(slots, config.maxInFlight)(Effect.void).pipe(Effect.interruptible)),
       Effect.timeoutOption(config.publishTimeout),
       Effect.asVoid
