@@ -139,13 +139,19 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
 
   const write = (events: Array.NonEmptyReadonlyArray<MessageEvent>): Effect.Effect<WriteSummary> => {
     let began = 0
+    let startedAt = 0
     return Effect.suspend(() => {
       began = health.began()
+      startedAt = clock.currentTimeMillisUnsafe()
       return attempt(events)
     }).pipe(
       Effect.tapError((error) => (error.retryable ? health.failed(error) : Effect.void)),
       retryAfterFailure(retryTransient),
-      Effect.tap(() => health.succeeded(began)),
+      Effect.tap(() =>
+        Metric.update(Metrics.writeDuration, (clock.currentTimeMillisUnsafe() - startedAt) / 1000).pipe(
+          Effect.andThen(health.succeeded(began))
+        )
+      ),
       Effect.catch((error) => onRefused(events, error))
     )
   }

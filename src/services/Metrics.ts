@@ -88,6 +88,16 @@ export const writeBatchSize = Metric.histogram("ingest_batch_size", {
   description: "Rows per batch written to PostgreSQL",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })
 })
+/**
+ * How long PostgreSQL took to commit a batch, as the writer saw it: the one
+ * statement's round trip through PgBouncer, waiting for a connection
+ * included. Beside `ingest_commit_seconds` it tells a slow database (this
+ * high) from a writer falling behind (this low, the queue growing).
+ */
+export const writeDuration = Metric.histogram("ingest_write_seconds", {
+  description: "Duration of each batch's committed write to PostgreSQL, through PgBouncer (the attempt that succeeded)",
+  boundaries: latencyBoundaries
+})
 
 // Latency, from receipt.
 export const hotPathLatency = Metric.histogram("ingest_hot_path_seconds", {

@@ -107,6 +107,29 @@ describe("BatchWriter", () => {
       assert.strictEqual((yield* counter(Metrics.databaseFailures)) - failuresBefore, 2)
     }))
 
+  it.effect("times each batch's committed write in ingest_write_seconds: the attempt that succeeded, not the failures before it", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const before = yield* Metric.value(Metrics.writeDuration)
+      const { memory, offer } = yield* writerWith({
+        beforeWrite: () =>
+          Effect.suspend(() =>
+            ++attempts === 1
+              ? Effect.sleep("2 seconds").pipe(
+                Effect.andThen(Effect.fail(new StoreError({ operation: "writeBatch", retryable: true, cause: "connection reset" })))
+              )
+              : Effect.sleep("300 millis")
+          )
+      })
+      yield* offer(events(5))
+      yield* advance("5 seconds", "50 millis")
+      assert.strictEqual(memory.committed.size, 5)
+      assert.strictEqual(attempts, 2)
+      const after = yield* Metric.value(Metrics.writeDuration)
+      assert.strictEqual(after.count - before.count, 1)
+      assert.closeTo(after.sum - before.sum, 0.3, 0.06)
+    }))
+
   it.effect("abandons a write that never answers after its deadline, even if it ignores interruption, and retries it", () =>
     Effect.gen(function*() {
       let attempts = 0
