@@ -17,7 +17,7 @@
  * - closing the writer (SIGTERM) commits what is queued first, within
  *   `shutdownTimeout`, and reports how many events it could not commit.
  */
-import { Array, Cause, Clock, Duration, Effect, Fiber, Metric, Option, Queue, Runtime, Schedule, Stream } from "effect"
+import { Array, Cause, Clock, type Context, Duration, Effect, Fiber, Metric, Option, Queue, Runtime, Schedule, Stream } from "effect"
 import { encodeMessageEventJson, eventKey, type MessageEvent } from "../domain/Message.ts"
 import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import { MessageStore, StoreError, type WriteSummary } from "../services/MessageStore.ts"
@@ -148,9 +148,10 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       Effect.tapError((error) => (error.retryable ? health.failed(error) : Effect.void)),
       retryAfterFailure(retryTransient),
       Effect.tap(() =>
-        Metric.update(Metrics.writeDuration, (clock.currentTimeMillisUnsafe() - startedAt) / 1000).pipe(
-          Effect.andThen(health.succeeded(began))
-        )
+        Effect.contextWith((context: Context.Context<never>) => {
+          Metrics.writeDuration.updateUnsafe((clock.currentTimeMillisUnsafe() - startedAt) / 1000, context)
+          return health.succeeded(began)
+        })
       ),
       Effect.catch((error) => onRefused(events, error))
     )
@@ -197,10 +198,12 @@ export const makeBatchWriter = Effect.fnUntraced(function*(options: BatchWriterO
       inFlight.add(batch)
       return write(Array.map(batch, (entry) => entry.event))
     }).pipe(
-      Effect.andThen(Effect.sync(() => inFlight.delete(batch))),
-      Effect.andThen(Metric.update(Metrics.eventsCommitted, batch.length)),
-      Effect.andThen(Metric.update(Metrics.writeBatchSize, batch.length)),
-      Effect.andThen(options.onCommitted(batch)),
+      Effect.andThen(Effect.contextWith((context: Context.Context<never>) => {
+        inFlight.delete(batch)
+        Metrics.eventsCommitted.updateUnsafe(batch.length, context)
+        Metrics.writeBatchSize.updateUnsafe(batch.length, context)
+        return options.onCommitted(batch)
+      })),
       Effect.andThen(Effect.option(Effect.currentSpan)),
       Effect.map((span) => {
         for (const entry of batch) MessageTrace.committed(entry.trace, clock, Option.getOrUndefined(span))

@@ -24,7 +24,7 @@
  * the relay alone probes the broker and publishes in commit order, which
  * keeps duplicates to the publishes in flight when the outage began.
  */
-import { type Array as Arr, Cause, Clock, Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
+import { type Array as Arr, Cause, Clock, type Context, Duration, Effect, Exit, Fiber, FiberSet, Metric, PubSub, Queue, Random, Schedule, Semaphore } from "effect"
 import { eventKey, type MessageEvent } from "../domain/Message.ts"
 import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import type { EventBus } from "../services/EventBus.ts"
@@ -32,7 +32,7 @@ import type { DedupVerdict, MessageCache } from "../services/MessageCache.ts"
 import * as Metrics from "../services/Metrics.ts"
 import type { IngestProgress } from "./IngestProgress.ts"
 import * as MessageTrace from "./MessageTrace.ts"
-import { observeLatencies } from "./ObserveLatencies.ts"
+import { observeLatenciesUnsafe } from "./ObserveLatencies.ts"
 import type { PublishLedger } from "./PublishLedger.ts"
 import type { TierHealth } from "./TierHealth.ts"
 
@@ -180,11 +180,14 @@ export const makeHotPath = Effect.fnUntraced(function*(options: HotPathOptions) 
       else if (cached && verdict === "new") fresh++
       done.push({ _tag: "HotPathDone", event, verdict, cached, published: published.has(event), at })
     })
-    yield* Metric.update(Metrics.eventsDuplicate, duplicates)
-    yield* Metric.update(Metrics.eventsCached, fresh)
-    yield* Metric.update(Metrics.eventsPublished, published.size)
-    yield* observeLatencies(Metrics.hotPathLatency, events, at)
-    yield* PubSub.publishAll(progress, done)
+    // Plain calls on the fiber's context: this runs for every batch, and at low rates a batch is one event.
+    yield* Effect.contextWith((context: Context.Context<never>) => {
+      Metrics.eventsDuplicate.updateUnsafe(duplicates, context)
+      Metrics.eventsCached.updateUnsafe(fresh, context)
+      Metrics.eventsPublished.updateUnsafe(published.size, context)
+      observeLatenciesUnsafe(Metrics.hotPathLatency, events, at, context)
+      return PubSub.publishAll(progress, done)
+    })
   })
 
   // No span of its own: each event's work is a span in its message's trace (MessageTrace.ts).

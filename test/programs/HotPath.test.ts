@@ -111,9 +111,16 @@ const hotPathWith = (setup: Setup = {}) =>
   })
 
 describe("HotPath", () => {
-  it.effect("caches and publishes each new event once; a redelivered event is a duplicate and is not published again", () =>
+  it.effect("caches and publishes each new event once; a redelivered event is a duplicate and is not published again; counts each", () =>
     Effect.gen(function*() {
       const { cached, ledger, offerAll, published, settled } = yield* hotPathWith()
+      const counts = Effect.all([
+        counter(Metrics.eventsCached),
+        counter(Metrics.eventsPublished),
+        counter(Metrics.eventsDuplicate),
+        Metric.value(Metrics.hotPathLatency).pipe(Effect.map((state) => state.count))
+      ])
+      const before = yield* counts
       const batch = events(20)
       yield* offerAll(batch)
       const first = yield* settled(20)
@@ -124,6 +131,8 @@ describe("HotPath", () => {
       assert.strictEqual(cached.remembered.size, 20)
       assert.deepStrictEqual(published.map(eventKey).sort(), batch.map(eventKey).sort())
       assert.isTrue(batch.every((event) => ledger.status(eventKey(event)) === "confirmed"))
+      const after = yield* counts
+      assert.deepStrictEqual(after.map((count, index) => count - before[index]!), [20, 20, 5, 25], "cached, published, duplicates, latencies observed")
     }))
 
   it.effect("with Redis down, publishes anyway with an unknown verdict, warns once, counts every event; refills on recovery", () =>
