@@ -35,6 +35,7 @@ export const retryAfterFailure: {
     if (!Cause.hasFails(cause)) return Effect.failCause(cause)
     let replayed = false
     const attempts = Effect.suspend(() => (replayed ? self : ((replayed = true), Effect.failCause(cause))))
+    // The same call twice: each branch matches one of Effect.retry's overloads.
     return (Schedule.isSchedule(policy) ? Effect.retry(attempts, policy) : Effect.retry(attempts, policy)) as Effect.Effect<
       A,
       E,
