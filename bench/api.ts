@@ -1,8 +1,9 @@
 /**
  * Benchmark of the consumer API (not a test): `npx tsx bench/api.ts`.
  *
- * A fresh database with 1,000,000 messages over 100 channels (one INSERT ...
- * SELECT generate_series), then the real `telegram-gateway-api` program in its
+ * A fresh database with 1,000,000 messages over 100 channels, dated over the
+ * last 12 days in a partition (or chunk) a day (one INSERT ... SELECT
+ * generate_series), then the real `telegram-gateway-api` program in its
  * own process, configured through the environment, driven by autocannon
  * from this process: 100
  * consumers, one keep-alive connection each, each polling its own channel and
@@ -102,6 +103,8 @@ const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
 
 const channels = 100
 const messages = Number(process.env.BENCH_MESSAGES ?? 1_000_000)
+/** Days of history the messages span, ending now: a partition or chunk per day. */
+const historyDays = 12
 const key = "bench-key-0123456789"
 /** Another key, the one that floods searches or holds long polls open while `key` polls. */
 const otherKey = "bench-other-key-0123456789"
@@ -375,12 +378,32 @@ const startServer = (env: Record<string, string>) =>
 const program = Effect.gen(function*() {
   const database = yield* makeTestDatabase("bench_api", timescale ? { cluster: timescaleCluster } : {})
   const started = performance.now()
+  // The messages span the last ${historyDays} days up to now, one day to a
+  // partition or chunk as a running gateway leaves them: on plain PostgreSQL
+  // a daily partition for each past day (the gateway makes them ahead, each
+  // day), so the poll reads as many partitions as a deployment with that much
+  // history does, not one default partition.
+  yield* query(database, `
+    DO $$
+    DECLARE day date;
+    BEGIN
+      IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'messages'::regclass) THEN
+        FOR offset_days IN 1 .. ${historyDays} LOOP
+          day := (now() AT TIME ZONE 'UTC')::date - offset_days;
+          EXECUTE format('CREATE TABLE %I PARTITION OF messages FOR VALUES FROM (%L) TO (%L)',
+            format('messages_p%s', to_char(day, 'YYYYMMDD')),
+            day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+        END LOOP;
+      END IF;
+    END $$`)
   yield* query(database, `
     INSERT INTO messages (channel_id, message_id, version, date, sender_id, sender_kind, sender_name, text, raw, received_at)
-    SELECT 1000 + g % ${channels}, g / ${channels} + 1, 0, timestamptz '2026-01-01' + g * interval '1 second',
+    SELECT 1000 + g % ${channels}, g / ${channels} + 1, 0, h.start + g * h.step,
            42, 'channel', 'Signals', 'BUY BTCUSDT @ ' || (60000 + g % 1000) || ' TP 62000 SL 59000',
-           jsonb_build_object('_', 'message', 'id', g), timestamptz '2026-01-01' + g * interval '1 second'
-    FROM generate_series(0, ${messages - 1}) g`)
+           jsonb_build_object('_', 'message', 'id', g), h.start + g * h.step
+    FROM (SELECT date_trunc('day', now()) - interval '${historyDays} days' AS start,
+                 (now() - date_trunc('day', now()) + interval '${historyDays} days') / ${messages} AS step) h,
+         generate_series(0, ${messages - 1}) g`)
   yield* query(database, `INSERT INTO channels (channel_id, username, kind) SELECT 1000 + g, 'c' || g, 'channel' FROM generate_series(0, ${channels - 1}) g`)
   // The polling indexes come from migration 0003_indexes (messages (event_seq), (channel_id, event_seq)).
   yield* query(database, "VACUUM ANALYZE")
