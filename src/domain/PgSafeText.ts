@@ -36,19 +36,55 @@ export const escapeUnsafe = (text: string): string =>
   hasUnsafeCharacters(text) ? text.replace(unsafeCharacters, escapeCharacter) : text
 
 /**
- * `escapeUnsafe` on every string and key of a JSON-like value. A bigint
- * becomes its decimal string (JSON has no int64) and an object with `toJSON`
- * its JSON form, as `JSON.stringify` would.
+ * Whether `escapeUnsafeDeep` would give back an equal value: every string and
+ * key safe, no bigint, no `toJSON`. It allocates nothing, where the copy
+ * allocates every object and array of the value again, for each event's raw
+ * payload, entities and media; almost every value has nothing to escape.
  */
-export const escapeUnsafeDeep = (value: unknown): unknown => {
+const needsNoEscape = (value: unknown): boolean => {
+  switch (typeof value) {
+    case "string":
+      return !hasUnsafeCharacters(value)
+    case "bigint":
+      return false
+    case "object": {
+      if (value === null) return true
+      if (Array.isArray(value)) {
+        for (let index = 0; index < value.length; index++) if (!needsNoEscape(value[index])) return false
+        return true
+      }
+      if ("toJSON" in value && typeof value.toJSON === "function") return false
+      const keys = Object.keys(value)
+      for (let index = 0; index < keys.length; index++) {
+        const key = keys[index]!
+        if (hasUnsafeCharacters(key) || !needsNoEscape((value as Record<string, unknown>)[key])) return false
+      }
+      return true
+    }
+    default:
+      return true
+  }
+}
+
+/** The escaped copy, for a value with something to escape. */
+const escapedCopy = (value: unknown): unknown => {
   if (typeof value === "string") return escapeUnsafe(value)
   if (typeof value === "bigint") return value.toString()
-  if (Array.isArray(value)) return value.map(escapeUnsafeDeep)
+  if (Array.isArray(value)) return value.map(escapedCopy)
   if (value !== null && typeof value === "object") {
-    if ("toJSON" in value && typeof value.toJSON === "function") return escapeUnsafeDeep(value.toJSON())
-    const escaped: Record<string, unknown> = {}
-    for (const [key, entry] of Object.entries(value)) escaped[escapeUnsafe(key)] = escapeUnsafeDeep(entry)
+    if ("toJSON" in value && typeof value.toJSON === "function") return escapedCopy(value.toJSON())
+    // No prototype: a key named `__proto__` stays a key instead of setting one.
+    const escaped: Record<string, unknown> = Object.create(null)
+    for (const [key, entry] of Object.entries(value)) escaped[escapeUnsafe(key)] = escapedCopy(entry)
     return escaped
   }
   return value
 }
+
+/**
+ * `escapeUnsafe` on every string and key of a JSON-like value. A bigint
+ * becomes its decimal string (JSON has no int64) and an object with `toJSON`
+ * its JSON form, as `JSON.stringify` would. A value with nothing to change is
+ * returned as it is, not copied: the same JSON, without the allocations.
+ */
+export const escapeUnsafeDeep = (value: unknown): unknown => needsNoEscape(value) ? value : escapedCopy(value)
