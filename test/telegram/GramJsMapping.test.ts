@@ -25,6 +25,25 @@ describe("GramJsMapping", () => {
     assert.doesNotThrow(() => JSON.stringify(raw))
   })
 
+  it("keeps a message's own fields in their order, without the TL bookkeeping or the class's methods", () => {
+    const message = new Api.Message({
+      id: 9,
+      peerId: new Api.PeerChannel({ channelId: long(42) }),
+      date: 1_700_000_000,
+      message: "BUY",
+      post: true,
+      entities: [new Api.MessageEntityBold({ offset: 0, length: 3 })]
+    })
+    // GramJS's custom Message: methods such as `reply` are enumerable on its prototype.
+    assert.isTrue(Object.keys(Object.getPrototypeOf(message)).includes("reply"))
+    assert.strictEqual(
+      JSON.stringify(toJsonSafe(message)),
+      "{\"_\":\"Message\",\"post\":true,\"id\":9,\"peerId\":{\"_\":\"PeerChannel\",\"channelId\":\"42\"}," +
+        "\"date\":1700000000,\"message\":\"BUY\",\"entities\":[{\"_\":\"MessageEntityBold\",\"offset\":0,\"length\":3}]," +
+        "\"_buttonsCount\":0,\"_chatPeer\":{\"_\":\"PeerChannel\",\"channelId\":\"42\"},\"_broadcast\":true,\"_senderId\":\"-10042\"}"
+    )
+  })
+
   it("describes photos by their largest size and voice notes by their duration, never the file", () => {
     const photo = toMedia(new Api.MessageMediaPhoto({
       photo: new Api.Photo({
