@@ -16,7 +16,14 @@
  * the transaction id, the same `json_to_recordset` INSERT), one round trip,
  * through PgBouncer. The daemon's defaults are 500 rows, 10 ms, 2
  * writers (src/services/GatewayConfig.ts). At full speed at most 20,000
- * events wait uncommitted (`ingest.queueCapacity`).
+ * events wait uncommitted (`ingest.queueCapacity`). A batch counts as
+ * committed when it and every batch before it are written, as the gateway
+ * releases its source batches (src/programs/CommitTracker.ts): a source may
+ * move its position past a batch only then. Stamping each batch when its own
+ * write ended, as this harness did until 2026-12-02, let a batch overtake a
+ * slower one written beside it, which the gateway must not, and put its
+ * commit p99 at 5,000 msg/s 3-9 times under the gateway's for that alone
+ * (docs/benchmarks.md, "Ninth pass").
  *
  * Same commands and answers as the gateway process (Protocol.ts), so the
  * same observers time it.
@@ -120,18 +127,26 @@ const main = async () => {
   let current: Array<Event> = []
   let flushTimer: NodeJS.Timeout | undefined
 
-  const write = async (pg: RawPg, batch: ReadonlyArray<Event>) => {
+  /** Written batches waiting for an earlier one, by their number in the order they were flushed. */
+  const written = new Map<number, ReadonlyArray<Event>>()
+  let flushed = 0
+  let released = 0
+  const write = async (pg: RawPg, batch: ReadonlyArray<Event>, number: number) => {
     await pg.query(writeSql(batch))
+    written.set(number, batch)
     const now = monotonicMs()
-    for (const event of batch) commits[event.index] = now
-    uncommitted -= batch.length
+    for (let next = written.get(released); next !== undefined; next = written.get(released)) {
+      written.delete(released++)
+      for (const event of next) commits[event.index] = now
+      uncommitted -= next.length
+    }
     onCommitted()
   }
   const pump = () => {
     while (idle.length > 0 && batches.length > 0) {
       const pg = idle.pop()!
       const batch = batches.shift()!
-      write(pg, batch).then(() => {
+      write(pg, batch, flushed++).then(() => {
         idle.push(pg)
         pump()
       }, (error) => {
