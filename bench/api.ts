@@ -378,11 +378,12 @@ const startServer = (env: Record<string, string>) =>
 const program = Effect.gen(function*() {
   const database = yield* makeTestDatabase("bench_api", timescale ? { cluster: timescaleCluster } : {})
   const started = performance.now()
-  // The messages span the last ${historyDays} days up to now, one day to a
+  // The messages span the last `historyDays` days up to now, one day to a
   // partition or chunk as a running gateway leaves them: on plain PostgreSQL
-  // a daily partition for each past day (the gateway makes them ahead, each
-  // day), so the poll reads as many partitions as a deployment with that much
-  // history does, not one default partition.
+  // a daily partition for each past day, named and bounded as
+  // ensure_message_partitions (sql/0001) makes them ahead (it makes none
+  // before today), so the poll reads as many partitions as a deployment with
+  // that much history does, not one default partition.
   yield* query(database, `
     DO $$
     DECLARE day date;
