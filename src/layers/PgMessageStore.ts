@@ -302,9 +302,17 @@ export const make = Effect.gen(function*() {
 
   // Until a day has its partition its rows wait in the default one; keeping
   // partitions ahead is housekeeping, so a failure is logged and tried again.
-  yield* sql`SELECT ensure_message_partitions(${partitionDaysAhead}::integer)`.pipe(
-    Effect.tapError((error) => Effect.logWarning("Could not create message partitions ahead", error)),
-    Effect.ignore,
+  // The poll's per-day marks (sql/0056) are folded to a row a day meanwhile.
+  yield* Effect.all([
+    sql`SELECT ensure_message_partitions(${partitionDaysAhead}::integer)`.pipe(
+      Effect.tapError((error) => Effect.logWarning("Could not create message partitions ahead", error)),
+      Effect.ignore
+    ),
+    sql`SELECT compact_message_seq_days()`.pipe(
+      Effect.tapError((error) => Effect.logWarning("Could not compact the poll's per-day event marks", error)),
+      Effect.ignore
+    )
+  ], { discard: true }).pipe(
     Effect.repeat(Schedule.spaced(partitionMaintenanceInterval)),
     Effect.forkScoped
   )
