@@ -13,7 +13,7 @@
  * deletion takes it alone, so whichever commits second sees the first.
  * Deletions are rare, so version batches almost never wait.
  */
-import { type Array, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { type Array, Duration, Effect, Layer, Metric, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import {
@@ -30,6 +30,7 @@ import { decodeText, encodeText, escapeUnsafe, escapeUnsafeDeep } from "../domai
 import { retryAfterFailure } from "../domain/RetryAfterFailure.ts"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import { MessageStore, type StoredVersion, StoreError, type WriteSummary } from "../services/MessageStore.ts"
+import * as Metrics from "../services/Metrics.ts"
 import * as PgClient from "./PgClient.ts"
 
 /** Daily partitions kept ready ahead of today (plain PostgreSQL; a no-op on TimescaleDB). */
@@ -301,17 +302,25 @@ export const make = Effect.gen(function*() {
   )
 
   // Until a day has its partition its rows wait in the default one; keeping
-  // partitions ahead is housekeeping, so a failure is logged and tried again.
-  // The poll's per-day marks (sql/0056) are folded to a row a day meanwhile.
-  yield* Effect.all([
-    sql`SELECT ensure_message_partitions(${partitionDaysAhead}::integer)`.pipe(
-      Effect.tapError((error) => Effect.logWarning("Could not create message partitions ahead", error)),
-      Effect.ignore
-    ),
-    sql`SELECT compact_message_seq_days()`.pipe(
-      Effect.tapError((error) => Effect.logWarning("Could not compact the poll's per-day event marks", error)),
+  // partitions ahead is housekeeping, so a failure is logged, counted and
+  // tried again. The poll's per-day marks (sql/0056) are folded to a row a
+  // day meanwhile.
+  const upkeep = (task: string, statement: Effect.Effect<unknown, unknown>, failure: string) =>
+    statement.pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning(`${failure}; retried in ${Duration.format(partitionMaintenanceInterval)}`, error).pipe(
+          Effect.andThen(Metric.update(Metric.withAttributes(Metrics.storageMaintenanceFailures, { task }), 1))
+        )
+      ),
       Effect.ignore
     )
+  yield* Effect.all([
+    upkeep(
+      "partitions",
+      sql`SELECT ensure_message_partitions(${partitionDaysAhead}::integer)`,
+      "Could not create message partitions ahead"
+    ),
+    upkeep("poll_marks", sql`SELECT compact_message_seq_days()`, "Could not compact the poll's per-day event marks")
   ], { discard: true }).pipe(
     Effect.repeat(Schedule.spaced(partitionMaintenanceInterval)),
     Effect.forkScoped

@@ -6,11 +6,13 @@
  * partitions. On TimescaleDB both calls are no-ops: its own policies do this.
  *
  * Several gateways may run it: the SQL functions take a transaction lock and
- * a second refresher skips its round. A failed round is logged and the next
- * one tries again; it never stops the daemon.
+ * a second refresher skips its round. A failed round is logged, counted
+ * (`storage_maintenance_failures_total{task="aggregates"}`) and the next one
+ * tries again; it never stops the daemon.
  */
-import { type Duration, Effect, Layer, Option, Schedule } from "effect"
+import { type Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
+import * as Metrics from "../services/Metrics.ts"
 import { StorageHousekeeping } from "../services/StorageHousekeeping.ts"
 
 export const refreshOnce = Effect.fn("AggregateRefresher.refreshOnce")(function*(retention: Option.Option<Duration.Duration>) {
@@ -21,12 +23,17 @@ export const refreshOnce = Effect.fn("AggregateRefresher.refreshOnce")(function*
   return { refreshed, retention: dropped }
 })
 
+const aggregatesFailed = Metric.withAttributes(Metrics.storageMaintenanceFailures, { task: "aggregates" })
+
 /** Forked with the daemon's scope: refreshes at start, then every interval. */
 export const layer = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* DatabaseConfig
     yield* refreshOnce(config.retention).pipe(
-      Effect.catch((error) => Effect.logWarning("Refreshing the message count views failed; next round retries", error)),
+      Effect.catch((error) =>
+        Effect.logWarning("Refreshing the message count views or applying retention failed; next round retries", error)
+          .pipe(Effect.andThen(Metric.update(aggregatesFailed, 1)))
+      ),
       Effect.repeat(Schedule.spaced(config.aggregateRefreshInterval)),
       Effect.forkScoped
     )

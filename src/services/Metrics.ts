@@ -20,6 +20,16 @@ export const databaseFailures = Metric.counter("database_write_failures_total", 
   description: "Batch writes to PostgreSQL that failed and were retried",
   incremental: true
 })
+/**
+ * Rounds of the database's upkeep that failed; attribute `task`: `partitions`
+ * (daily partitions made ahead), `poll_marks` (the poll's per-day marks
+ * folded), `aggregates` (the count views refreshed and retention applied).
+ * Each is retried on its next round.
+ */
+export const storageMaintenanceFailures = Metric.counter("storage_maintenance_failures_total", {
+  description: "Rounds of database upkeep (partitions, poll marks, aggregates and retention) that failed, by task",
+  incremental: true
+})
 /** 1 when the tier answers, 0 while it is down; attribute `tier`: redis, rabbitmq, postgres. */
 export const tierUp = Metric.gauge("tier_up", { description: "Whether a storage tier is reachable (1) or not (0)" })
 

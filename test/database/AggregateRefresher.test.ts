@@ -1,9 +1,11 @@
 /** The gateway's refresher of the count views, through PgBouncer like the daemon. */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import * as Migrations from "../../src/layers/Migrations.ts"
 import * as PgClient from "../../src/layers/PgClient.ts"
 import * as PgStorageHousekeeping from "../../src/layers/PgStorageHousekeeping.ts"
 import * as AggregateRefresher from "../../src/programs/AggregateRefresher.ts"
+import * as Metrics from "../../src/services/Metrics.ts"
 import { configLayer, makeTestDatabase, query } from "../support/Database.ts"
 
 describe("AggregateRefresher", () => {
@@ -30,6 +32,22 @@ describe("AggregateRefresher", () => {
         })
       )
       assert.deepStrictEqual(settled, { counts: [{ messages: 1 }], oldPartition: false })
+    }))
+
+  it.live("counts a failed round and tries again on the next", () =>
+    Effect.gen(function*() {
+      // Migrated to 0003: the count views and their refresh function (0004) do not exist yet.
+      const database = yield* makeTestDatabase("refresher_fails", { migrate: false })
+      yield* Migrations.migrateTo({ to: 3 }).pipe(Effect.provide(configLayer(database)))
+      const failures = Metric.value(Metrics.storageMaintenanceFailures.pipe(Metric.withAttributes({ task: "aggregates" })))
+        .pipe(Effect.map((state) => state.count))
+      const before = yield* failures
+      const config = configLayer(database, { aggregateRefreshInterval: "200 millis" })
+      yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgStorageHousekeeping.layer), Layer.provide(PgClient.layer), Layer.provide(config)))
+      const after = yield* failures.pipe(
+        Effect.repeat({ until: (count) => count >= before + 2, schedule: Schedule.spaced("50 millis"), times: 200 })
+      )
+      assert.isAtLeast(after, before + 2)
     }))
 
   it.effect("refreshOnce reports what it did", () =>

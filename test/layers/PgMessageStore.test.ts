@@ -3,10 +3,12 @@
  * this suite's own, migrated, and dropped at the end.
  */
 import { assert, it, layer } from "@effect/vitest"
-import { Array as Arr, Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import { Array as Arr, Context, Effect, Fiber, Layer, Metric, Redacted, Schedule } from "effect"
 import { Entity, Media, MessageId, Sender } from "../../src/domain/Message.ts"
+import * as Migrations from "../../src/layers/Migrations.ts"
 import * as PgMessageStore from "../../src/layers/PgMessageStore.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
+import * as Metrics from "../../src/services/Metrics.ts"
 import { applicationServer, configLayer, makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
 import { created, deleted, edited, freshChannelId, makeMessage } from "../support/TestEvents.ts"
@@ -201,3 +203,25 @@ layer(StoreLayer.pipe(Layer.provideMerge(SuiteDatabaseLayer)), { timeout: "60 se
       assert.strictEqual((yield* store.versions(channel, MessageId.make(2))).length, 1)
     }))
 })
+
+it.live("counts a failed round of upkeep by its task, and goes on writing", () =>
+  Effect.gen(function*() {
+    // Migrated to 0055: compact_message_seq_days (0056) does not exist yet, so
+    // folding the poll's marks fails for real while the partitions are made.
+    const database = yield* makeTestDatabase("store_upkeep", { migrate: false })
+    yield* Migrations.migrateTo({ to: 55 }).pipe(Effect.provide(configLayer(database)))
+    const failures = (task: string) =>
+      Metric.value(Metrics.storageMaintenanceFailures.pipe(Metric.withAttributes({ task }))).pipe(
+        Effect.map((state) => state.count)
+      )
+    const before = { partitions: yield* failures("partitions"), marks: yield* failures("poll_marks") }
+    const context = yield* Layer.build(PgMessageStore.layer.pipe(Layer.provide(configLayer(database))))
+    const marks = yield* failures("poll_marks").pipe(
+      Effect.repeat({ until: (count) => count > before.marks, schedule: Schedule.spaced("50 millis"), times: 200 })
+    )
+    assert.strictEqual(marks, before.marks + 1)
+    assert.strictEqual(yield* failures("partitions"), before.partitions)
+    const store = Context.get(context, MessageStore)
+    const channel = freshChannelId()
+    assert.strictEqual((yield* store.writeBatch([created(makeMessage(channel, 1))])).inserted, 1)
+  }).pipe(Effect.scoped), { timeout: 60_000 })
