@@ -9,10 +9,11 @@
 -- year of daily partitions, even for a consumer at the head.
 --
 -- message_seq_days keeps, for each UTC day of `date`, the highest event_seq
--- written for that day. The poll reads the earliest day whose highest
--- event_seq is after its lowest cursor and scans only the partitions from
--- that day on: a row after the cursor has a day whose mark is after the
--- cursor too, so nothing the poll could return is left out.
+-- written for that day. The poll reads the earliest and the latest day whose
+-- highest event_seq is after its lowest cursor and scans only the partitions
+-- between them: a row after the cursor has a day whose mark is after the
+-- cursor too, so nothing the poll could return is left out, and the empty
+-- partitions made ahead of today are left out too.
 --
 -- A statement trigger keeps the marks on every INSERT into `messages`, in
 -- the same transaction as the rows, whatever writes them (the writer's
@@ -21,14 +22,15 @@
 -- transaction at a time, so two writers never wait for each other's row.
 -- compact_message_seq_days(), run with the partition maintenance, keeps only
 -- each day's highest row. Rows written before this migration have no marks:
--- a mark on day -infinity with the highest event_seq drawn so far keeps every
--- partition in the scan of a poll whose cursor is below it, as before.
+-- marks on days -infinity and infinity with the highest event_seq drawn so
+-- far keep every partition in the scan of a poll whose cursor is below it, as
+-- before.
 --
--- Only the lower bound prunes: with an upper bound too, the generic plan
--- estimates the date range as a fraction of a percent of each partition and
--- reads it through the (channel_id, date, ...) index and a sort instead of
--- the (channel_id, event_seq) index in order. The partitions made ahead of
--- today (ensure_message_partitions) are empty and stay in the scan.
+-- The upper bound is written `m.date < ANY (ARRAY[until])`, which prunes as
+-- `m.date < until` does: written plainly, the pair of bounds is estimated as
+-- a range holding a fraction of a percent of each partition, and the generic
+-- plan reads it through the (channel_id, date, ...) index and a sort instead
+-- of the (channel_id, event_seq) index in order.
 --
 -- A TimescaleDB hypertable cannot have a trigger with a transition table; it
 -- keeps 0041's poll, and the table stays empty there.
@@ -86,7 +88,8 @@ BEGIN
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION record_message_seq_days();
   INSERT INTO message_seq_days (day, backend, max_seq)
-  SELECT '-infinity', 0, s.last_value FROM event_seq s WHERE s.is_called;
+  SELECT d.day, 0, s.last_value FROM event_seq s, (VALUES (date '-infinity'), (date 'infinity')) d(day)
+  WHERE s.is_called;
 
   EXECUTE $fn$
 CREATE OR REPLACE FUNCTION api_event_pages(
@@ -108,13 +111,16 @@ AS $$
 #variable_conflict use_column
 DECLARE
   since timestamptz;
+  until timestamptz;
 BEGIN
-  -- The earliest day holding an event after the lowest cursor (NULL when no
-  -- day does): a plpgsql variable is a parameter of the statement's generic
-  -- plan, so PostgreSQL removes the partitions before it at executor start.
-  -- This statement and the next share the calling query's snapshot (the
-  -- function is STABLE), so a mark and its rows are seen together.
-  SELECT min(s.day)::timestamp AT TIME ZONE 'UTC' INTO since
+  -- The first and the last day holding an event after the lowest cursor
+  -- (NULL when no day does): plpgsql variables are parameters of the
+  -- statement's generic plan, so PostgreSQL removes the partitions outside
+  -- them at executor start. This statement and the next share the calling
+  -- query's snapshot (the function is STABLE), so a mark and its rows are
+  -- seen together.
+  SELECT min(s.day)::timestamp AT TIME ZONE 'UTC', (max(s.day) + 1)::timestamp AT TIME ZONE 'UTC'
+    INTO since, until
   FROM message_seq_days s
   WHERE s.max_seq > (SELECT min(a) FROM unnest(afters) a);
   IF channels IS NULL THEN
@@ -137,7 +143,7 @@ BEGIN
                 m.grouped_id, m.views, m.forwards, m.raw, m.received_at, m.deleted_at,
                 m.written_xid, m.ingested_at AS written_at
          FROM messages m
-         WHERE m.event_seq > r.after AND m.date >= since
+         WHERE m.event_seq > r.after AND m.date >= since AND m.date < ANY (ARRAY[until])
          ORDER BY m.event_seq LIMIT r.max_rows)
         UNION ALL
         (SELECT d.event_seq, d.channel_id, d.message_id, NULL::integer, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
@@ -172,7 +178,7 @@ BEGIN
                 m.grouped_id, m.views, m.forwards, m.raw, m.received_at, m.deleted_at,
                 m.written_xid, m.ingested_at AS written_at
          FROM messages m
-         WHERE m.event_seq > r.after AND m.channel_id = r.channel_id AND m.date >= since
+         WHERE m.event_seq > r.after AND m.channel_id = r.channel_id AND m.date >= since AND m.date < ANY (ARRAY[until])
          ORDER BY m.event_seq LIMIT r.max_rows)
         UNION ALL
         (SELECT d.event_seq, d.channel_id, d.message_id, NULL::integer, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
