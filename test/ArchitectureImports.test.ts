@@ -11,6 +11,8 @@
  *   the composition roots (src/main) make real;
  * - `telegram` (GramJS) is imported only under src/layers, and by the
  *   simulator, which is Telegram's side of the protocol, not a client;
+ * - `@effect/platform-node` is imported by module, never by its index (which
+ *   loads every module of the package into the daemon's heap);
  * - no import cycle.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -58,6 +60,9 @@ export const violations = (files: ReadonlyMap<string, string>): ReadonlyArray<st
       }
       if (name === "telegram" && folder !== "layers" && folder !== "simulator") {
         found.push(`${file} imports ${specifier}: GramJS stays under src/layers`)
+      }
+      if (specifier === "@effect/platform-node") {
+        found.push(`${file} imports the index of @effect/platform-node: import the module it uses`)
       }
     }
   }
@@ -125,10 +130,12 @@ describe("the imports of src/", () => {
       ["src/services/S.ts", `import type { X } from "../programs/P.ts"`],
       ["src/programs/P.ts", `import { PgClient } from "@effect/sql-pg/PgClient"\nimport * as L from "../layers/L.ts"`],
       ["src/layers/L.ts", `import { Api } from "telegram"`],
-      ["src/main/M.ts", `import "telegram/sessions/index.js"`]
+      ["src/main/M.ts", `import "telegram/sessions/index.js"`],
+      ["src/bin/B.ts", `import { NodeRuntime } from "@effect/platform-node"\nimport * as R from "@effect/platform-node/NodeRuntime"`]
     ])
     assert.deepStrictEqual([...violations(tree)].sort(), [
       "import cycle: src/domain/A.ts ⇄ src/domain/B.ts",
+      "src/bin/B.ts imports the index of @effect/platform-node: import the module it uses",
       "src/main/M.ts imports telegram/sessions/index.js: GramJS stays under src/layers",
       "src/programs/P.ts imports src/layers/L.ts: src/programs may not import src/layers",
       "src/programs/P.ts imports the library client @effect/sql-pg/PgClient: reach it through a service",

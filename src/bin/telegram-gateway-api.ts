@@ -7,7 +7,7 @@
  * its fatal error included; exits 0 when stopped by SIGTERM or Ctrl-C, 78 on
  * invalid configuration.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { main } from "../main/Api.ts"
 import { teardown } from "../main/Runtime.ts"
 

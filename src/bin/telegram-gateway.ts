@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `telegram-gateway` executable: the CLI of src/main/Cli.ts. */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { cli } from "../main/Cli.ts"

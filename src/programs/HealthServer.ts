@@ -4,7 +4,7 @@
  * (stale and refused channels named) and each account's role (owner or
  * standby, who owns it and since when), and Prometheus metrics.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer, Option } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"

@@ -8,7 +8,8 @@
  * A GramJS client reaches it with the printed session and
  * `connection: connectionToPort(<port>)` (GramJS ignores the session's port).
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Console, Effect, Option, Schedule } from "effect"
 import { Command, Flag } from "effect/cli"
 import { TelegramSimulator } from "./index.ts"

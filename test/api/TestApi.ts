@@ -4,7 +4,7 @@
  * cut), a unique Redis prefix and RabbitMQ exchange, four API keys, and a
  * real HTTP server on a random port (NodeHttpServer.layerTest).
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { PgClient } from "@effect/sql-pg"
 import { ConfigProvider, Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"

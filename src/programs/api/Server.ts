@@ -6,7 +6,7 @@
  * configuration; `layer` listens on `api.host:api.port`. The tiers are made
  * real at the edge (src/main/Api.ts).
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
