@@ -43,7 +43,8 @@
  * for `--outage` seconds under `--recovery-rate` msg/s, in this process) runs
  * when `--outage` is above 0; `--rss-outage SECONDS` alone runs only the
  * memory check through a long PostgreSQL outage. Ends with one JSON line of
- * every figure. `--cpu-prof DIR` profiles the gateway process.
+ * every figure. `--cpu-prof DIR` profiles the gateway process;
+ * `--gateway-node-flags='--trace-gc ...'` starts it with more Node/V8 flags.
  *
  *   npm run bench -- --rates 1000,5000 --seconds 10 --messages 50000
  *   npm run bench -- --cost
@@ -94,7 +95,8 @@ const { values: args } = parseArgs({
     soak: { type: "string", default: "0" },
     idle: { type: "string", default: "0" },
     raw: { type: "boolean", default: true },
-    "cpu-prof": { type: "string" }
+    "cpu-prof": { type: "string" },
+    "gateway-node-flags": { type: "string", default: "" }
   },
   allowNegative: true
 })
@@ -108,6 +110,8 @@ const baselineMessages = Number(args.baseline)
 const costSeconds = Number(args["cost-seconds"])
 const soakSeconds = Number(args.soak)
 const idleSeconds = Number(args.idle)
+/** Extra Node/V8 flags for the gateway's process alone (`--trace-gc`, a heap setting to compare), reported with the results. */
+const gatewayNodeFlags = args["gateway-node-flags"].split(/\s+/).filter((flag) => flag !== "")
 for (
   const [name, value] of Object.entries({
     messages: fullSpeedMessages,
@@ -424,7 +428,7 @@ const main = Effect.gen(function*() {
     RABBITMQ_EXCHANGE: exchange,
     HTTP_PORT: String(port + 1),
     LOG_LEVEL: "Warn"
-  }, args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])
+  }, [...gatewayNodeFlags, ...(args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])])
   const raw = rawDatabase !== undefined
     ? yield* forkChild<ToTarget, FromTarget>("./pipeline/RawHarness.js", "raw harness", [], {
       BENCH_KEY_PREFIX: keyPrefix,
@@ -521,7 +525,7 @@ const main = Effect.gen(function*() {
   const rateName = (rate: number | null) => (rate === null ? "full speed" : `${rate}/s`)
   const figures = ["redis", "classic", "quorum", "committed", "api"] as const
   const rawOf = (result: PhaseResult) => phases.find((p) => p.target === "raw" && p.rate === result.rate)
-  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs); gateway started with ${JSON.stringify(gatewayEnvironment)}`)
+  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs); gateway started with ${JSON.stringify(gatewayEnvironment)}${gatewayNodeFlags.length > 0 ? ` and ${gatewayNodeFlags.join(" ")}` : ""}`)
   console.log(table(
     ["run", "target", "msg/s", ...figures.flatMap((f) => [`${f} p50`, `${f} p99`]), "CPU µs/ev", "peak RSS MB"],
     phases.map((result) => [
@@ -604,6 +608,7 @@ const main = Effect.gen(function*() {
     load: { start: loadAtStart, end: loadAtEnd },
     clock: "CLOCK_MONOTONIC (process.hrtime), shared by every process",
     gatewayEnvironment,
+    gatewayNodeFlags,
     ports: { api: port, health: port + 1, rawApi: rawDatabase === undefined ? undefined : rawApiPort },
     gatewayRun,
     phases: phases.map(compact),
