@@ -8,8 +8,8 @@
  *   (`Gateway.daemon`, configured from the environment as `telegram-gateway
  *   run` is) fed through the `TelegramSource` interface by a feeder that
  *   stamps each event at receipt and again at its batch's `onCommitted`;
- *   started with the systemd unit's NODE_OPTIONS and MALLOC_ARENA_MAX, as
- *   deployed, but never its heap cap (bench/pipeline/Deployed.ts);
+ *   started with the systemd unit's NODE_OPTIONS, MALLOC_ARENA_MAX and node
+ *   flags, as deployed, but never its heap cap (bench/pipeline/Deployed.ts);
  * - the raw harness (bench/pipeline/RawHarness.ts): the same three writes
  *   with the same batching in plain Node (ioredis, amqplib with `noDelay`, a
  *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling. It
@@ -66,7 +66,7 @@ import type { MessageEvent } from "../src/domain/Message.ts"
 import { makeTestDatabase } from "../test/support/Database.ts"
 import { created, freshChannelId, makeMessage } from "../test/support/TestEvents.ts"
 import { uniqueName } from "../test/support/TestGateway.ts"
-import { deployedEnvironment } from "./pipeline/Deployed.ts"
+import { deployedEnvironment, deployedNodeFlags } from "./pipeline/Deployed.ts"
 import { cpuMicros, watchRss } from "./pipeline/Proc.ts"
 import {
   type Collected,
@@ -136,6 +136,8 @@ const apiKey = `bench-${uniqueName("key")}`
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 /** The gateway process starts with the systemd unit's memory settings (bench/pipeline/Deployed.ts). */
 const gatewayEnvironment = deployedEnvironment(here("../../deploy/systemd/telegram-gateway.service"))
+/** And with the flags its unit gives node, then any of `--gateway-node-flags`. */
+const gatewayExecArgv = [...deployedNodeFlags(here("../../deploy/systemd/telegram-gateway.service")), ...gatewayNodeFlags]
 /** The API processes the poller reads start with their unit's NODE_OPTIONS, heap cap included, as deployed. */
 const apiEnvironment = deployedEnvironment(here("../../deploy/systemd/telegram-gateway-api.service"), { heapCap: true })
 const loadAverage = () => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
@@ -428,7 +430,7 @@ const main = Effect.gen(function*() {
     RABBITMQ_EXCHANGE: exchange,
     HTTP_PORT: String(port + 1),
     LOG_LEVEL: "Warn"
-  }, [...gatewayNodeFlags, ...(args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])])
+  }, [...gatewayExecArgv, ...(args["cpu-prof"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`])])
   const raw = rawDatabase !== undefined
     ? yield* forkChild<ToTarget, FromTarget>("./pipeline/RawHarness.js", "raw harness", [], {
       BENCH_KEY_PREFIX: keyPrefix,
@@ -525,7 +527,7 @@ const main = Effect.gen(function*() {
   const rateName = (rate: number | null) => (rate === null ? "full speed" : `${rate}/s`)
   const figures = ["redis", "classic", "quorum", "committed", "api"] as const
   const rawOf = (result: PhaseResult) => phases.find((p) => p.target === "raw" && p.rate === result.rate)
-  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs); gateway started with ${JSON.stringify(gatewayEnvironment)}${gatewayNodeFlags.length > 0 ? ` and ${gatewayNodeFlags.join(" ")}` : ""}`)
+  console.log(`\nPipeline: receipt to each place a consumer looks, gateway process beside the raw harness; load ${loadAtStart} at the start, ${loadAtEnd} at the end (${Os.cpus().length} CPUs); gateway started with ${JSON.stringify(gatewayEnvironment)}${gatewayExecArgv.length > 0 ? ` and ${gatewayExecArgv.join(" ")}` : ""}`)
   console.log(table(
     ["run", "target", "msg/s", ...figures.flatMap((f) => [`${f} p50`, `${f} p99`]), "CPU µs/ev", "peak RSS MB"],
     phases.map((result) => [
@@ -608,7 +610,7 @@ const main = Effect.gen(function*() {
     load: { start: loadAtStart, end: loadAtEnd },
     clock: "CLOCK_MONOTONIC (process.hrtime), shared by every process",
     gatewayEnvironment,
-    gatewayNodeFlags,
+    gatewayExecArgv,
     ports: { api: port, health: port + 1, rawApi: rawDatabase === undefined ? undefined : rawApiPort },
     gatewayRun,
     phases: phases.map(compact),

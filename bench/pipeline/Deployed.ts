@@ -2,7 +2,9 @@
  * The runtime settings the systemd unit (deploy/systemd/telegram-gateway.service)
  * starts the daemon with, so the bench's gateway process runs as deployed:
  * the unit's `Environment=NODE_OPTIONS=` (V8's young generation) and
- * `Environment=MALLOC_ARENA_MAX=` (glibc's arenas).
+ * `Environment=MALLOC_ARENA_MAX=` (glibc's arenas), and the flags its
+ * `ExecStart=` gives node before the script (V8's heap growing, which Node
+ * refuses in NODE_OPTIONS).
  *
  * `--max-old-space-size` is left out of NODE_OPTIONS unless `heapCap` is set:
  * issue 14's memory goal for the daemon is measured with the heap not capped.
@@ -26,4 +28,17 @@ export const deployedEnvironment = (unitFile: string, options: { readonly heapCa
       : match[2]!
   }
   return environment
+}
+
+/** The flags of the unit's `ExecStart=` between the node binary and the script. */
+export const deployedNodeFlags = (unitFile: string): Array<string> => {
+  const execStart = Fs.readFileSync(unitFile, "utf8").split("\n").find((line) => line.startsWith("ExecStart="))
+  if (execStart === undefined) throw new Error(`${unitFile} has no ExecStart=`)
+  const [, ...words] = execStart.slice("ExecStart=".length).trim().split(/\s+/)
+  const flags: Array<string> = []
+  for (const word of words) {
+    if (!word.startsWith("--")) break
+    flags.push(word)
+  }
+  return flags
 }

@@ -8,7 +8,7 @@ import { ConfigProvider, Duration, Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { deployedEnvironment } from "../../bench/pipeline/Deployed.ts"
+import { deployedEnvironment, deployedNodeFlags } from "../../bench/pipeline/Deployed.ts"
 import { ExitCode } from "../../src/services/ExitCodes.ts"
 import { ApiConfig } from "../../src/services/ApiConfig.ts"
 import { IngestConfig, TelegramConfig } from "../../src/services/GatewayConfig.ts"
@@ -94,7 +94,7 @@ describe("the systemd unit", () => {
         User: "telegram-gateway",
         Group: "telegram-gateway",
         WorkingDirectory: "/opt/telegram-gateway",
-        ExecStart: "/opt/telegram-gateway/node/bin/node /opt/telegram-gateway/dist/bin/telegram-gateway.js run",
+        ExecStart: "/opt/telegram-gateway/node/bin/node --heap-growing-percent=50 /opt/telegram-gateway/dist/bin/telegram-gateway.js run",
         EnvironmentFile: "-/etc/telegram-gateway/gateway.env",
         Restart: "on-failure",
         RestartSec: "10s",
@@ -138,6 +138,19 @@ describe("the systemd unit", () => {
       const result = yield* runCommand(process.execPath, ["-e", "0"], { env: { NODE_OPTIONS: environment["NODE_OPTIONS"]! } })
       assert.strictEqual(result.code, 0, result.stderr)
       assert.strictEqual(result.stderr, "")
+    }))
+
+  it.effect("gives node a heap growing factor it accepts", () =>
+    Effect.gen(function*() {
+      const flags = deployedNodeFlags(unitFile)
+      assert.deepStrictEqual(flags, ["--heap-growing-percent=50"])
+      const result = yield* runCommand(process.execPath, [...flags, "-e", "0"])
+      assert.strictEqual(result.code, 0, result.stderr)
+      assert.strictEqual(result.stderr, "")
+      // What a misspelt flag would do to the daemon: node refuses to start.
+      const misspelt = yield* runCommand(process.execPath, ["--heap-growing-percnt=50", "-e", "0"])
+      assert.strictEqual(misspelt.code, 9)
+      assert.include(misspelt.stderr, "bad option")
     }))
 
   it.effect("the benches start the daemon and the API with their units' Node settings, the daemon without its heap cap", () =>
