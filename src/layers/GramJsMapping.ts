@@ -41,8 +41,13 @@ export const toNumber = (value: unknown): number => {
 const isBigInteger = (value: object): boolean =>
   "toJSNumber" in value && typeof value.toJSNumber === "function" && "isNegative" in value
 
-/** TL bookkeeping fields that are not data. */
-const tlMetaKeys = new Set(["CONSTRUCTOR_ID", "SUBCLASS_OF_ID", "className", "classType", "originalArgs", "_entities"])
+/**
+ * TL bookkeeping fields that are not data. Keys starting with `_` are left
+ * out too: no TL field is named so, and GramJS's custom classes keep their
+ * derived state there (`_senderId`, `_chatPeer`, `_buttonsCount`, and
+ * `_client`, the client itself, once a message is bound to one).
+ */
+const tlMetaKeys = new Set(["CONSTRUCTOR_ID", "SUBCLASS_OF_ID", "className", "classType", "originalArgs"])
 
 /**
  * Any TL value as plain JSON data: `{ _: "Message", id: 1, ... }`, bigints as strings, bytes as base64.
@@ -81,7 +86,7 @@ export const toJsonSafe = (value: unknown, depth = 0): unknown => {
   const keys = Object.keys(value)
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!
-    if (tlMetaKeys.has(key)) continue
+    if (key.charCodeAt(0) === 95 /* _ */ || tlMetaKeys.has(key)) continue
     const field = (value as Record<string, unknown>)[key]
     if (field == null || typeof field === "function") continue
     result[key] = toJsonSafe(field, depth + 1)

@@ -25,7 +25,7 @@ describe("GramJsMapping", () => {
     assert.doesNotThrow(() => JSON.stringify(raw))
   })
 
-  it("keeps a message's own fields in their order, without the TL bookkeeping or the class's methods", () => {
+  it("keeps a message's own fields in their order, without the TL bookkeeping, GramJS's private state or the class's methods", () => {
     const message = new Api.Message({
       id: 9,
       peerId: new Api.PeerChannel({ channelId: long(42) }),
@@ -39,8 +39,14 @@ describe("GramJsMapping", () => {
     assert.strictEqual(
       JSON.stringify(toJsonSafe(message)),
       "{\"_\":\"Message\",\"post\":true,\"id\":9,\"peerId\":{\"_\":\"PeerChannel\",\"channelId\":\"42\"}," +
-        "\"date\":1700000000,\"message\":\"BUY\",\"entities\":[{\"_\":\"MessageEntityBold\",\"offset\":0,\"length\":3}]," +
-        "\"_buttonsCount\":0,\"_chatPeer\":{\"_\":\"PeerChannel\",\"channelId\":\"42\"},\"_broadcast\":true,\"_senderId\":\"-10042\"}"
+        "\"date\":1700000000,\"message\":\"BUY\",\"entities\":[{\"_\":\"MessageEntityBold\",\"offset\":0,\"length\":3}]}"
+    )
+    // Bound to a client, as GramJS's own message iterators leave it: the client stays out.
+    message._finishInit({ parseMode: undefined } as never, new Map(), undefined)
+    assert.strictEqual(
+      JSON.stringify(toJsonSafe(message)),
+      "{\"_\":\"Message\",\"post\":true,\"id\":9,\"peerId\":{\"_\":\"PeerChannel\",\"channelId\":\"42\"}," +
+        "\"date\":1700000000,\"message\":\"BUY\",\"entities\":[{\"_\":\"MessageEntityBold\",\"offset\":0,\"length\":3}]}"
     )
   })
 
