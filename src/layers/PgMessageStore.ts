@@ -13,7 +13,7 @@
  * deletion takes it alone, so whichever commits second sees the first.
  * Deletions are rare, so version batches almost never wait.
  */
-import { type Array, Duration, Effect, Layer, Metric, Schedule, Schema } from "effect"
+import { type Array, Clock, Duration, Effect, Layer, Metric, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import {
@@ -303,10 +303,12 @@ export const make = Effect.gen(function*() {
 
   // Until a day has its partition its rows wait in the default one; keeping
   // partitions ahead is housekeeping, so a failure is logged, counted and
-  // tried again. The poll's per-day marks (sql/0056) are folded to a row a
-  // day meanwhile.
+  // tried again, and a success is stamped (an alert sees a loop that stopped).
+  // The poll's per-day marks (sql/0056) are folded to a row a day meanwhile.
   const upkeep = (task: string, statement: Effect.Effect<unknown, unknown>, failure: string) =>
     statement.pipe(
+      Effect.andThen(Clock.currentTimeMillis),
+      Effect.flatMap((now) => Metric.update(Metric.withAttributes(Metrics.storageMaintenanceLastSuccess, { task }), now / 1000)),
       Effect.tapError((error) =>
         Effect.logWarning(`${failure}; retried in ${Duration.format(partitionMaintenanceInterval)}`, error).pipe(
           Effect.andThen(Metric.update(Metric.withAttributes(Metrics.storageMaintenanceFailures, { task }), 1))

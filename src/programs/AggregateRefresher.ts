@@ -8,9 +8,11 @@
  * Several gateways may run it: the SQL functions take a transaction lock and
  * a second refresher skips its round. A failed round is logged, counted
  * (`storage_maintenance_failures_total{task="aggregates"}`) and the next one
- * tries again; it never stops the daemon.
+ * tries again; it never stops the daemon. A round that succeeds (or that
+ * another gateway's refresher held the lock for) sets
+ * `storage_maintenance_last_success_timestamp_seconds{task="aggregates"}`.
  */
-import { type Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Clock, type Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { DatabaseConfig } from "../services/GatewayConfig.ts"
 import * as Metrics from "../services/Metrics.ts"
 import { StorageHousekeeping } from "../services/StorageHousekeeping.ts"
@@ -24,12 +26,15 @@ export const refreshOnce = Effect.fn("AggregateRefresher.refreshOnce")(function*
 })
 
 const aggregatesFailed = Metric.withAttributes(Metrics.storageMaintenanceFailures, { task: "aggregates" })
+const aggregatesSucceeded = Metric.withAttributes(Metrics.storageMaintenanceLastSuccess, { task: "aggregates" })
 
 /** Forked with the daemon's scope: refreshes at start, then every interval. */
 export const layer = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* DatabaseConfig
     yield* refreshOnce(config.retention).pipe(
+      Effect.andThen(Clock.currentTimeMillis),
+      Effect.flatMap((now) => Metric.update(aggregatesSucceeded, now / 1000)),
       Effect.catch((error) =>
         Effect.logWarning("Refreshing the message count views or applying retention failed; next round retries", error)
           .pipe(Effect.andThen(Metric.update(aggregatesFailed, 1)))

@@ -18,7 +18,8 @@ export const startAttributes: Readonly<Record<string, ReadonlyArray<Record<strin
   events_rejected_total: [{ reason: "malformed" }, { reason: "database" }, { reason: "relay" }],
   api_auth_failures_total: [{ reason: "unauthenticated" }, { reason: "forbidden" }],
   telegram_backfill_requests_total: [{ status: "done" }, { status: "failed" }],
-  storage_maintenance_failures_total: [{ task: "partitions" }, { task: "poll_marks" }, { task: "aggregates" }]
+  storage_maintenance_failures_total: [{ task: "partitions" }, { task: "poll_marks" }, { task: "aggregates" }],
+  storage_maintenance_last_success_timestamp_seconds: [{ task: "partitions" }, { task: "poll_marks" }, { task: "aggregates" }]
 }
 
 type AnyMetric = Metric.Metric<never, unknown>

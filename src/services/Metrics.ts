@@ -30,6 +30,14 @@ export const storageMaintenanceFailures = Metric.counter("storage_maintenance_fa
   description: "Rounds of database upkeep (partitions, poll marks, aggregates and retention) that failed, by task",
   incremental: true
 })
+/**
+ * When each task of the database's upkeep last succeeded, in Unix seconds (0
+ * until it first does); attribute `task` as above. A task whose loop stopped
+ * (a defect, not a failed round) stops moving it, which no failure counter shows.
+ */
+export const storageMaintenanceLastSuccess = Metric.gauge("storage_maintenance_last_success_timestamp_seconds", {
+  description: "When each task of database upkeep (partitions, poll marks, aggregates and retention) last succeeded, Unix seconds"
+})
 /** 1 when the tier answers, 0 while it is down; attribute `tier`: redis, rabbitmq, postgres. */
 export const tierUp = Metric.gauge("tier_up", { description: "Whether a storage tier is reachable (1) or not (0)" })
 

@@ -9,12 +9,13 @@ import * as Metrics from "../../src/services/Metrics.ts"
 import { configLayer, makeTestDatabase, query } from "../support/Database.ts"
 
 describe("AggregateRefresher", () => {
-  it.live("fills the count views at start, and applies the configured retention", () =>
+  it.live("fills the count views at start, applies the configured retention, and stamps the round", () =>
     Effect.gen(function*() {
       const database = yield* makeTestDatabase("refresher")
       yield* query(database, "CREATE TABLE messages_p20200101 PARTITION OF messages FOR VALUES FROM ('2020-01-01') TO ('2020-01-02')")
       yield* query(database, "SELECT upsert_message_version(1, 1, 0, now(), 'nova', '{}', now())")
       const config = configLayer(database, { aggregateRefreshInterval: "1 hour", retention: "365 days" })
+      const startedAt = Date.now() / 1000
       yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgStorageHousekeeping.layer), Layer.provide(PgClient.layer), Layer.provide(config)))
       // The refresher's first pass refreshes, then applies retention: wait for both
       // (until that first refresh the view is not populated and cannot be read).
@@ -32,9 +33,11 @@ describe("AggregateRefresher", () => {
         })
       )
       assert.deepStrictEqual(settled, { counts: [{ messages: 1 }], oldPartition: false })
+      const succeededAt = yield* Metric.value(Metrics.storageMaintenanceLastSuccess.pipe(Metric.withAttributes({ task: "aggregates" })))
+      assert.isAtLeast(succeededAt.value as number, startedAt)
     }))
 
-  it.live("counts a failed round and tries again on the next", () =>
+  it.live("counts a failed round, stamps no success, and tries again on the next", () =>
     Effect.gen(function*() {
       // Migrated to 0003: the count views and their refresh function (0004) do not exist yet.
       const database = yield* makeTestDatabase("refresher_fails", { migrate: false })
@@ -42,12 +45,15 @@ describe("AggregateRefresher", () => {
       const failures = Metric.value(Metrics.storageMaintenanceFailures.pipe(Metric.withAttributes({ task: "aggregates" })))
         .pipe(Effect.map((state) => state.count))
       const before = yield* failures
+      const lastSuccess = Metric.value(Metrics.storageMaintenanceLastSuccess.pipe(Metric.withAttributes({ task: "aggregates" })))
+      const succeededBefore = (yield* lastSuccess).value
       const config = configLayer(database, { aggregateRefreshInterval: "200 millis" })
       yield* Layer.build(AggregateRefresher.layer.pipe(Layer.provide(PgStorageHousekeeping.layer), Layer.provide(PgClient.layer), Layer.provide(config)))
       const after = yield* failures.pipe(
         Effect.repeat({ until: (count) => count >= before + 2, schedule: Schedule.spaced("50 millis"), times: 200 })
       )
       assert.isAtLeast(after, before + 2)
+      assert.strictEqual((yield* lastSuccess).value, succeededBefore)
     }))
 
   it.effect("refreshOnce reports what it did", () =>

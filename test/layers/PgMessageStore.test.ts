@@ -204,7 +204,7 @@ layer(StoreLayer.pipe(Layer.provideMerge(SuiteDatabaseLayer)), { timeout: "60 se
     }))
 })
 
-it.live("counts a failed round of upkeep by its task, and goes on writing", () =>
+it.live("counts a failed round of upkeep by its task, stamps a successful one, and goes on writing", () =>
   Effect.gen(function*() {
     // Migrated to 0055: compact_message_seq_days (0056) does not exist yet, so
     // folding the poll's marks fails for real while the partitions are made.
@@ -214,13 +214,29 @@ it.live("counts a failed round of upkeep by its task, and goes on writing", () =
       Metric.value(Metrics.storageMaintenanceFailures.pipe(Metric.withAttributes({ task }))).pipe(
         Effect.map((state) => state.count)
       )
-    const before = { partitions: yield* failures("partitions"), marks: yield* failures("poll_marks") }
+    const lastSuccess = (task: string) =>
+      Metric.value(Metrics.storageMaintenanceLastSuccess.pipe(Metric.withAttributes({ task }))).pipe(
+        Effect.map((state) => state.value as number)
+      )
+    const before = {
+      partitions: yield* failures("partitions"),
+      marks: yield* failures("poll_marks"),
+      marksSucceeded: yield* lastSuccess("poll_marks")
+    }
+    const startedAt = Date.now() / 1000
     const context = yield* Layer.build(PgMessageStore.layer.pipe(Layer.provide(configLayer(database))))
     const marks = yield* failures("poll_marks").pipe(
       Effect.repeat({ until: (count) => count > before.marks, schedule: Schedule.spaced("50 millis"), times: 200 })
     )
     assert.strictEqual(marks, before.marks + 1)
     assert.strictEqual(yield* failures("partitions"), before.partitions)
+    // The round that made the partitions is stamped; the failed one is not.
+    const partitionsSucceeded = yield* lastSuccess("partitions").pipe(
+      Effect.repeat({ until: (at) => at >= startedAt, schedule: Schedule.spaced("50 millis"), times: 200 })
+    )
+    assert.isAtLeast(partitionsSucceeded, startedAt)
+    assert.isAtMost(partitionsSucceeded, Date.now() / 1000)
+    assert.strictEqual(yield* lastSuccess("poll_marks"), before.marksSucceeded)
     const store = Context.get(context, MessageStore)
     const channel = freshChannelId()
     assert.strictEqual((yield* store.writeBatch([created(makeMessage(channel, 1))])).inserted, 1)
