@@ -71,15 +71,21 @@ const writeBatch = (target: SqlClient.SqlClient, name: string, rows: ReadonlyArr
   const last = rows[rows.length - 1]!
   const batch = JSON.stringify(rows)
   return target.withTransaction(Effect.gen(function*() {
+    // Drawn first, before the transaction writes, as the gateway's batches
+    // draw theirs (sql/0057): an API poll running beside the import never
+    // passes an imported row still to commit.
+    const drawn = yield* target<{ seqs: string }>`SELECT draw_event_seqs(${rows.length}::integer)::text AS seqs`
+    const seqs = drawn[0]!.seqs
     const [written] = yield* target<{ inserted: number }>`
       WITH batch AS (
-        SELECT * FROM jsonb_to_recordset(${batch}::jsonb)
-          AS b(channel_id bigint, message_id integer, date timestamptz, text text, payload jsonb)
+        SELECT * FROM ROWS FROM (jsonb_to_recordset(${batch}::jsonb)
+          AS (channel_id bigint, message_id integer, date timestamptz, text text, payload jsonb))
+          WITH ORDINALITY AS b(channel_id, message_id, date, text, payload, ord)
       ), known_channels AS (
         INSERT INTO channels (channel_id) SELECT DISTINCT channel_id FROM batch ON CONFLICT DO NOTHING
       ), inserted AS (
-        INSERT INTO messages (channel_id, message_id, version, date, text, entities, media, raw, received_at)
-        SELECT channel_id, message_id, 0, date, coalesce(text, ''),
+        INSERT INTO messages (event_seq, channel_id, message_id, version, date, text, entities, media, raw, received_at)
+        SELECT (${seqs}::bigint[])[ord], channel_id, message_id, 0, date, coalesce(text, ''),
                CASE WHEN jsonb_typeof(payload -> 'entities') = 'array' THEN payload -> 'entities' ELSE '[]' END,
                CASE WHEN jsonb_typeof(payload -> 'media') = 'object' THEN payload -> 'media' END,
                coalesce(payload, '{}'), date

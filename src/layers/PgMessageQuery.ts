@@ -8,7 +8,9 @@
  * that jumped past it would never see it. So `events` stops at the first row
  * whose writing transaction is not older than the oldest transaction in
  * flight (the xmin of the statement's snapshot): every transaction that could
- * still commit a lower `event_seq` started writing before such a row's did.
+ * still commit a lower `event_seq` took its transaction id before such a
+ * row's did, because each batch takes its id and draws all its values with
+ * no other batch between (sql/0057_event_seq_in_xid_order).
  * Each row keeps its writer's 64-bit transaction id as data (`written_xid`,
  * sql/0021_timescaledb_path: no wraparound, and TimescaleDB's compressed
  * chunks keep it where they cannot show xmin). So that one stuck session elsewhere cannot

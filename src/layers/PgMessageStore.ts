@@ -191,9 +191,10 @@ export const make = Effect.gen(function*() {
   const bounded = boundedBy(statementTimeout)
 
   /**
-   * The batch is one statement, `write_events` (sql/0047_write_events.up.sql):
-   * one round trip, in a transaction of its own, that takes the deletions
-   * lock and the transaction id before drawing any event_seq.
+   * The batch is one statement, `write_events` (sql/0047_write_events.up.sql,
+   * sql/0057_event_seq_in_xid_order.up.sql): one round trip, in a transaction
+   * of its own, that takes the deletions lock, then the transaction id and
+   * all the batch's event_seq values with no other batch between.
    */
   const writeBatch = Effect.fn("MessageStore.writeBatch")(
     function*(events: Array.NonEmptyReadonlyArray<MessageEvent>) {
