@@ -15,8 +15,9 @@
 -- cannot be released before commit), held only for the draw and released
 -- before the function returns, whatever fails. Batches still write and commit
 -- side by side. It must come before the transaction's first write, or the
--- transaction id is older than the lock. write_events (0047) and the legacy
--- import (src/layers/LegacyImport.ts) give every row a value it drew.
+-- transaction id is older than the lock. write_events (0047), the legacy
+-- import (src/layers/LegacyImport.ts) and upsert_message_version (0005) give
+-- every row a value it drew.
 CREATE FUNCTION draw_event_seqs(n integer) RETURNS bigint[]
 LANGUAGE plpgsql
 AS $$
@@ -94,5 +95,53 @@ BEGIN
       AND m.channel_id = d.channel_id AND m.message_id = d.message_id AND m.deleted_at IS NULL;
   END IF;
   RETURN versions_inserted + deletions_inserted;
+END
+$$;
+
+-- 0005's, with its value drawn as a batch's is (one, even when the version is
+-- already stored: a gap in event_seq is harmless).
+CREATE OR REPLACE FUNCTION upsert_message_version(
+  channel bigint,
+  message integer,
+  message_version integer,
+  message_date timestamptz,
+  message_text text,
+  raw_payload jsonb,
+  received timestamptz,
+  edited timestamptz DEFAULT NULL,
+  sender bigint DEFAULT NULL,
+  sender_type text DEFAULT NULL,
+  sender_display_name text DEFAULT NULL,
+  message_entities jsonb DEFAULT '[]',
+  message_media jsonb DEFAULT NULL,
+  reply_to integer DEFAULT NULL,
+  grouped text DEFAULT NULL,
+  view_count integer DEFAULT NULL,
+  forward_count integer DEFAULT NULL
+) RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  inserted integer;
+BEGIN
+  INSERT INTO messages (event_seq, channel_id, message_id, version, date, edit_date, sender_id, sender_kind, sender_name,
+                        text, entities, media, reply_to_message_id, grouped_id, views, forwards, raw,
+                        received_at, deleted_at)
+  VALUES ((draw_event_seqs(1))[1], channel, message, message_version, message_date, edited, sender, sender_type, sender_display_name,
+          message_text, message_entities, message_media, reply_to, grouped, view_count, forward_count, raw_payload,
+          received,
+          (SELECT d.deleted_at FROM message_deletions d WHERE d.channel_id = channel AND d.message_id = message))
+  ON CONFLICT (channel_id, message_id, version, date) DO NOTHING;
+  GET DIAGNOSTICS inserted = ROW_COUNT;
+  IF inserted = 1 THEN
+    RETURN true;
+  END IF;
+  -- (xmax = 0 cannot tell an insert from an update on a partitioned table.)
+  UPDATE messages m
+  SET views = greatest(m.views, view_count), forwards = greatest(m.forwards, forward_count)
+  WHERE m.channel_id = channel AND m.message_id = message AND m.version = message_version AND m.date = message_date
+    AND (view_count > m.views OR forward_count > m.forwards
+         OR (m.views IS NULL AND view_count IS NOT NULL) OR (m.forwards IS NULL AND forward_count IS NOT NULL));
+  RETURN false;
 END
 $$;
