@@ -189,7 +189,7 @@ const eventMembers = (row: EventJsonRow): string =>
       JSON.stringify(row.media ?? null) + row.middle + JSON.stringify(row.raw ?? null) + row.tail
 
 /** Rows up to the first one a transaction still in flight could precede (see the top of this file). */
-const settledPrefix = <Row extends { readonly settled: boolean }>(rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
+export const settledPrefix = <Row extends { readonly settled: boolean }>(rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
   const firstUnsettled = rows.findIndex((row) => !row.settled)
   return firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)
 }

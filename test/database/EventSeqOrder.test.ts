@@ -17,6 +17,7 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schedule } from "effect"
 import { Reactivity } from "effect/reactivity"
+import { settledPrefix } from "../../src/layers/PgMessageQuery.ts"
 import { makeTestDatabase, type TestDatabase } from "../support/Database.ts"
 
 /** One date for every row: the same message written twice is the same key, partitioned or not. */
@@ -63,8 +64,7 @@ const poll = (sql: PgClient.PgClient, after: string) =>
     `SELECT event_seq::text, message_id, settled FROM api_event_pages(ARRAY[$1]::bigint[], NULL, ARRAY[100], 30)`,
     [after]
   ).pipe(Effect.map((rows) => {
-    const firstUnsettled = rows.findIndex((row) => !row.settled)
-    const page = firstUnsettled === -1 ? rows : rows.slice(0, firstUnsettled)
+    const page = settledPrefix(rows)
     return { messages: page.map((row) => row.message_id), cursor: page.at(-1)?.event_seq ?? after }
   }))
 
