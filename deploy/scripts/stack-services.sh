@@ -30,6 +30,7 @@ fi
 : "${STACK_GATEWAY_PORT:=4007}"
 : "${STACK_API_PORT:=4010}"
 : "${STACK_APP_DIR:=/opt/telegram-gateway}"          # install.sh's layout: dist/ and node/
+# STACK_UNIT_DIR: where the app's units are read when systemd does not run them (start_app)
 : "${STACK_POSTGRES_EXPORTER_DSN:=postgresql://postgres@127.0.0.1:$STACK_PG_PORT/postgres?sslmode=disable}"
 
 # In order of start; stop goes backwards. No PgBouncer exporter: Debian 12's
@@ -196,18 +197,54 @@ start_rabbitmq() {
   rabbitmq-plugins -q enable --online rabbitmq_prometheus >/dev/null
 }
 
-# The app: its systemd unit where systemd runs it, otherwise the node beside the code.
+# The unit file the app runs from where systemd does not run it: in
+# $STACK_UNIT_DIR, else the installed one (install.sh), else the project's.
+app_unit_file() {
+  local dir
+  for dir in ${STACK_UNIT_DIR:+"$STACK_UNIT_DIR"} /etc/systemd/system "$stack_project/deploy/systemd"; do
+    if [[ -f "$dir/$1" ]]; then echo "$dir/$1"; return; fi
+  done
+}
+
+# The app: its systemd unit where systemd runs it, otherwise the unit's own
+# command as the unit would run it: as its User=, with its Environment=
+# settings (the heap and allocator settings, NODE_ENV, LOG_FORMAT, the API's
+# address), then its EnvironmentFile= files in order (a leading "-" marks one
+# that may be missing), then its ExecStart= with its node flags, from
+# $STACK_APP_DIR.
 start_app() {
-  local name="$1" unit="telegram-gateway.service" bin=telegram-gateway.js args=(run)
-  if [[ "$name" == api ]]; then unit=telegram-gateway-api.service bin=telegram-gateway-api.js args=(); fi
+  local name="$1" unit=telegram-gateway.service
+  if [[ "$name" == api ]]; then unit=telegram-gateway-api.service; fi
   if systemd_unit "$unit"; then
     stack_run systemctl start "$unit"
     return
   fi
-  local env_file=/etc/telegram-gateway/gateway.env
-  [[ "$name" == api && -f /etc/telegram-gateway/api.env ]] && env_file=/etc/telegram-gateway/api.env
-  spawn "$name" telegram-gateway env -C "$STACK_APP_DIR" bash -c 'set -a; [[ -f "$0" ]] && . "$0"; set +a; exec "$@"' \
-    "$env_file" "$STACK_APP_DIR/node/bin/node" "$STACK_APP_DIR/dist/bin/$bin" "${args[@]}"
+  local file line value user=telegram-gateway
+  local -a assignments=() env_files=() command=()
+  file="$(app_unit_file "$unit")"
+  while IFS= read -r line; do
+    case "$line" in
+      User=*) user="${line#User=}" ;;
+      Environment=*)
+        value="${line#Environment=}" && value="${value#\"}" && assignments+=("${value%\"}") ;;
+      EnvironmentFile=*) env_files+=("${line#EnvironmentFile=}") ;;
+      ExecStart=*) read -r -a command <<<"${line#ExecStart=}" ;;
+    esac
+  done <"$file"
+  if [[ ${#command[@]} -eq 0 ]]; then
+    stack_log "$file has no ExecStart=: cannot start $name"
+    return 1
+  fi
+  spawn "$name" "$user" env -C "$STACK_APP_DIR" "${assignments[@]}" bash -c '
+    set -a
+    while [[ "$1" != -- ]]; do
+      file="${1#-}"
+      if [[ -f "$file" ]]; then . "$file"; elif [[ "$1" != -* ]]; then echo "$file: no such environment file" >&2; exit 1; fi
+      shift
+    done
+    shift
+    set +a
+    exec "$@"' env-files "${env_files[@]}" -- "${command[@]//\/opt\/telegram-gateway/$STACK_APP_DIR}"
 }
 
 component_start() {

@@ -18,7 +18,9 @@
 # docs/deployment.md); STACK_* variables (deploy/scripts/stack-services.sh)
 # or /etc/telegram-gateway/stack.env move ports and directories. The gateway
 # and the API run as their systemd units where systemd runs and install.sh
-# installed them, otherwise from /opt/telegram-gateway with its own Node.js.
+# installed them, otherwise as those units would run them (their user,
+# environment, environment files and command with its node flags) from
+# /opt/telegram-gateway with its own Node.js.
 # Daemons started here keep their pid and log in /run/telegram-stack.
 # Exit status: 0 when everything selected answers, 1 otherwise, 2 bad usage.
 set -euo pipefail

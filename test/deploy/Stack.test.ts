@@ -97,6 +97,74 @@ describe("whole-stack scripts", () => {
       assert.strictEqual(stoppedAgain.stdout, "", "nothing left to signal")
     }), { timeout: 180_000 })
 
+  it.effect("without systemd, the gateway starts as its unit runs it: its user, environment, environment files and node flags", () =>
+    Effect.gen(function*() {
+      const directory = yield* scratch
+      const project = yield* Effect.promise(() => Fs.readFile(deployPath("systemd", "telegram-gateway.service"), "utf8"))
+      const execStart = project.split("\n").find((line) => line.startsWith("ExecStart="))!.split(/\s+/)
+      const nodeOptions = /^Environment="NODE_OPTIONS=(.*)"$/m.exec(project)![1]!
+      const report = Path.join(directory, "started.json")
+      const port = "21407"
+      yield* Effect.promise(async () => {
+        // The app directory of install.sh's layout, holding this Node and an app that reports how it was started.
+        await Fs.mkdir(Path.join(directory, "app", "node", "bin"), { recursive: true })
+        await Fs.mkdir(Path.join(directory, "app", "dist", "bin"), { recursive: true })
+        await Fs.symlink(process.execPath, Path.join(directory, "app", "node", "bin", "node"))
+        await Fs.writeFile(
+          Path.join(directory, "app", "dist", "bin", "telegram-gateway.js"),
+          `const env = process.env
+require("node:fs").writeFileSync(env.REPORT, JSON.stringify({
+  execArgv: process.execArgv, args: process.argv.slice(2), cwd: process.cwd(), user: require("node:os").userInfo().username,
+  NODE_OPTIONS: env.NODE_OPTIONS, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX, NODE_ENV: env.NODE_ENV, LOG_FORMAT: env.LOG_FORMAT, SHARED: env.SHARED
+}))
+// Answers every request, /health/live (the stack's up check) among them.
+require("node:http").createServer((request, response) => response.end("ok")).listen(Number(env.PORT), "127.0.0.1")
+`
+        )
+        // The project's unit, with this test's user and environment files (a missing optional one among them).
+        await Fs.mkdir(Path.join(directory, "units"))
+        await Fs.writeFile(
+          Path.join(directory, "units", "telegram-gateway.service"),
+          project.replace(/^User=.*$/m, `User=${Os.userInfo().username}`).replace(
+            /^EnvironmentFile=.*$/m,
+            [`EnvironmentFile=${directory}/first.env`, `EnvironmentFile=-${directory}/missing.env`, `EnvironmentFile=-${directory}/second.env`].join("\n")
+          )
+        )
+        await Fs.writeFile(Path.join(directory, "first.env"), `REPORT=${report}\nPORT=${port}\nSHARED=first\nLOG_FORMAT=pretty\n`)
+        await Fs.writeFile(Path.join(directory, "second.env"), "SHARED=second\n")
+      })
+      const env = {
+        STACK_ENV: Path.join(directory, "no-stack.env"),
+        STACK_RUN_DIR: Path.join(directory, "run"),
+        STACK_APP_DIR: Path.join(directory, "app"),
+        STACK_UNIT_DIR: Path.join(directory, "units"),
+        STACK_GATEWAY_PORT: port
+      }
+      yield* Effect.addFinalizer(() => run("stop-stack.sh", ["--only", "gateway"], env).pipe(Effect.asVoid))
+
+      const started = yield* run("start-stack.sh", ["--only", "gateway", "--timeout", "20"], env)
+      assert.strictEqual(started.code, 0, started.stderr)
+      const seen = JSON.parse(yield* Effect.promise(() => Fs.readFile(report, "utf8")))
+      assert.deepStrictEqual(seen, {
+        execArgv: execStart.filter((word) => word.startsWith("--")),
+        args: execStart.slice(execStart.findIndex((word) => word.endsWith(".js")) + 1),
+        cwd: Path.join(directory, "app"),
+        user: Os.userInfo().username,
+        NODE_OPTIONS: nodeOptions,
+        MALLOC_ARENA_MAX: /^Environment=MALLOC_ARENA_MAX=(.*)$/m.exec(project)![1],
+        NODE_ENV: "production",
+        // An environment file overrides the unit's Environment=, and a later file an earlier one, as under systemd.
+        LOG_FORMAT: "pretty",
+        SHARED: "second"
+      })
+      assert.include(seen.execArgv, "--heap-growing-percent=50")
+
+      const stopped = yield* run("stop-stack.sh", ["--only", "gateway"], env)
+      assert.strictEqual(stopped.code, 0, stopped.stderr)
+      const down = yield* run("check-stack.sh", ["--only", "gateway"], env)
+      assert.strictEqual(down.code, 1, down.stdout)
+    }), { timeout: 60_000 })
+
   it.effect("the whole stack: checked component by component, and a start would leave the running services alone", () =>
     Effect.gen(function*() {
       const env = { STACK_ENV: "/nonexistent/stack.env" }
