@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { deployPath, gatewaySeriesNames, isGatewaySeries, metricNamesIn, runCommand } from "./Tools.ts"
+import { deployPath, gatewaySeriesNames, isGatewaySeries, metricNamesIn, readAlertRules, runCommand } from "./Tools.ts"
 
 interface Panel {
   readonly type: string
@@ -144,6 +144,21 @@ describe("the provisioned dashboards and data sources", () => {
         }
       }
       assert.deepStrictEqual([...used].sort(), [...uids].sort(), "every data source is used by a panel")
+    }))
+
+  it.effect("show storage upkeep on the PostgreSQL dashboard: the age of each task's last success against the alert's 13 hours, and its failures", () =>
+    Effect.gen(function*() {
+      const postgres = (yield* readAllDashboards).find(({ file }) => file === "telegram-postgresql.json")!.dashboard
+      const exprs = queries(postgres).map((query) => query.expr)
+      assert.isTrue(exprs.some((expr) => /^time\(\) - \(storage_maintenance_last_success_timestamp_seconds\{.*\} > 0\)$/.test(expr)), exprs.join("\n"))
+      assert.isTrue(exprs.some((expr) => /sum by \(task\) \(increase\(storage_maintenance_failures_total\{/.test(expr)))
+      const since = postgres.panels.find((panel) => panel.title === "Since the last successful upkeep") as Panel & {
+        readonly fieldConfig: { readonly defaults: { readonly thresholds: { readonly steps: ReadonlyArray<{ readonly value: number | null }> } } }
+      }
+      const alerts = yield* Effect.promise(() => Fs.readFile(deployPath("prometheus", "telegram-alerts.yml"), "utf8"))
+      const stalled = readAlertRules(alerts).find((rule) => rule.name === "TelegramStorageMaintenanceStalled")!
+      const hours = Number(/> (\d+) \* 3600/.exec(stalled.expr)![1])
+      assert.deepStrictEqual(since.fieldConfig.defaults.thresholds.steps.map((step) => step.value), [null, hours * 3600])
     }))
 
   it.effect("query Prometheus with valid PromQL only", () =>
