@@ -7,26 +7,21 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type * as Amqp from "amqplib"
-import { Duration, Effect, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { applicationServer, makeTestDatabase, query } from "../support/Database.ts"
 import { startGatewayProcess } from "../support/GatewayProcess.ts"
 import { type ReceivedSpan, startOtlpReceiver } from "../support/OtlpReceiver.ts"
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
+import { eventuallyValue } from "../support/Eventually.ts"
 import { makeSessionDirectory } from "../telegram/Harness.ts"
+
+/** A gateway and its span exports take their time on a busy machine. */
+const slowly = { timeout: "60 seconds", interval: "200 millis" } as const
 
 /** Ports of the ops range (21000-21999) for the receivers, and one where nothing listens. */
 const receiverPorts = { protobuf: 21318, json: 21319, closed: 21317 }
-
-const eventually = <A>(what: string, check: () => A | undefined, timeout: Duration.Input = "60 seconds") =>
-  Effect.gen(function*() {
-    while (true) {
-      const value = check()
-      if (value !== undefined) return value
-      yield* Effect.sleep("200 millis")
-    }
-  }).pipe(Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.die(new Error(`timed out waiting for ${what}`)) }))
 
 /** The gateway, ingesting one simulated channel and exporting spans to `endpoint`. */
 const startTracedGateway = (name: string, otel: Record<string, string>) =>
@@ -78,11 +73,11 @@ describe("Traces", () => {
         `${channel.id}:${posted[0]!.id}:${edited.editDate}`
       ]
 
-      const delivered = yield* eventually("every message on the bus", () => {
+      const delivered = yield* eventuallyValue("every message on the bus", () => {
         const byKey = new Map(consumer.received.map((message) => [message.properties.messageId as string, message]))
         return keys.every((key) => byKey.has(key)) ? byKey : undefined
-      })
-      const roots = yield* eventually("a finished root span for every message", () => {
+      }, slowly)
+      const roots = yield* eventuallyValue("a finished root span for every message", () => {
         const found = new Map<string, Array<ReceivedSpan>>()
         for (const span of receiver.spans()) {
           if (span.name !== "Ingestion.message") continue
@@ -90,7 +85,7 @@ describe("Traces", () => {
           found.set(key, [...(found.get(key) ?? []), span])
         }
         return keys.every((key) => found.has(key)) ? found : undefined
-      })
+      }, slowly)
       // The spans of the batches and publishes end before their messages' roots; wait for one more export.
       yield* Effect.sleep("1 second")
       const spans = receiver.spans()
@@ -159,8 +154,8 @@ describe("Traces", () => {
       })
       const posted = Array.from({ length: 5 }, (_, index) => simulator.world.post(channel.id, { text: `lost spans ${index}` }))
       const keys = posted.map((message) => `${channel.id}:${message.id}:0`)
-      yield* eventually("every message on the bus", () =>
-        keys.every((key) => consumer.received.some((message) => message.properties.messageId === key)) ? true : undefined)
+      yield* eventuallyValue("every message on the bus", () =>
+        keys.every((key) => consumer.received.some((message) => message.properties.messageId === key)) ? true : undefined, slowly)
       // Spans go out every 200 ms; the export fails at once (nothing listens).
       let failures = 0
       while (failures === 0) {
@@ -187,10 +182,10 @@ describe("Traces", () => {
       })
       const posted = Array.from({ length: 5 }, (_, index) => simulator.world.post(channel.id, { text: `unsampled ${index}` }))
       const keys = posted.map((message) => `${channel.id}:${message.id}:0`)
-      const delivered = yield* eventually("every message on the bus", () =>
+      const delivered = yield* eventuallyValue("every message on the bus", () =>
         keys.every((key) => consumer.received.some((message) => message.properties.messageId === key))
           ? consumer.received
-          : undefined)
+          : undefined, slowly)
       for (const message of delivered) assert.match(header(message) ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/)
       // Whatever the gateway still exports (nothing at ratio 0), no message span is among it.
       yield* Effect.sleep("1 second")

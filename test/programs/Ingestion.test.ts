@@ -13,6 +13,7 @@ import { MessageCache } from "../../src/services/MessageCache.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { makeTestDatabase, query, type TestDatabase, urlVia } from "../support/Database.ts"
+import { eventually } from "../support/Eventually.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
 import { created, deleted, edited, freshChannelId, makeMessage } from "../support/TestEvents.ts"
 import {
@@ -99,6 +100,9 @@ describe("Ingestion", () => {
             published: true,
             verdict: "new"
           })
+          yield* eventually("the event on the consumer's queue", () =>
+            consumer.received.some((message) => message.properties.messageId === eventKey(event)))
+          // A second publish of it would arrive right behind the first.
           yield* Effect.sleep("200 millis")
           const onQueue = consumer.received.filter((message) => message.properties.messageId === eventKey(event))
           assert.strictEqual(onQueue.length, 1)
@@ -130,6 +134,8 @@ describe("Ingestion", () => {
           const recent = yield* (yield* MessageCache).recent(channelId, 100)
           assert.strictEqual(recent.length, 5)
           assert.strictEqual((yield* counter(Metrics.eventsDuplicate)) - duplicatesBefore, 6)
+          yield* eventually("the five events on the consumer's queue", () => consumer.received.length >= 5)
+          // A republished duplicate would arrive right behind them.
           yield* Effect.sleep("200 millis")
           assert.strictEqual(consumer.received.length, 5, "a redelivered event is not published again")
         })
@@ -251,13 +257,15 @@ describe("Ingestion", () => {
 
           yield* rabbitProxy.restore
           let next = 2000
-          yield* Effect.gen(function*() {
+          const published = yield* Effect.gen(function*() {
             const probe = created(makeMessage(channelId, next++))
             yield* ingestion.ingest(probe)
             const [done] = yield* awaitSettled(progress, [probe])
             if (!done?.published) return yield* Effect.fail("not published yet")
+            return eventKey(probe)
           }).pipe(Effect.eventually, Effect.timeout("15 seconds"))
-          yield* Effect.sleep("200 millis")
+          yield* eventually("the published probe on the consumer's queue", () =>
+            consumer.received.some((message) => message.properties.messageId === published))
           assert.isAbove(consumer.received.length, 0)
         })
       )

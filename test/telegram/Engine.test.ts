@@ -11,7 +11,8 @@ import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
 import { awaitCurrentEquality, awaitExactEquality, awaitStatePts, Ledger, runGateway, storedState } from "./EngineHarness.ts"
-import { eventually, makeSetup, startSource } from "./Harness.ts"
+import { eventually } from "../support/Eventually.ts"
+import { makeSetup, startSource } from "./Harness.ts"
 
 const gapsOf = (channel: number, kind: string) =>
   Metric.value(Metrics.telegramGaps.pipe(Metric.withAttributes({ channel: String(channel), kind }))).pipe(

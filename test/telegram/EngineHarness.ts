@@ -10,7 +10,7 @@ import { receive } from "../../src/programs/Gateway.ts"
 import type { ChannelRef, TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
 import { makeTestConsumer, testConfig, uniqueName } from "../support/TestGateway.ts"
-import type { SourceSetup } from "./Harness.ts"
+import { simulatorTelegram, type SourceSetup } from "./Harness.ts"
 
 /** What happened in the simulator, as PostgreSQL should end up holding it. */
 export class Ledger {
@@ -146,21 +146,7 @@ export const runGateway = (setup: SourceSetup, telegram: Record<string, unknown>
   Effect.gen(function*() {
     const exchange = uniqueName("engine.messages")
     yield* makeTestConsumer(exchange, { consume: false })
-    const config = ConfigProvider.layerAdd(ConfigProvider.fromUnknown({
-      telegram: {
-        apiId: 1,
-        apiHash: "simulator",
-        sessionFile: setup.sessionFile,
-        dcId: setup.sim.dcId,
-        dcAddress: setup.sim.host,
-        dcPort: setup.sim.port,
-        connectTimeout: "5 seconds",
-        callTimeout: "5 seconds",
-        reconnectBaseDelay: "100 millis",
-        reconnectMaxDelay: "500 millis",
-        ...telegram
-      }
-    })).pipe(
+    const config = ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ telegram: simulatorTelegram(setup, telegram) })).pipe(
       Layer.provide(testConfig({ databaseUrl: databaseUrl ?? Redacted.value(setup.database.url), exchange, keyPrefix: `${uniqueName("tgeng")}:` }))
     )
     yield* receive.pipe(

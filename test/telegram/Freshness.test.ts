@@ -9,7 +9,8 @@ import { Effect, Metric } from "effect"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { awaitExactEquality, awaitStatePts, Ledger, runGateway } from "./EngineHarness.ts"
-import { captureLogs, eventually, makeSetup, startSource } from "./Harness.ts"
+import { eventually } from "../support/Eventually.ts"
+import { captureLogs, makeSetup, startSource } from "./Harness.ts"
 
 const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 

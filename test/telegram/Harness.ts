@@ -3,7 +3,7 @@
  * simulator, its registry in a PostgreSQL database of the test's own, a
  * session file in a temporary 0700 directory, and every log line captured.
  */
-import { Context, type Duration, Effect, type Fiber, Layer, Logger, Redacted, Stream } from "effect"
+import { Context, Effect, type Fiber, Layer, Logger, Redacted, Stream } from "effect"
 import { ConfigProvider } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
@@ -47,23 +47,26 @@ export const makeSetup = (sim: TelegramSimulator) =>
     return { sim, database, sessionFile } satisfies SourceSetup
   })
 
+/** The `telegram` configuration that reaches the setup's simulator with short timeouts, then `overrides`. */
+export const simulatorTelegram = (setup: SourceSetup, overrides: Record<string, unknown>) => ({
+  apiId: 1,
+  apiHash: "simulator",
+  sessionFile: setup.sessionFile,
+  dcId: setup.sim.dcId,
+  dcAddress: setup.sim.host,
+  dcPort: setup.sim.port,
+  connectTimeout: "5 seconds",
+  callTimeout: "5 seconds",
+  reconnectBaseDelay: "100 millis",
+  reconnectMaxDelay: "500 millis",
+  ...overrides
+})
+
 export const configFor = (setup: SourceSetup, telegram: Record<string, unknown>) =>
   ConfigProvider.layer(
     ConfigProvider.fromUnknown({
       database: { url: Redacted.value(setup.database.url) },
-      telegram: {
-        apiId: 1,
-        apiHash: "simulator",
-        sessionFile: setup.sessionFile,
-        dcId: setup.sim.dcId,
-        dcAddress: setup.sim.host,
-        dcPort: setup.sim.port,
-        connectTimeout: "5 seconds",
-        callTimeout: "5 seconds",
-        reconnectBaseDelay: "100 millis",
-        reconnectMaxDelay: "500 millis",
-        ...telegram
-      }
+      telegram: simulatorTelegram(setup, telegram)
     })
   )
 
@@ -102,9 +105,3 @@ export const startSource = (setup: SourceSetup, telegram: Record<string, unknown
     )
     return { source, events, batchSizes, ended } satisfies RunningSource
   })
-
-/** Polls until `condition` holds, failing the test after `timeout`. */
-export const eventually = (what: string, condition: () => boolean, timeout: Duration.Input = "15 seconds") =>
-  Effect.gen(function*() {
-    while (!condition()) yield* Effect.sleep("25 millis")
-  }).pipe(Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.die(new Error(`timed out waiting for ${what}`)) }))

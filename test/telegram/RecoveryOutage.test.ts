@@ -13,7 +13,8 @@ import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { applicationServer, urlVia } from "../support/Database.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
 import { awaitExactEquality, awaitStatePts, Ledger, runGateway } from "./EngineHarness.ts"
-import { eventually, makeSetup } from "./Harness.ts"
+import { eventually } from "../support/Eventually.ts"
+import { makeSetup } from "./Harness.ts"
 
 const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 

@@ -9,7 +9,8 @@ import type { MessageEvent } from "../../src/domain/Message.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { FATAL_ERRORS, type FatalError, TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { eventually, makeSetup, startSource } from "./Harness.ts"
+import { eventually } from "../support/Eventually.ts"
+import { makeSetup, startSource } from "./Harness.ts"
 
 const texts = (events: ReadonlyArray<MessageEvent>, tag: MessageEvent["_tag"]) =>
   events.flatMap((event) => event._tag === tag && event._tag !== "MessageDeleted" ? [event.message.text] : [])
