@@ -37,27 +37,33 @@ const queries = (dashboard: Dashboard) =>
 /** Grafana's variables replaced by values Prometheus accepts. */
 const asPromQL = (expr: string) => expr.replaceAll("$__rate_interval", "1m").replaceAll("$instance", ".*")
 
+/** promtool parses every query, each written as a recording rule. */
+const promtoolAccepts = (all: ReadonlyArray<{ readonly expr: string }>) =>
+  Effect.gen(function*() {
+    const directory = yield* Effect.acquireRelease(
+      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dashboards-"))),
+      (path) => Effect.promise(() => Fs.rm(path, { recursive: true, force: true }))
+    )
+    const rules = [
+      "groups:",
+      "  - name: dashboards",
+      "    rules:",
+      ...all.flatMap((query, index) => [`      - record: dashboard:query_${index}`, `        expr: ${JSON.stringify(asPromQL(query.expr))}`])
+    ].join("\n")
+    const file = Path.join(directory, "dashboard-queries.yml")
+    yield* Effect.promise(() => Fs.writeFile(file, rules + "\n"))
+    const result = yield* runCommand("promtool", ["check", "rules", file])
+    assert.strictEqual(result.code, 0, result.stdout + result.stderr)
+    assert.include(result.stdout, `SUCCESS: ${all.length} rules found`)
+  }).pipe(Effect.scoped)
+
 describe("the Grafana dashboard", () => {
   it.effect("has only valid PromQL queries", () =>
     Effect.gen(function*() {
       const all = queries(yield* readDashboard)
       assert.isAbove(all.length, 15)
-      const directory = yield* Effect.acquireRelease(
-        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dashboard-"))),
-        (path) => Effect.promise(() => Fs.rm(path, { recursive: true, force: true }))
-      )
-      const rules = [
-        "groups:",
-        "  - name: dashboard",
-        "    rules:",
-        ...all.flatMap((query, index) => [`      - record: dashboard:query_${index}`, `        expr: ${JSON.stringify(asPromQL(query.expr))}`])
-      ].join("\n")
-      const file = Path.join(directory, "dashboard-queries.yml")
-      yield* Effect.promise(() => Fs.writeFile(file, rules + "\n"))
-      const result = yield* runCommand("promtool", ["check", "rules", file])
-      assert.strictEqual(result.code, 0, result.stdout + result.stderr)
-      assert.include(result.stdout, `SUCCESS: ${all.length} rules found`)
-    }).pipe(Effect.scoped))
+      yield* promtoolAccepts(all)
+    }))
 
   it.effect("only queries gateway metrics the daemon exports", () =>
     Effect.gen(function*() {
@@ -165,19 +171,6 @@ describe("the provisioned dashboards and data sources", () => {
     Effect.gen(function*() {
       const all = (yield* readAllDashboards).flatMap(({ dashboard }) => queries(dashboard))
       assert.isAbove(all.length, 60)
-      const directory = yield* Effect.acquireRelease(
-        Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dashboards-"))),
-        (path) => Effect.promise(() => Fs.rm(path, { recursive: true, force: true }))
-      )
-      const rules = [
-        "groups:",
-        "  - name: dashboards",
-        "    rules:",
-        ...all.flatMap((query, index) => [`      - record: dashboard:query_${index}`, `        expr: ${JSON.stringify(asPromQL(query.expr))}`])
-      ].join("\n")
-      const file = Path.join(directory, "dashboard-queries.yml")
-      yield* Effect.promise(() => Fs.writeFile(file, rules + "\n"))
-      const result = yield* runCommand("promtool", ["check", "rules", file])
-      assert.strictEqual(result.code, 0, result.stdout + result.stderr)
-    }).pipe(Effect.scoped))
+      yield* promtoolAccepts(all)
+    }))
 })
