@@ -18,7 +18,7 @@ import * as ApiMetrics from "../../src/services/ApiMetrics.ts"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase } from "../support/Database.ts"
-import { freePort, startGatewayProcess } from "../support/GatewayProcess.ts"
+import { freePort, simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { uniqueName } from "../support/TestGateway.ts"
 import { makeSessionDirectory } from "../telegram/Harness.ts"
 
@@ -67,13 +67,7 @@ describe("metrics of a freshly started daemon", () => {
           DATABASE_URL: Redacted.value(database.url),
           REDIS_KEY_PREFIX: `${uniqueName("tgmetrics")}:`,
           RABBITMQ_EXCHANGE: uniqueName("metrics.messages"),
-          TELEGRAM_API_ID: "1",
-          TELEGRAM_API_HASH: "simulator",
-          TELEGRAM_SESSION_FILE: sessionFile,
-          TELEGRAM_CHANNELS: "@metrics_fresh",
-          TELEGRAM_DC_ID: String(simulator.dcId),
-          TELEGRAM_DC_ADDRESS: simulator.host,
-          TELEGRAM_DC_PORT: String(simulator.port)
+          ...simulatorEnv(simulator, sessionFile, "@metrics_fresh")
         }
       })
       yield* waitForAnswer(gateway.httpPort)

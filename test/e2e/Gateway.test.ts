@@ -16,7 +16,7 @@ import { MessageCache } from "../../src/services/MessageCache.ts"
 import { MessageStore } from "../../src/services/MessageStore.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase, query } from "../support/Database.ts"
-import { runToExit } from "../support/GatewayProcess.ts"
+import { runToExit, simulatorEnv } from "../support/GatewayProcess.ts"
 import { makeTestConsumer, testConfig, uniqueName } from "../support/TestGateway.ts"
 import { makeSessionDirectory } from "../telegram/Harness.ts"
 
@@ -115,13 +115,7 @@ describe("Gateway end to end", () => {
       const { code, output } = yield* runGateway({
         DATABASE_URL: Redacted.value(database.url),
         DATABASE_MIGRATION_URL: Redacted.value(database.migrationUrl),
-        TELEGRAM_API_ID: "1",
-        TELEGRAM_API_HASH: "simulator",
-        TELEGRAM_SESSION_FILE: sessionFile,
-        TELEGRAM_CHANNELS: "@revoked_chan",
-        TELEGRAM_DC_ID: String(simulator.dcId),
-        TELEGRAM_DC_ADDRESS: simulator.host,
-        TELEGRAM_DC_PORT: String(simulator.port),
+        ...simulatorEnv(simulator, sessionFile, "@revoked_chan"),
         REDIS_KEY_PREFIX: `${uniqueName("tge2e")}:`,
         RABBITMQ_EXCHANGE: uniqueName("e2e.revoked")
       })

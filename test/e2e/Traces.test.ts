@@ -11,7 +11,7 @@ import { Effect, Redacted } from "effect"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { applicationServer, makeTestDatabase, query } from "../support/Database.ts"
-import { startGatewayProcess } from "../support/GatewayProcess.ts"
+import { simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { type ReceivedSpan, startOtlpReceiver } from "../support/OtlpReceiver.ts"
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
 import { eventuallyValue } from "../support/Eventually.ts"
@@ -39,13 +39,7 @@ const startTracedGateway = (name: string, otel: Record<string, string>) =>
         DATABASE_MIGRATION_URL: Redacted.value(database.migrationUrl),
         REDIS_KEY_PREFIX: `${uniqueName("traces")}:`,
         RABBITMQ_EXCHANGE: exchange,
-        TELEGRAM_API_ID: "1",
-        TELEGRAM_API_HASH: "simulator",
-        TELEGRAM_SESSION_FILE: sessionFile,
-        TELEGRAM_CHANNELS: `@${channel.username}`,
-        TELEGRAM_DC_ID: String(simulator.dcId),
-        TELEGRAM_DC_ADDRESS: simulator.host,
-        TELEGRAM_DC_PORT: String(simulator.port),
+        ...simulatorEnv(simulator, sessionFile, `@${channel.username}`),
         OTEL_EXPORT_INTERVAL: "200 millis",
         ...otel
       }

@@ -17,7 +17,7 @@ import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
-import { type GatewayProcess, startGatewayProcess } from "../support/GatewayProcess.ts"
+import { type GatewayProcess, simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import {
   type SidePostgres,
   sidePgBouncer,
@@ -119,13 +119,7 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
       RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${rabbitPort}`,
       RABBITMQ_EXCHANGE: exchange,
       RABBITMQ_RECONNECT_MAX_DELAY: "1 second",
-      TELEGRAM_API_ID: "1",
-      TELEGRAM_API_HASH: "simulator",
-      TELEGRAM_SESSION_FILE: sessionFile,
-      TELEGRAM_CHANNELS: `@${channel.username}`,
-      TELEGRAM_DC_ID: String(simulator.dcId),
-      TELEGRAM_DC_ADDRESS: simulator.host,
-      TELEGRAM_DC_PORT: String(simulator.port),
+      ...simulatorEnv(simulator, sessionFile, `@${channel.username}`),
       TELEGRAM_POLL_INTERVAL: "2 seconds"
     }
     const outputs: Array<GatewayProcess> = []

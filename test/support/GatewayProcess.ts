@@ -33,6 +33,21 @@ export interface GatewayProcess {
   readonly metric: (sample: string) => Effect.Effect<number | undefined>
 }
 
+/** The environment that logs a gateway into `simulator` with `sessionFile` and has it listen to `channels` ("@a,@b"). */
+export const simulatorEnv = (
+  simulator: { readonly dcId: number; readonly host: string; readonly port: number },
+  sessionFile: string,
+  channels: string
+): Record<string, string> => ({
+  TELEGRAM_API_ID: "1",
+  TELEGRAM_API_HASH: "simulator",
+  TELEGRAM_SESSION_FILE: sessionFile,
+  TELEGRAM_CHANNELS: channels,
+  TELEGRAM_DC_ID: String(simulator.dcId),
+  TELEGRAM_DC_ADDRESS: simulator.host,
+  TELEGRAM_DC_PORT: String(simulator.port)
+})
+
 /** A free TCP port on 127.0.0.1, as the kernel hands it out. */
 export const freePort = Effect.promise(() =>
   new Promise<number>((resolve, reject) => {

@@ -16,7 +16,7 @@ import * as PgClient from "../../src/layers/PgClient.ts"
 import { backfill, type BackfillOptions } from "../../src/programs/Backfill.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { startGatewayProcess } from "../support/GatewayProcess.ts"
+import { simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
 import { storedState } from "./EngineHarness.ts"
 import { makeSetup } from "./Harness.ts"
@@ -44,13 +44,7 @@ describe("backfill through the running gateway", () => {
         DATABASE_URL: Redacted.value(setup.database.url),
         REDIS_KEY_PREFIX: `${uniqueName("tgbackfill")}:`,
         RABBITMQ_EXCHANGE: exchange,
-        TELEGRAM_API_ID: "1",
-        TELEGRAM_API_HASH: "simulator",
-        TELEGRAM_SESSION_FILE: setup.sessionFile,
-        TELEGRAM_CHANNELS: "@archive_news",
-        TELEGRAM_DC_ID: String(sim.dcId),
-        TELEGRAM_DC_ADDRESS: sim.host,
-        TELEGRAM_DC_PORT: String(sim.port),
+        ...simulatorEnv(sim, setup.sessionFile, "@archive_news"),
         TELEGRAM_POLL_INTERVAL: "1 second",
         TELEGRAM_BACKFILL_POLL_INTERVAL: "500 millis",
         HA_LEASE_TTL: "4 seconds",

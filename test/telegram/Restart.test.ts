@@ -9,7 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Redacted } from "effect"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { startGatewayProcess } from "../support/GatewayProcess.ts"
+import { simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
 import { awaitExactEquality, Ledger } from "./EngineHarness.ts"
 import { makeSetup } from "./Harness.ts"
@@ -28,13 +28,7 @@ describe("update engine across SIGKILL and restarts", () => {
         DATABASE_URL: Redacted.value(setup.database.url),
         REDIS_KEY_PREFIX: `${uniqueName("tgrestart")}:`,
         RABBITMQ_EXCHANGE: exchange,
-        TELEGRAM_API_ID: "1",
-        TELEGRAM_API_HASH: "simulator",
-        TELEGRAM_SESSION_FILE: setup.sessionFile,
-        TELEGRAM_CHANNELS: "@restarts,@restarts_two",
-        TELEGRAM_DC_ID: String(sim.dcId),
-        TELEGRAM_DC_ADDRESS: sim.host,
-        TELEGRAM_DC_PORT: String(sim.port),
+        ...simulatorEnv(sim, setup.sessionFile, "@restarts,@restarts_two"),
         TELEGRAM_POLL_INTERVAL: "1 second",
         TELEGRAM_STATE_FLUSH_INTERVAL: "700 millis"
       }
