@@ -12,6 +12,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { deployedEnvironment, deployedNodeFlags } from "../../bench/pipeline/Deployed.ts"
 import { deployPath, runCommand } from "./Tools.ts"
 
 const script = (name: string) => deployPath("scripts", name)
@@ -100,9 +101,10 @@ describe("whole-stack scripts", () => {
   it.effect("without systemd, the gateway starts as its unit runs it: its user, environment, environment files and node flags", () =>
     Effect.gen(function*() {
       const directory = yield* scratch
-      const project = yield* Effect.promise(() => Fs.readFile(deployPath("systemd", "telegram-gateway.service"), "utf8"))
+      const unitFile = deployPath("systemd", "telegram-gateway.service")
+      const project = yield* Effect.promise(() => Fs.readFile(unitFile, "utf8"))
       const execStart = project.split("\n").find((line) => line.startsWith("ExecStart="))!.split(/\s+/)
-      const nodeOptions = /^Environment="NODE_OPTIONS=(.*)"$/m.exec(project)![1]!
+      const deployed = deployedEnvironment(unitFile, { heapCap: true })
       const report = Path.join(directory, "started.json")
       const port = "21407"
       yield* Effect.promise(async () => {
@@ -146,12 +148,12 @@ require("node:http").createServer((request, response) => response.end("ok")).lis
       assert.strictEqual(started.code, 0, started.stderr)
       const seen = JSON.parse(yield* Effect.promise(() => Fs.readFile(report, "utf8")))
       assert.deepStrictEqual(seen, {
-        execArgv: execStart.filter((word) => word.startsWith("--")),
+        execArgv: deployedNodeFlags(unitFile),
         args: execStart.slice(execStart.findIndex((word) => word.endsWith(".js")) + 1),
         cwd: Path.join(directory, "app"),
         user: Os.userInfo().username,
-        NODE_OPTIONS: nodeOptions,
-        MALLOC_ARENA_MAX: /^Environment=MALLOC_ARENA_MAX=(.*)$/m.exec(project)![1],
+        NODE_OPTIONS: deployed.NODE_OPTIONS,
+        MALLOC_ARENA_MAX: deployed.MALLOC_ARENA_MAX,
         NODE_ENV: "production",
         // An environment file overrides the unit's Environment=, and a later file an earlier one, as under systemd.
         LOG_FORMAT: "pretty",
