@@ -50,7 +50,8 @@
  * with that unit's NODE_OPTIONS (its heap cap; bench/pipeline/Deployed.ts),
  * compiled JavaScript on plain Node, `telegram-gateway-api.js` from this
  * bench's own build (`npm run bench:api` compiles src/ with the bench into
- * dist-bench/, as `npm run build` does into dist/). Run through tsx
+ * dist-bench/ and bundles the server, as `npm run build` bundles it into
+ * dist/: deploy/scripts/bundle.mjs). Run through tsx
  * (`npx tsx bench/api.ts`), or with BENCH_SERVER=tsx, it runs
  * `node --import tsx src/bin/telegram-gateway-api.ts` instead: tsx turns on
  * source maps for the process, which makes every captured stack cost more.

@@ -9,7 +9,9 @@
  *   run` is) fed through the `TelegramSource` interface by a feeder that
  *   stamps each event at receipt and again at its batch's `onCommitted`;
  *   started with the systemd unit's NODE_OPTIONS, MALLOC_ARENA_MAX and node
- *   flags, as deployed, but never its heap cap (bench/pipeline/Deployed.ts);
+ *   flags, as deployed, but never its heap cap (bench/pipeline/Deployed.ts),
+ *   and bundled with Effect as `npm run build` bundles the daemon
+ *   (`npm run bench:build`, deploy/scripts/bundle.mjs);
  * - the raw harness (bench/pipeline/RawHarness.ts): the same three writes
  *   with the same batching in plain Node (ioredis, amqplib with `noDelay`, a
  *   bare PostgreSQL socket through PgBouncer), no Effect: the ceiling. It
@@ -257,7 +259,7 @@ const counterDelta = (after: GatewayCounters, before: GatewayCounters): GatewayC
     Object.keys(gatewayCounterNames).map((field) => [field, after[field as keyof GatewayCounters] - before[field as keyof GatewayCounters]])
   ) as GatewayCounters
 
-/** The real API process, as `npm run api` runs it (compiled), on `apiPort`, until it answers /health/live. */
+/** The real API process, bundled as deployed (`npm run bench:build`), on `apiPort`, until it answers /health/live. */
 const startApi = (apiPort: number, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {

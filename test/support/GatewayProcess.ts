@@ -64,6 +64,8 @@ export interface GatewayProcessOptions {
   /** Configuration as environment variables (constant case, as the daemon reads them). */
   readonly env: Record<string, string>
   readonly command?: ReadonlyArray<string>
+  /** A built daemon (deploy/scripts/bundle.mjs) run with plain node, as deployed; by default the source through tsx. */
+  readonly program?: string
 }
 
 export const startGatewayProcess = (options: GatewayProcessOptions) =>
@@ -71,7 +73,10 @@ export const startGatewayProcess = (options: GatewayProcessOptions) =>
     const httpPort = Number(options.env.HTTP_PORT ?? (yield* freePort))
     const child: ChildProcess = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", bin, ...(options.command ?? ["run"])], {
+        spawn(process.execPath, [
+          ...(options.program === undefined ? ["--import", "tsx", bin] : [options.program]),
+          ...(options.command ?? ["run"])
+        ], {
           env: { ...process.env, LOG_LEVEL: "Info", ...options.env, HTTP_PORT: String(httpPort) },
           stdio: ["ignore", "pipe", "pipe"]
         })

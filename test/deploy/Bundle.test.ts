@@ -1,0 +1,146 @@
+/**
+ * The build as it is deployed: deploy/scripts/bundle.mjs writes the daemon
+ * and the API into an application directory laid out as install.sh lays out
+ * /opt/telegram-gateway (dist/, sql/, node_modules, package.json), and the
+ * two bundles, run with plain node from there, do their work: `migrate`
+ * applies every migration in sql/ to an empty database, `run` takes posts
+ * from the Telegram simulator over GramJS into PostgreSQL, Redis and
+ * RabbitMQ and stops cleanly on SIGTERM, and the API serves those events.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted } from "effect"
+import { execFile } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
+import { writeSession } from "../../src/layers/SessionFile.ts"
+import { TelegramSimulator } from "../../src/simulator/index.ts"
+import { makeTestDatabase, query } from "../support/Database.ts"
+import { eventually, eventuallyEffect } from "../support/Eventually.ts"
+import { freePort, runToExit, simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
+import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
+import { makeSessionDirectory } from "../telegram/Harness.ts"
+
+const repository = fileURLToPath(new URL("../../", import.meta.url))
+
+/** A temporary application directory with the bundles in dist/bin and the rest linked from this checkout. */
+const bundledApp = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const app = await Fs.mkdtemp(Path.join(Os.tmpdir(), "tg-bundle-test-"))
+    await Fs.symlink(Path.join(repository, "sql"), Path.join(app, "sql"))
+    await Fs.symlink(Path.join(repository, "node_modules"), Path.join(app, "node_modules"))
+    await Fs.copyFile(Path.join(repository, "package.json"), Path.join(app, "package.json"))
+    const output = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [Path.join(repository, "deploy/scripts/bundle.mjs"), "--outdir", Path.join(app, "dist")],
+        (error, stdout, stderr) => error ? reject(new Error(`bundle.mjs failed: ${stderr}`)) : resolve(stdout))
+    )
+    return { app, output }
+  }),
+  ({ app }) => Effect.promise(() => Fs.rm(app, { recursive: true, force: true }))
+)
+
+const program = (app: string, name: string) => Path.join(app, "dist", "bin", `${name}.js`)
+
+describe("the bundled build (deploy/scripts/bundle.mjs)", () => {
+  it.live("holds Effect and our code, and leaves GramJS, ioredis, amqplib and Node's modules to node_modules", () =>
+    Effect.gen(function*() {
+      const { app, output } = yield* bundledApp
+      assert.match(output, /bundle: .*telegram-gateway\.js \(\d+ KiB\)/)
+      for (const name of ["telegram-gateway", "telegram-gateway-api"]) {
+        const text = yield* Effect.promise(() => Fs.readFile(program(app, name), "utf8"))
+        const imported = [...text.matchAll(/^import .* from "([^"]+)";$/gm)].map((match) => match[1]!)
+        assert.deepStrictEqual(imported.filter((path) => /^(effect|@effect\/|\.)/.test(path)), [], `${name} imports nothing bundled`)
+        assert.isTrue(imported.includes("ioredis"), `${name} loads ioredis from node_modules`)
+        assert.isTrue(text.startsWith("#!/usr/bin/env node"), `${name} keeps its shebang`)
+        assert.isTrue(text.trimEnd().endsWith(`//# sourceMappingURL=${name}.js.map`), `${name} names its source map`)
+      }
+      const daemon = yield* Effect.promise(() => Fs.readFile(program(app, "telegram-gateway"), "utf8"))
+      assert.match(daemon, /^import .* from "telegram\/sessions\/index\.js";$/m)
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("migrates an empty database, ingests from Telegram into the three tiers, serves the events, and stops cleanly", () =>
+    Effect.gen(function*() {
+      const { app } = yield* bundledApp
+      const database = yield* makeTestDatabase("bundle", { migrate: false })
+      const databaseEnv = {
+        DATABASE_URL: Redacted.value(database.url),
+        DATABASE_MIGRATION_URL: Redacted.value(database.migrationUrl)
+      }
+      const migrated = yield* runToExit({
+        program: program(app, "telegram-gateway"),
+        command: ["migrate"],
+        env: databaseEnv,
+        timeout: "60 seconds"
+      })
+      assert.strictEqual(migrated.code, 0, migrated.output)
+      const sqlFiles = (yield* Effect.promise(() => Fs.readdir(Path.join(repository, "sql")))).filter((file) => file.endsWith(".up.sql"))
+      const [applied] = yield* query<{ count: number }>(database, "SELECT count(*)::int AS count FROM schema_migrations")
+      assert.strictEqual(applied?.count, sqlFiles.length, "every migration in sql/ is applied")
+
+      const simulator = yield* TelegramSimulator.start()
+      const channel = simulator.world.addChannel({ username: "bundle_signals", title: "Bundle", kind: "channel" })
+      const sessionFile = yield* makeSessionDirectory
+      yield* writeSession(sessionFile, Redacted.make(simulator.sessionString))
+      const exchange = uniqueName("bundle.messages")
+      const keyPrefix = `${uniqueName("tgbundle")}:`
+      const consumer = yield* makeTestConsumer(exchange)
+      const gateway = yield* startGatewayProcess({
+        program: program(app, "telegram-gateway"),
+        env: {
+          ...databaseEnv,
+          REDIS_KEY_PREFIX: keyPrefix,
+          RABBITMQ_EXCHANGE: exchange,
+          ...simulatorEnv(simulator, sessionFile, "@bundle_signals")
+        }
+      })
+      // Posts from before the channel's first read are its history, not new messages.
+      yield* gateway.waitForLog(/first read, starting at pts/, "90 seconds")
+      const posted = Array.from({ length: 5 }, (_, index) => simulator.world.post(channel.id, { text: `bundled ${index}` }))
+
+      const countStored = query<{ count: number }>(database, `SELECT count(*)::int AS count FROM messages WHERE channel_id = ${channel.id}`)
+      yield* eventuallyEffect(
+        "the five posts in PostgreSQL",
+        Effect.map(countStored, ([row]) => row?.count === posted.length || undefined),
+        { timeout: "60 seconds", interval: "100 millis" }
+      )
+      yield* eventually("the five posts on the bus", () => consumer.received.length >= posted.length, "30 seconds")
+      const redis = yield* Effect.acquireRelease(
+        Effect.sync(() => new Redis("redis://127.0.0.1:6379", { lazyConnect: false })),
+        (client) => Effect.promise(() => client.quit()).pipe(Effect.ignore)
+      )
+      const cached = yield* Effect.promise(() => redis.keys(`${keyPrefix}msg:*`))
+      assert.strictEqual(cached.length, posted.length, "each post cached in Redis")
+      assert.strictEqual((yield* gateway.get("/health/ready"))?.status, 200)
+
+      const apiPort = yield* freePort
+      const apiKey = "bundle-reader-secret"
+      const api = yield* startGatewayProcess({
+        program: program(app, "telegram-gateway-api"),
+        command: [],
+        env: {
+          ...databaseEnv,
+          API_PORT: String(apiPort),
+          API_KEYS: `reader:${createHash("sha256").update(apiKey).digest("hex")}:read`,
+          REDIS_KEY_PREFIX: keyPrefix,
+          RABBITMQ_EXCHANGE: exchange
+        }
+      })
+      const page = yield* eventuallyEffect(
+        "the API's page of the channel",
+        Effect.promise(() =>
+          fetch(`http://127.0.0.1:${apiPort}/api/v1/messages?channelId=${channel.id}`, { headers: { "x-api-key": apiKey } })
+            .then(async (response) => response.ok ? await response.json() as { events: Array<{ message?: { text?: string } }> } : undefined, () => undefined)
+        ),
+        { timeout: "60 seconds", interval: "100 millis" }
+      )
+      assert.deepStrictEqual(page.events.map((event) => event.message?.text), posted.map((_, index) => `bundled ${index}`))
+      api.kill("SIGTERM")
+      assert.strictEqual(yield* api.exited, 0, api.output())
+
+      gateway.kill("SIGTERM")
+      assert.strictEqual(yield* gateway.exited, 0, gateway.output())
+    }).pipe(Effect.scoped), 240_000)
+})
