@@ -42,6 +42,9 @@ const bundledApp = Effect.acquireRelease(
   ({ app }) => Effect.promise(() => Fs.rm(app, { recursive: true, force: true }))
 )
 
+/** The package an import names: `telegram` of `telegram/sessions/index.js`, `@scope/name` of `@scope/name/x`. */
+const packageOf = (path: string) => path.split("/").slice(0, path.startsWith("@") ? 2 : 1).join("/")
+
 const program = (app: string, name: string) => Path.join(app, "dist", "bin", `${name}.js`)
 
 describe("the bundled build (deploy/scripts/bundle.mjs)", () => {
@@ -54,6 +57,14 @@ describe("the bundled build (deploy/scripts/bundle.mjs)", () => {
         const imported = [...text.matchAll(/^import .* from "([^"]+)";$/gm)].map((match) => match[1]!)
         assert.deepStrictEqual(imported.filter((path) => /^(effect|@effect\/|\.)/.test(path)), [], `${name} imports nothing bundled`)
         assert.isTrue(imported.includes("ioredis"), `${name} loads ioredis from node_modules`)
+        // A package outside the bundle that imported Effect would load a second Effect beside the bundled one.
+        for (const packageName of new Set(imported.filter((path) => !path.startsWith("node:")).map(packageOf))) {
+          const manifest = JSON.parse(
+            yield* Effect.promise(() => Fs.readFile(Path.join(repository, "node_modules", packageName, "package.json"), "utf8"))
+          ) as { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }
+          const needs = Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })
+          assert.deepStrictEqual(needs.filter((dependency) => /^(effect|@effect\/)/.test(dependency)), [], `${packageName} does not import Effect`)
+        }
         assert.isTrue(text.startsWith("#!/usr/bin/env node"), `${name} keeps its shebang`)
         assert.isTrue(text.trimEnd().endsWith(`//# sourceMappingURL=${name}.js.map`), `${name} names its source map`)
       }

@@ -14,7 +14,7 @@ import { writeSession } from "../../src/layers/SessionFile.ts"
 import { clearRefusal, signIn } from "../../src/programs/commands/Login.ts"
 import { type TelegramSimulator, TelegramSimulator as Simulator } from "../../src/simulator/index.ts"
 import { makeTestDatabase, query, type TestDatabase } from "../support/Database.ts"
-import { type GatewayProcess, startGatewayProcess } from "../support/GatewayProcess.ts"
+import { type GatewayProcess, simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { uniqueName } from "../support/TestGateway.ts"
 import { awaitExactEquality, Ledger } from "../telegram/EngineHarness.ts"
 import { configFor, makeSessionDirectory, makeSetup } from "../telegram/Harness.ts"
@@ -46,11 +46,7 @@ const baseEnv = (database: TestDatabase) => ({
 
 const singleAccountEnv = (sim: TelegramSimulator, base: Record<string, string>, sessionFile: string, channel: string) => ({
   ...base,
-  TELEGRAM_SESSION_FILE: sessionFile,
-  TELEGRAM_CHANNELS: channel,
-  TELEGRAM_DC_ID: String(sim.dcId),
-  TELEGRAM_DC_ADDRESS: sim.host,
-  TELEGRAM_DC_PORT: String(sim.port)
+  ...simulatorEnv(sim, sessionFile, channel)
 })
 
 /** The account roles a process reports on /health/ready, and the HTTP status. */

@@ -9,10 +9,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { awaitExactEquality, Ledger, runGateway } from "./EngineHarness.ts"
+import { awaitExactEquality, fastEngine, Ledger, runGateway } from "./EngineHarness.ts"
 import { makeSetup, type SourceSetup } from "./Harness.ts"
-
-const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 
 /** Waits until the engine stored the account's common pts, at least `pts`. */
 const awaitAccountPts = (setup: SourceSetup, pts: number) =>
@@ -32,7 +30,7 @@ describe("update engine, the common sequence (basic groups)", () => {
       const other = sim.world.addChannel({ title: "Other desk", kind: "group" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      const settings = { ...fast, channels: [`-${group.id}`, `-${other.id}`] }
+      const settings = { ...fastEngine, channels: [`-${group.id}`, `-${other.id}`] }
       const early: Array<number> = []
       yield* Effect.scoped(Effect.gen(function*() {
         yield* runGateway(setup, settings)

@@ -10,7 +10,7 @@ import { Effect, Metric } from "effect"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { query } from "../support/Database.ts"
-import { awaitCurrentEquality, awaitExactEquality, awaitStatePts, Ledger, runGateway, storedState } from "./EngineHarness.ts"
+import { awaitCurrentEquality, awaitExactEquality, awaitStatePts, fastEngine, Ledger, runGateway, storedState } from "./EngineHarness.ts"
 import { eventually } from "../support/Eventually.ts"
 import { makeSetup, startSource } from "./Harness.ts"
 
@@ -18,8 +18,6 @@ const gapsOf = (channel: number, kind: string) =>
   Metric.value(Metrics.telegramGaps.pipe(Metric.withAttributes({ channel: String(channel), kind }))).pipe(
     Effect.map((state) => state.count)
   )
-
-const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 
 describe("update engine", () => {
   it.live("one in five pushed batches dropped, two channels posting at once with edits and deletions: nothing lost", () =>
@@ -29,7 +27,7 @@ describe("update engine", () => {
       const chat = sim.world.addChannel({ username: "chatroom", title: "Chat", kind: "supergroup" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      yield* runGateway(setup, { ...fast, pollInterval: "30 seconds", channels: ["@newsroom", "@chatroom"] })
+      yield* runGateway(setup, { ...fastEngine, pollInterval: "30 seconds", channels: ["@newsroom", "@chatroom"] })
       yield* eventually("both channels read", () => sim.callCount("updates.GetChannelDifference") >= 2)
       const gapsBefore = yield* gapsOf(news.id, "push")
 
@@ -60,7 +58,7 @@ describe("update engine", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      yield* runGateway(setup, { ...fast, pollInterval: "30 seconds", channels: ["@newsroom"] })
+      yield* runGateway(setup, { ...fastEngine, pollInterval: "30 seconds", channels: ["@newsroom"] })
       yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
       const differencesBefore = sim.callCount("updates.GetChannelDifference")
 
@@ -84,7 +82,7 @@ describe("update engine", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      yield* runGateway(setup, { ...fast, pollInterval: "30 seconds", channels: ["@newsroom"] })
+      yield* runGateway(setup, { ...fastEngine, pollInterval: "30 seconds", channels: ["@newsroom"] })
       yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
 
       const id = ledger.post(news, "v0")
@@ -105,7 +103,7 @@ describe("update engine", () => {
       const ledger = new Ledger(sim)
       ledger.post(news, "before the first start")
       yield* Effect.scoped(Effect.gen(function*() {
-        yield* runGateway(setup, { ...fast, channels: ["@newsroom"] })
+        yield* runGateway(setup, { ...fastEngine, channels: ["@newsroom"] })
         yield* eventually("first read stored", () => sim.callCount("updates.GetChannelDifference") >= 1)
         yield* awaitStatePts(setup, news.id, 2)
       }))
@@ -118,7 +116,7 @@ describe("update engine", () => {
         if (i % 70 === 0) ledger.delete(news, [id - 2])
       }
       const before = sim.callCount("updates.GetChannelDifference")
-      yield* runGateway(setup, { ...fast, channels: ["@newsroom"] })
+      yield* runGateway(setup, { ...fastEngine, channels: ["@newsroom"] })
       yield* awaitExactEquality(setup, ledger)
       assert.isAtLeast(sim.callCount("updates.GetChannelDifference") - before, 4, "pages of 100 until final")
     }), { timeout: 60_000 })
@@ -129,7 +127,7 @@ describe("update engine", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      yield* runGateway(setup, { ...fast, channels: ["@newsroom"] })
+      yield* runGateway(setup, { ...fastEngine, channels: ["@newsroom"] })
       yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
       ledger.post(news, "first")
       yield* awaitExactEquality(setup, ledger)
@@ -151,7 +149,7 @@ describe("update engine", () => {
       sim.world.setPrivate(closed)
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      const { events, source } = yield* startSource(setup, { ...fast, channels: ["@newsroom", "@closedroom"] })
+      const { events, source } = yield* startSource(setup, { ...fastEngine, channels: ["@newsroom", "@closedroom"] })
       yield* eventually("the refusal", () => sim.callCount("messages.GetHistory") >= 2)
       ledger.post(news, "still flowing")
       yield* eventually("the other channel's post", () => events.length === 1)
@@ -167,7 +165,7 @@ describe("update engine, too-long gaps and flood waits", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      const settings = { ...fast, channels: ["@newsroom"], floodSleepThreshold: "1 second", rereadWindow: 50 }
+      const settings = { ...fastEngine, channels: ["@newsroom"], floodSleepThreshold: "1 second", rereadWindow: 50 }
       yield* Effect.scoped(Effect.gen(function*() {
         yield* runGateway(setup, settings)
         yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
@@ -205,7 +203,7 @@ describe("update engine, too-long gaps and flood waits", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      const settings = { ...fast, channels: ["@newsroom"], floodSleepThreshold: "1 second" }
+      const settings = { ...fastEngine, channels: ["@newsroom"], floodSleepThreshold: "1 second" }
       yield* Effect.scoped(Effect.gen(function*() {
         yield* runGateway(setup, settings)
         yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)

@@ -137,6 +137,9 @@ const diff = (expected: ReturnType<typeof describeExact>, actual: ReturnType<typ
   return lines.join("\n")
 }
 
+/** Engine settings that make gaps, polls and state writes happen within a test's seconds. */
+export const fastEngine = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" } as const
+
 /**
  * The gateway in this process: the real source and ingestion over the real
  * tiers; stopped with the scope. `databaseUrl` (e.g. through a TcpProxy)

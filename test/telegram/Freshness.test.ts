@@ -8,11 +8,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
-import { awaitExactEquality, awaitStatePts, Ledger, runGateway } from "./EngineHarness.ts"
+import { awaitExactEquality, awaitStatePts, fastEngine, Ledger, runGateway } from "./EngineHarness.ts"
 import { eventually } from "../support/Eventually.ts"
 import { captureLogs, makeSetup, startSource } from "./Harness.ts"
-
-const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 
 describe("update engine freshness", () => {
   it.live("pushes stopped for 2 minutes at 10 posts/s: polling keeps the channel fresh within the deadline, nothing lost", () =>
@@ -21,7 +19,7 @@ describe("update engine freshness", () => {
       const news = sim.world.addChannel({ username: "newsroom", title: "News", kind: "channel" })
       const setup = yield* makeSetup(sim)
       const ledger = new Ledger(sim)
-      yield* runGateway(setup, { ...fast, channels: ["@newsroom"] })
+      yield* runGateway(setup, { ...fastEngine, channels: ["@newsroom"] })
       yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
       const freshness = Metrics.telegramFreshness.pipe(Metric.withAttributes({ channel: String(news.id) }))
       sim.faults.pushFaults({ dropRatio: 1 })
@@ -44,7 +42,7 @@ describe("update engine freshness", () => {
       const sim = yield* TelegramSimulator.start({ differenceTimeout: 1, differenceTooLongAfter: 200 })
       const news = sim.world.addChannel({ username: "slowroom", title: "Slow", kind: "channel" })
       const setup = yield* makeSetup(sim)
-      const settings = { ...fast, channels: ["@slowroom"], staleAfter: "1 second" }
+      const settings = { ...fastEngine, channels: ["@slowroom"], staleAfter: "1 second" }
       yield* Effect.scoped(Effect.gen(function*() {
         const { events } = yield* startSource(setup, settings)
         yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)

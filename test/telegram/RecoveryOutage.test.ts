@@ -12,11 +12,9 @@ import * as Metrics from "../../src/services/Metrics.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
 import { applicationServer, urlVia } from "../support/Database.ts"
 import { makeTcpProxy } from "../support/TcpProxy.ts"
-import { awaitExactEquality, awaitStatePts, Ledger, runGateway } from "./EngineHarness.ts"
+import { awaitExactEquality, awaitStatePts, fastEngine, Ledger, runGateway } from "./EngineHarness.ts"
 import { eventually } from "../support/Eventually.ts"
 import { makeSetup } from "./Harness.ts"
-
-const fast = { pollInterval: "1 second", gapHold: "300 millis", stateFlushInterval: "200 millis" }
 
 describe("update engine, too-long recovery while PostgreSQL is down", () => {
   it.live("the re-read window waits for PostgreSQL instead of being skipped: edits and deletions before the gap are recovered", () =>
@@ -27,7 +25,7 @@ describe("update engine, too-long recovery while PostgreSQL is down", () => {
       const proxy = yield* makeTcpProxy(applicationServer)
       const viaProxy = Redacted.value(urlVia(setup.database, `127.0.0.1:${proxy.port}`))
       const ledger = new Ledger(sim)
-      const settings = { ...fast, channels: ["@outagenews"], rereadWindow: 50 }
+      const settings = { ...fastEngine, channels: ["@outagenews"], rereadWindow: 50 }
       yield* Effect.scoped(Effect.gen(function*() {
         yield* runGateway(setup, settings, viaProxy)
         yield* eventually("read", () => sim.callCount("updates.GetChannelDifference") >= 1)
