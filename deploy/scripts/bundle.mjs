@@ -2,16 +2,17 @@
 /**
  * Bundles the programs as they are deployed: each entry point with our code
  * and Effect's packages (`effect`, `@effect/*`) in one ES module, every other
- * package (GramJS with its patch, ioredis, amqplib, pg, OpenTelemetry) and
- * Node's built-ins loaded from node_modules as before.
+ * package (GramJS with its patch, ioredis, amqplib, ws) and Node's
+ * built-ins loaded from node_modules as before.
  *
  * Why: Node keeps the source text of every ES module it loads, and Effect's
- * modules are mostly documentation. Unbundled, the daemon held 70-80 MB of
- * heap at 1,000 msg/s, about half of it source text and compiled code;
- * bundled (comments dropped, unused modules left out), 40-45 MB, 20-30 MB
- * less RSS and about a tenth less CPU per event (docs/benchmarks.md,
- * "Thirteenth pass"). Names are kept readable (no minification), so logs
- * and stack traces still name our functions.
+ * modules are mostly documentation. Unbundled, 30 of the 51 MB the daemon
+ * held live at 1,000 msg/s were source text and compiled code. Bundled
+ * (comments dropped, unused modules left out), loading the daemon peaks at
+ * 136 MB RSS instead of 168-180 MB and takes half the time, and its peak RSS
+ * under load is 11-17 MB lower; CPU per event is the same within noise
+ * (docs/benchmarks.md, "Thirteenth pass"). Names are kept readable (no
+ * minification), so logs and stack traces still name our functions.
  *
  *   node deploy/scripts/bundle.mjs           dist/bin/telegram-gateway.js and
  *                                            dist/bin/telegram-gateway-api.js,
