@@ -12,7 +12,7 @@ import { Redis } from "ioredis"
 import { writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Duration, Effect, type Fiber, Layer, Redacted, type Scope } from "effect"
+import { Context, Duration, Effect, Exit, type Fiber, Layer, Redacted, type Scope } from "effect"
 import { declareConsumerQueue } from "../../src/layers/RabbitTopology.ts"
 import { writeSession } from "../../src/layers/SessionFile.ts"
 import { TelegramSimulator } from "../../src/simulator/index.ts"
@@ -123,9 +123,9 @@ export const startScenario = (name: string, options: ScenarioOptions = {}) =>
       TELEGRAM_POLL_INTERVAL: "2 seconds"
     }
     const outputs: Array<GatewayProcess> = []
-    // Each run's output stays in the temporary directory, for reading after a failure.
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(() =>
+    // After a failure each run's output stays in the temporary directory, for reading; a passing test leaves nothing.
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isSuccess(exit) ? Effect.void : Effect.promise(() =>
         Promise.all(outputs.map((gateway, run) => writeFile(join(tmpdir(), `${database.name}-gateway-${run}.log`), gateway.output())))
       ).pipe(Effect.ignore)
     )
