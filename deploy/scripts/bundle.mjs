@@ -74,8 +74,6 @@ const result = await esbuild.build({
   target: "node24",
   sourcemap: preset.sourcemap,
   sourcesContent: false,
-  // Effect's packages mark their modules side-effect free; ours are bundled as written.
-  treeShaking: true,
   plugins: [loadOthersFromNodeModules],
   logLevel: "warning",
   metafile: true

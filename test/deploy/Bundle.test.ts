@@ -7,8 +7,8 @@
  * from the Telegram simulator over GramJS into PostgreSQL, Redis and
  * RabbitMQ and stops cleanly on SIGTERM, and the API serves those events.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { assert, layer } from "@effect/vitest"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs/promises"
@@ -26,31 +26,36 @@ import { makeSessionDirectory } from "../telegram/Harness.ts"
 
 const repository = fileURLToPath(new URL("../../", import.meta.url))
 
-/** A temporary application directory with the bundles in dist/bin and the rest linked from this checkout. */
-const bundledApp = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const app = await Fs.mkdtemp(Path.join(Os.tmpdir(), "tg-bundle-test-"))
-    await Fs.symlink(Path.join(repository, "sql"), Path.join(app, "sql"))
-    await Fs.symlink(Path.join(repository, "node_modules"), Path.join(app, "node_modules"))
-    await Fs.copyFile(Path.join(repository, "package.json"), Path.join(app, "package.json"))
-    const output = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [Path.join(repository, "deploy/scripts/bundle.mjs"), "--outdir", Path.join(app, "dist")],
-        (error, stdout, stderr) => error ? reject(new Error(`bundle.mjs failed: ${stderr}`)) : resolve(stdout))
+/** A temporary application directory with the bundles in dist/bin and the rest linked from this checkout, built once for the file. */
+class BundledApp extends Context.Service<BundledApp, { readonly app: string; readonly output: string }>()("test/BundledApp") {
+  static readonly layer = Layer.effect(
+    BundledApp,
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const app = await Fs.mkdtemp(Path.join(Os.tmpdir(), "tg-bundle-test-"))
+        await Fs.symlink(Path.join(repository, "sql"), Path.join(app, "sql"))
+        await Fs.symlink(Path.join(repository, "node_modules"), Path.join(app, "node_modules"))
+        await Fs.copyFile(Path.join(repository, "package.json"), Path.join(app, "package.json"))
+        const output = await new Promise<string>((resolve, reject) =>
+          execFile(process.execPath, [Path.join(repository, "deploy/scripts/bundle.mjs"), "--outdir", Path.join(app, "dist")],
+            (error, stdout, stderr) => error ? reject(new Error(`bundle.mjs failed: ${stderr}`)) : resolve(stdout))
+        )
+        return BundledApp.of({ app, output })
+      }),
+      ({ app }) => Effect.promise(() => Fs.rm(app, { recursive: true, force: true }))
     )
-    return { app, output }
-  }),
-  ({ app }) => Effect.promise(() => Fs.rm(app, { recursive: true, force: true }))
-)
+  )
+}
 
 /** The package an import names: `telegram` of `telegram/sessions/index.js`, `@scope/name` of `@scope/name/x`. */
 const packageOf = (path: string) => path.split("/").slice(0, path.startsWith("@") ? 2 : 1).join("/")
 
 const program = (app: string, name: string) => Path.join(app, "dist", "bin", `${name}.js`)
 
-describe("the bundled build (deploy/scripts/bundle.mjs)", () => {
-  it.live("holds Effect and our code, and leaves GramJS, ioredis, amqplib and Node's modules to node_modules", () =>
+layer(BundledApp.layer, { timeout: "2 minutes", excludeTestServices: true })("the bundled build (deploy/scripts/bundle.mjs)", (it) => {
+  it.effect("holds Effect and our code, and leaves GramJS, ioredis, amqplib and Node's modules to node_modules", () =>
     Effect.gen(function*() {
-      const { app, output } = yield* bundledApp
+      const { app, output } = yield* BundledApp
       assert.match(output, /bundle: .*telegram-gateway\.js \(\d+ KiB\)/)
       for (const name of ["telegram-gateway", "telegram-gateway-api"]) {
         const text = yield* Effect.promise(() => Fs.readFile(program(app, name), "utf8"))
@@ -72,9 +77,9 @@ describe("the bundled build (deploy/scripts/bundle.mjs)", () => {
       assert.match(daemon, /^import .* from "telegram\/sessions\/index\.js";$/m)
     }).pipe(Effect.scoped), 60_000)
 
-  it.live("migrates an empty database, ingests from Telegram into the three tiers, serves the events, and stops cleanly", () =>
+  it.effect("migrates an empty database, ingests from Telegram into the three tiers, serves the events, and stops cleanly", () =>
     Effect.gen(function*() {
-      const { app } = yield* bundledApp
+      const { app } = yield* BundledApp
       const database = yield* makeTestDatabase("bundle", { migrate: false })
       const databaseEnv = {
         DATABASE_URL: Redacted.value(database.url),

@@ -64,7 +64,7 @@ export interface GatewayProcessOptions {
   /** Configuration as environment variables (constant case, as the daemon reads them). */
   readonly env: Record<string, string>
   readonly command?: ReadonlyArray<string>
-  /** A built daemon (deploy/scripts/bundle.mjs) run with plain node, as deployed; by default the source through tsx. */
+  /** A built program (deploy/scripts/bundle.mjs: the daemon or the API) run with plain node, as deployed; by default the daemon's source through tsx. */
   readonly program?: string
 }
 
