@@ -53,6 +53,12 @@ const schemaSnapshot = (database: TestDatabase) =>
  */
 const noOpOnTimescale = new Set([42])
 
+/**
+ * Migrations for TimescaleDB alone: 0058 bounds the hypertable's poll as
+ * 0056 bounded the partitioned table's, which plain PostgreSQL keeps.
+ */
+const noOpOnPlainPostgres = new Set([58])
+
 /** Whether TimescaleDB is installed in the database (0001 installs it where the server preloads it: CI's side cluster on 5439). */
 const timescaleInstalled = (database: TestDatabase) =>
   query<{ installed: boolean }>(
@@ -81,7 +87,10 @@ describe("Migrations, one at a time", () => {
         const up = yield* Migrations.migrateTo({ to: version }).pipe(inDatabase)
         assert.deepStrictEqual(up.map((migration) => migration.version), [version])
         const applied = yield* schemaSnapshot(database)
-        if (!(noOpOnTimescale.has(version) && (yield* timescaleInstalled(database)))) {
+        const timescale = yield* timescaleInstalled(database)
+        if (timescale ? noOpOnTimescale.has(version) : noOpOnPlainPostgres.has(version)) {
+          assert.deepStrictEqual(applied, before, `migration ${version} changes nothing here`)
+        } else {
           assert.notDeepEqual(applied, before, `migration ${version} changes the schema`)
         }
 

@@ -165,6 +165,45 @@ describe("TimescaleDB", () => {
       assert.deepStrictEqual(yield* pages, before)
     }))
 
+  it.live("polls versions written into compressed chunks after the head: both write paths mark their days (sql/0058)", () =>
+    Effect.gen(function*() {
+      const database = yield* timescaleDatabase("tsdb_compressed_marks")
+      yield* seed(database, 4)
+      yield* query(database, "SELECT * FROM apply_storage_policies('1 day', '1 day', NULL)")
+      yield* runJobs(database, "policy_compression")
+      const [head] = yield* query<{ seq: string }>(database, `
+        SELECT greatest((SELECT max(event_seq) FROM messages), (SELECT max(event_seq) FROM message_deletions))::text AS seq`)
+      const after = head?.seq ?? "0"
+      // An edit of message 10 as the writer writes it (write_events), and a
+      // message backfilled by hand, each into a day whose chunk is compressed.
+      yield* query(database, `
+        SELECT write_events(json_build_array(json_build_object(
+          'channel_id', channel_id, 'message_id', message_id, 'version', 1767607300,
+          'date', extract(epoch FROM date), 'edit_date', 1767607300, 'text', 'edited', 'text_escaped', false,
+          'raw', json_build_object('id', message_id), 'received_at', extract(epoch FROM now()))), NULL)
+        FROM messages WHERE message_id = 10 AND version = 0`)
+      yield* query(database, `
+        INSERT INTO messages (channel_id, message_id, version, date, text, raw, received_at)
+        SELECT 2, 31, 0, date, 'backfilled', '{}', now() FROM messages WHERE message_id = 15 AND version = 0`)
+      const written = yield* query<{ key: string; compressed: boolean; day: string }>(database, `
+        SELECT m.channel_id || ':' || m.message_id || ':' || m.version AS key, c.is_compressed AS compressed,
+               (m.date AT TIME ZONE 'UTC')::date::text AS day
+        FROM messages m
+        JOIN timescaledb_information.chunks c
+          ON c.hypertable_name = 'messages' AND m.date >= c.range_start AND m.date < c.range_end
+        WHERE m.event_seq > ${after} ORDER BY m.event_seq`)
+      assert.deepStrictEqual(written.map((row) => [row.key, row.compressed]), [["1:10:1767607300", true], ["2:31:0", true]])
+      const polled = yield* query<{ key: string }>(database, `
+        SELECT channel_id || ':' || message_id || ':' || version AS key
+        FROM api_event_pages(ARRAY[${after}]::bigint[], NULL, ARRAY[100], 0) ORDER BY event_seq`)
+      assert.deepStrictEqual(polled.map((row) => row.key), ["1:10:1767607300", "2:31:0"])
+      // Each day's mark reaches the version written into it.
+      const marks = yield* query<{ day: string; max_seq: string }>(database, `
+        SELECT day::text, max(max_seq)::text AS max_seq FROM message_seq_days
+        WHERE max_seq > ${after} GROUP BY day ORDER BY max(max_seq)`)
+      assert.deepStrictEqual(marks.map((mark) => mark.day), written.map((row) => row.day))
+    }))
+
   it.live("writes the poll's JSON from compressed chunks as the API wrote it from their rows (sql/0055)", () =>
     Effect.gen(function*() {
       const database = yield* timescaleDatabase("tsdb_events_json")
