@@ -75,7 +75,7 @@ import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
 import { encodeCursor } from "../src/programs/api/Cursor.ts"
 import { MessageQuery } from "../src/services/MessageQuery.ts"
 import { makeTestDatabase, timescaleCluster } from "../test/support/Database.ts"
-import { loadApiDataset } from "./ApiDataset.ts"
+import { firstChannelId, loadApiDataset } from "./ApiDataset.ts"
 import { deployedEnvironment } from "./pipeline/Deployed.ts"
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
@@ -238,7 +238,7 @@ const pollRequest = (consumer: number): AutocannonRequest => ({
   headers,
   setupRequest: (request) => ({
     ...request,
-    path: `/api/v1/messages?channelId=${1000 + consumer}&limit=${pageSize}&after=${httpCursors[consumer]}`
+    path: `/api/v1/messages?channelId=${firstChannelId + consumer}&limit=${pageSize}&after=${httpCursors[consumer]}`
   }),
   onResponse: (status, body) => {
     if (status === 200) httpCursors[consumer] = (JSON.parse(body) as { nextCursor: string }).nextCursor
@@ -250,7 +250,7 @@ const markRequest = (consumer: number): AutocannonRequest => ({
   headers: { ...headers, "content-type": "application/json" },
   setupRequest: (request) => {
     const base = markCounters[consumer]!++ * 10
-    const keys = Array.from({ length: 10 }, (_, i) => `${1000 + consumer}:${((base + i) % (messages / channels)) + 1}:0`)
+    const keys = Array.from({ length: 10 }, (_, i) => `${firstChannelId + consumer}:${((base + i) % (messages / channels)) + 1}:0`)
     return { ...request, path: `/api/v1/consumers/bench-${consumer}/processed`, body: JSON.stringify({ keys }) }
   },
   onResponse: () => undefined
@@ -410,7 +410,7 @@ const program = Effect.gen(function*() {
   const messageQuery = Context.get(direct, MessageQuery)
   const directPoll = (consumer: number) =>
     Effect.runPromise(
-      messageQuery.events({ after: sqlCursors[consumer]!, channelId: ChannelId.make(1000 + consumer), limit: pageSize })
+      messageQuery.events({ after: sqlCursors[consumer]!, channelId: ChannelId.make(firstChannelId + consumer), limit: pageSize })
     ).then((events) => {
       const last = events.at(-1)
       if (last !== undefined) sqlCursors[consumer] = last.seq
@@ -430,7 +430,7 @@ const program = Effect.gen(function*() {
       whileOtherKey(
         500,
         // At the head (the last event loaded): a cursor past it is refused at once (400).
-        () => `/api/v1/messages?channelId=${1000 + Math.floor(Math.random() * channels)}&after=${encodeCursor(BigInt(messages))}&wait=5`,
+        () => `/api/v1/messages?channelId=${firstChannelId + Math.floor(Math.random() * channels)}&after=${encodeCursor(BigInt(messages))}&wait=5`,
         () => httpPhase("staggered", 200, pollRequest)
       )
   } as const
