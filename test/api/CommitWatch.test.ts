@@ -4,7 +4,7 @@
  * sequence drew past what it saw, and only the polls of a changed channel
  * woken; a long poll's one query on arrival, none at its deadline, and its
  * deadline spread; none on arrival at the head; the empty page's checks
- * answered from memory.
+ * answered from memory, and polls asking the same at once sharing one read.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Layer } from "effect"
@@ -25,8 +25,13 @@ const event = (seq: bigint, channelId: number): StoredEvent => ({
   receivedAt: "2026-01-05T10:00:00.000Z"
 })
 
-/** A store whose drawn sequence and committed events the test advances, counting the watcher's reads. */
-const scripted = () => {
+/**
+ * A store whose drawn sequence and committed events the test advances,
+ * counting the watcher's reads. A channel or sequence read answers what it
+ * found when it began, `latency` later (on the TestClock), as a statement
+ * answers from its snapshot.
+ */
+const scripted = (latency: Duration.Input = Duration.zero) => {
   const committed: Array<StoredEvent> = []
   const reads = { events: 0, sequence: 0, channels: 0 }
   const sequence = { drawn: 0n }
@@ -36,12 +41,12 @@ const scripted = () => {
       Effect.sync(() => {
         reads.channels += 1
         return channels.has(channelId)
-      }),
+      }).pipe(Effect.tap(() => Effect.sleep(latency))),
     newestSeq: Effect.sync(() => committed.at(-1)?.seq ?? 0n),
     newestDrawnSeq: Effect.sync(() => {
       reads.sequence += 1
       return sequence.drawn
-    }),
+    }).pipe(Effect.tap(() => Effect.sleep(latency))),
     events: (options: { readonly after: bigint; readonly limit: number }) =>
       Effect.sync(() => {
         reads.events += 1
@@ -52,6 +57,8 @@ const scripted = () => {
 }
 
 const config = ConfigProvider.layer(ConfigProvider.fromUnknown({ api: { longPollInterval: "100 millis" } }))
+/** A watcher that looks once at its start and then not for a minute: the reads counted are the polls' own. */
+const slowWatcher = ConfigProvider.layer(ConfigProvider.fromUnknown({ api: { longPollInterval: "1 minute" } }))
 
 describe("CommitWatch", () => {
   it.effect("reads once per interval however many polls wait, a page only once something was drawn, and wakes only the polls of a changed channel", () =>
@@ -206,6 +213,45 @@ describe("CommitWatch", () => {
         assert.strictEqual(store.reads.channels, 4, "a channel the watcher saw commit is known")
       }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, config]))))
     }))
+  it.effect("polls asking the same at once share one read, and one that arrives after a read began asks again when its answer would refuse it", () =>
+    Effect.gen(function*() {
+      const store = scripted("5 millis")
+      for (let channel = 1; channel <= 100; channel++) store.channels.add(channel)
+      store.sequence.drawn = 7n // past what the watcher starts from (no event): cursor 6 needs a read
+      yield* Effect.gen(function*() {
+        const watch = yield* CommitWatch
+        yield* TestClock.adjust("1 milli") // the watcher's starting point; its next look is a minute away
+        const before = { ...store.reads }
+        const burst = yield* Effect.forEach(
+          Array.from({ length: 500 }, (_, n) => Effect.all([watch.channelKnown(ChannelId.make(1 + (n % 100))), watch.drawnAtLeast(6n)], { concurrency: 2 })
+          ),
+          (ask) => Effect.forkChild(ask, { startImmediately: true })
+        )
+        yield* TestClock.adjust("5 millis")
+        const answers = yield* Effect.forEach(burst, Fiber.join)
+        assert.isTrue(answers.every(([known, drawn]) => known && drawn === 7n))
+        assert.deepStrictEqual(
+          { channels: store.reads.channels - before.channels, sequence: store.reads.sequence - before.sequence },
+          { channels: 100, sequence: 1 },
+          "500 polls on 100 channels: one read per channel and one of the sequence"
+        )
+
+        // A read of channel 200 begins before it commits; a poll that arrives after the commit is not refused by it.
+        const early = yield* Effect.forkChild(watch.channelKnown(ChannelId.make(200)), { startImmediately: true })
+        store.channels.add(200)
+        store.sequence.drawn = 9n
+        const earlySeq = yield* Effect.forkChild(watch.drawnAtLeast(9n), { startImmediately: true })
+        store.sequence.drawn = 10n
+        const late = yield* Effect.forkChild(watch.channelKnown(ChannelId.make(200)), { startImmediately: true })
+        const lateSeq = yield* Effect.forkChild(watch.drawnAtLeast(10n), { startImmediately: true })
+        yield* TestClock.adjust("10 millis")
+        assert.isFalse(yield* Fiber.join(early), "the read that began first answers what it saw")
+        assert.isTrue(yield* Fiber.join(late), "the later poll asked again")
+        assert.strictEqual(yield* Fiber.join(earlySeq), 9n)
+        assert.strictEqual(yield* Fiber.join(lateSeq), 10n, "a cursor drawn after the shared read began is read again")
+      }).pipe(Effect.provide(CommitWatch.layer.pipe(Layer.provide([store.layer, slowWatcher]))))
+    }))
+
   it.effect("a long poll at the head reads no page on arrival, reads it once its channel commits, and reads on arrival while the watcher fails", () =>
     Effect.gen(function*() {
       const store = scripted()

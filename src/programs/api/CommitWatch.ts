@@ -14,14 +14,16 @@
  * memory: the sequence only grows, so a cursor at or below a value it read
  * is in range; and a channel seen to exist (or to commit) stays known for
  * `channelMemory`. Only a cursor above the last value read, or a channel not
- * known, costs a query. So a long poll costs one query when it arrives (its
- * page), and none when its time runs out: no commit seen for its channel
+ * known, costs a query, and polls that ask the same at once share it: 500
+ * long polls arriving together on 100 channels cost 100 channel reads, not
+ * 500 queued before every other key's poll. So a long poll costs one query
+ * when it arrives (its page), and none when its time runs out: no commit seen for its channel
  * means its cursor stays where it was, so answering empty skips nothing. A
  * poll that arrives at the head (its cursor at or past the last event the
  * watcher read) costs none on arrival either: whatever commits past that
  * event reaches it through the watcher.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
+import { Cache, Clock, Context, Duration, Effect, Layer, Option, PubSub, Ref, Schedule, type Scope } from "effect"
 import type { ChannelId } from "../../domain/Message.ts"
 import { ApiConfig } from "../../services/ApiConfig.ts"
 import { MessageQuery, type QueryError } from "../../services/MessageQuery.ts"
@@ -94,7 +96,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
     Effect.gen(function*() {
       const config = yield* ApiConfig
       const query = yield* MessageQuery
-      const changed = yield* PubSub.unbounded<ReadonlySet<number>>()
+      const changed = yield* PubSub.unbounded<ReadonlySet<ChannelId>>()
       const watermark = yield* Ref.make(Option.none<bigint>())
       const failing = yield* Ref.make(false)
       /** The largest value of `event_seq` read so far: the sequence never goes back. */
@@ -103,12 +105,44 @@ export class CommitWatch extends Context.Service<CommitWatch, {
         if (seq > drawn) drawn = seq
         return drawn
       }
+      /**
+       * Reads shared by the askers that arrive while one is in flight. Each
+       * answer carries the number of its read, so an asker can tell whether
+       * the read began after it arrived: only such a read is sure to see
+       * what committed before the asker's request.
+       */
+      let readsBegun = 0
+      const numbered = <A, E>(read: Effect.Effect<A, E>) =>
+        Effect.suspend(() => {
+          const number = ++readsBegun
+          return Effect.map(read, (value) => ({ value, number }))
+        })
+      /** `shared`'s answer when `enough` holds or its read began after the asker arrived, else `own`'s. */
+      const sharedOr = <A, E>(
+        shared: Effect.Effect<{ readonly value: A; readonly number: number }, E>,
+        enough: (value: A) => boolean,
+        own: Effect.Effect<A, E>
+      ) =>
+        Effect.suspend(() => {
+          const arrived = readsBegun
+          return Effect.flatMap(shared, ({ number, value }) => enough(value) || number > arrived ? Effect.succeed(value) : own)
+        })
+
       /** Channel id to the time (ms) until which it counts as known. */
-      const known = new Map<number, number>()
-      const remember = (channelIds: Iterable<number>) =>
+      const known = new Map<ChannelId, number>()
+      const remember = (channelIds: Iterable<ChannelId>) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           for (const channelId of channelIds) known.set(channelId, now + Duration.toMillis(channelMemory))
         })
+      // Only reads in flight are kept (no time to live): what they found is remembered above.
+      const channelReads = yield* Cache.makeWith((channelId: ChannelId) => numbered(query.channelExists(channelId)), {
+        capacity: Number.POSITIVE_INFINITY,
+        timeToLive: () => Duration.zero
+      })
+      const sequenceReads = yield* Cache.makeWith((_: "drawn") => numbered(Effect.map(query.newestDrawnSeq, sawDrawn)), {
+        capacity: 1,
+        timeToLive: () => Duration.zero
+      })
 
       const look = Effect.gen(function*() {
         const after = yield* Ref.get(watermark)
@@ -121,7 +155,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
         const last = events.at(-1)
         if (last === undefined) return
         yield* Ref.set(watermark, Option.some(last.seq))
-        const channels = new Set<number>(events.map((event) => event.channelId))
+        const channels = new Set(events.map((event) => event.channelId))
         yield* remember(channels)
         yield* PubSub.publish(changed, channels)
       }).pipe(
@@ -189,13 +223,15 @@ export class CommitWatch extends Context.Service<CommitWatch, {
       const channelKnown = (channelId: ChannelId) =>
         Effect.gen(function*() {
           if ((known.get(channelId) ?? 0) > (yield* Clock.currentTimeMillis)) return true
-          const exists = yield* query.channelExists(channelId)
+          const exists = yield* sharedOr(Cache.get(channelReads, channelId), (known) => known, query.channelExists(channelId))
           if (exists) yield* remember([channelId])
           return exists
         })
 
       const drawnAtLeast = (seq: bigint) =>
-        seq <= drawn ? Effect.succeed(drawn) : Effect.map(query.newestDrawnSeq, sawDrawn)
+        seq <= drawn
+          ? Effect.succeed(drawn)
+          : sharedOr(Cache.get(sequenceReads, "drawn"), (read) => read >= seq, Effect.map(query.newestDrawnSeq, sawDrawn))
 
       return CommitWatch.of({ waiter, poll, channelKnown, drawnAtLeast })
     })
