@@ -5,10 +5,12 @@
  * two bundles, run with plain node from there, do their work: `migrate`
  * applies every migration in sql/ to an empty database, `run` takes posts
  * from the Telegram simulator over GramJS into PostgreSQL, Redis and
- * RabbitMQ and stops cleanly on SIGTERM, and the API serves those events.
+ * RabbitMQ and stops cleanly on SIGTERM, and the API serves those events;
+ * and `run` SIGKILLed mid-stream and started again loses and repeats
+ * nothing in PostgreSQL and loses nothing on the bus.
  */
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs/promises"
@@ -22,7 +24,8 @@ import { makeTestDatabase, query } from "../support/Database.ts"
 import { eventually, eventuallyEffect } from "../support/Eventually.ts"
 import { freePort, runToExit, simulatorEnv, startGatewayProcess } from "../support/GatewayProcess.ts"
 import { makeTestConsumer, uniqueName } from "../support/TestGateway.ts"
-import { makeSessionDirectory } from "../telegram/Harness.ts"
+import { awaitExactEquality, Ledger } from "../telegram/EngineHarness.ts"
+import { makeSessionDirectory, makeSetup } from "../telegram/Harness.ts"
 
 const repository = fileURLToPath(new URL("../../", import.meta.url))
 
@@ -159,4 +162,67 @@ layer(BundledApp.layer, { timeout: "2 minutes", excludeTestServices: true })("th
       gateway.kill("SIGTERM")
       assert.strictEqual(yield* gateway.exited, 0, gateway.output())
     }).pipe(Effect.scoped), 240_000)
+
+  it.effect("SIGKILLed while posts and edits stream in, then started again: every version once in PostgreSQL and at least once on the bus", () =>
+    Effect.gen(function*() {
+      const { app } = yield* BundledApp
+      const sim = yield* TelegramSimulator.start()
+      const news = sim.world.addChannel({ username: "bundle_kill", title: "Bundle kill", kind: "channel" })
+      const setup = yield* makeSetup(sim)
+      const ledger = new Ledger(sim)
+      const exchange = uniqueName("bundlekill.messages")
+      const consumer = yield* makeTestConsumer(exchange)
+      const start = startGatewayProcess({
+        program: program(app, "telegram-gateway"),
+        env: {
+          DATABASE_URL: Redacted.value(setup.database.url),
+          REDIS_KEY_PREFIX: `${uniqueName("tgbundlekill")}:`,
+          RABBITMQ_EXCHANGE: exchange,
+          ...simulatorEnv(sim, setup.sessionFile, "@bundle_kill"),
+          TELEGRAM_STATE_FLUSH_INTERVAL: "200 millis",
+          // The restarted process takes the dead one's lease within seconds.
+          HA_LEASE_TTL: "3 seconds",
+          HA_RENEW_INTERVAL: "1 second"
+        }
+      })
+      const storedVersions = query<{ count: number }>(setup.database, `SELECT count(*)::int AS count FROM messages WHERE channel_id = ${news.id}`).pipe(
+        Effect.map(([row]) => row?.count ?? 0)
+      )
+
+      const first = yield* start
+      yield* first.waitForLog(/first read, starting at pts/, "90 seconds")
+      // A post every 10 ms, and every fifth an edit of the post before it, until stopped.
+      const producer = yield* Effect.gen(function*() {
+        for (let n = 1;; n++) {
+          const id = ledger.post(news, `stream ${n}`)
+          if (n % 5 === 0) ledger.edit(news, id - 1, `stream ${n - 1}, edited`)
+          yield* Effect.sleep("10 millis")
+        }
+      }).pipe(Effect.forkScoped)
+      yield* eventuallyEffect("100 versions committed", Effect.map(storedVersions, (count) => count >= 100 || undefined), {
+        timeout: "60 seconds",
+        interval: "20 millis"
+      })
+      first.kill("SIGKILL")
+      assert.strictEqual(yield* first.exited, null, "killed, not exited")
+      const atKill = yield* storedVersions
+      yield* Effect.sleep("1 second") // posts and edits while it is down
+
+      const second = yield* start
+      yield* eventuallyEffect("the stream committed past the kill", Effect.map(storedVersions, (count) => count >= atKill + 200 || undefined), {
+        timeout: "90 seconds",
+        interval: "100 millis"
+      })
+      yield* Fiber.interrupt(producer)
+      yield* awaitExactEquality(setup, ledger, "120 seconds")
+
+      const stored = yield* query<{ key: string }>(
+        setup.database,
+        `SELECT channel_id || ':' || message_id || ':' || version AS key FROM messages WHERE channel_id = ${news.id}`
+      )
+      const published = () => new Set(consumer.received.map((message) => String(message.properties.messageId)))
+      yield* eventually("every stored version on the bus", () => stored.every((row) => published().has(row.key)), "60 seconds")
+      second.kill("SIGTERM")
+      assert.strictEqual(yield* second.exited, 0, second.output())
+    }).pipe(Effect.scoped), 300_000)
 })
