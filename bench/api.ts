@@ -28,8 +28,9 @@
  * printed per round. Prints a table, then one JSON line.
  *
  * Then the same poll while another key floods `/search` (8 loops) and while
- * it holds 500 long polls open. BENCH_TIMESCALEDB=1 runs it all on the
- * TimescaleDB side cluster (deploy/scripts/stack.sh timescaledb) with every
+ * it holds 500 long polls open, from a worker thread of this process (its
+ * own event loop, as another client's would be). BENCH_TIMESCALEDB=1 runs
+ * it all on the TimescaleDB side cluster (deploy/scripts/stack.sh timescaledb) with every
  * chunk older than a day compressed.
  *
  * BENCH_PHASES=a,b runs only the phases whose names contain one of those
@@ -42,7 +43,7 @@
  *
  * Each phase also reports the CPU it cost, per answered request: the
  * server's process, this process (autocannon or the direct SQL client, and
- * the other key's loops), and the whole machine (busy cores out of all, from
+ * the other key's thread), and the whole machine (busy cores out of all, from
  * /proc/stat: PostgreSQL and PgBouncer are the rest), so a round shows whose
  * cost sets its latency.
  *
@@ -69,6 +70,7 @@ import { createRequire } from "node:module"
 import { readFileSync } from "node:fs"
 import * as Os from "node:os"
 import { fileURLToPath } from "node:url"
+import { Worker } from "node:worker_threads"
 import { ChannelId } from "../src/domain/Message.ts"
 import * as PgClient from "../src/layers/PgClient.ts"
 import * as PgMessageQuery from "../src/layers/PgMessageQuery.ts"
@@ -100,8 +102,26 @@ type Autocannon = (options: {
   readonly overallRate: number
   readonly duration: number
   readonly setupClient: (client: AutocannonClient) => void
+  readonly histograms: Record<"latencies" | "requests" | "throughput", unknown>
 }) => AutocannonInstance
-const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
+const requireHere = createRequire(import.meta.url)
+const autocannon = requireHere("autocannon") as Autocannon
+/** hdr-histogram-js, the copy autocannon loads. */
+const hdr = createRequire(requireHere.resolve("autocannon"))("hdr-histogram-js") as {
+  readonly build: (options: Record<string, unknown>) => unknown
+}
+/**
+ * Histograms for an autocannon instance, in JavaScript at one significant
+ * digit: the bench records latencies itself, and autocannon's default
+ * histograms (WebAssembly, five significant digits) cost a staggered phase's
+ * 100 instances so much to build that this thread was busy for 70-200 ms of
+ * the phase's first second, delaying the very responses it was timing.
+ */
+const cheapHistograms = () => {
+  const build = () =>
+    hdr.build({ useWebAssembly: false, numberOfSignificantValueDigits: 1, lowestDiscernibleValue: 1, highestTrackableValue: 1e11, autoResize: true })
+  return { latencies: build(), requests: build(), throughput: build() }
+}
 
 const channels = 100
 const messages = Number(process.env.BENCH_MESSAGES ?? 1_000_000)
@@ -273,7 +293,8 @@ const httpPhase = (shape: Shape, rate: number, makeRequest: (consumer: number) =
         connections,
         overallRate: rate / instances,
         duration: phaseSeconds,
-        setupClient: (client) => client.setRequests([makeRequest(nextConsumer++)])
+        setupClient: (client) => client.setRequests([makeRequest(nextConsumer++)]),
+        histograms: cheapHistograms()
       })
       instance.on("response", (_client, status, _bytes, ms) => {
         if (status >= 200 && status < 300) latencies.push(ms)
@@ -307,29 +328,46 @@ const directPhase = async (rate: number, poll: (consumer: number) => Promise<voi
 }
 
 /**
- * Runs `phase` while `loops` clients of the other key keep `path` busy (each
- * sends its next request when the previous one is answered, 429s and 503s
- * included, as a hostile client would); returns the phase's summary and the
- * other key's answers by status.
+ * The other key's client, in a worker thread of its own: `loops` loops,
+ * each sending its next request when the previous one is answered (429s and
+ * 503s included, as a hostile client would) to a path drawn from `paths`,
+ * until told to stop; then it posts its answers by status. A thread of its
+ * own, as another client's would be its own process: on this thread,
+ * opening 500 connections held it for 114 ms in one run, and every answer
+ * the other key reads would take turns with autocannon's timing of the
+ * measured key.
  */
-const whileOtherKey = async (loops: number, path: () => string, phase: () => Promise<Summary>) => {
-  let running = true
-  const statuses: Record<string, number> = {}
-  const loop = async () => {
-    while (running) {
-      const status = await fetch(`http://127.0.0.1:${port}${path()}`, { headers: { "x-api-key": otherKey } })
-        .then(async (response) => {
-          await response.arrayBuffer()
-          return String(response.status)
-        }, () => "error")
-      statuses[status] = (statuses[status] ?? 0) + 1
-    }
+const otherKeyClient = `
+const { parentPort, workerData } = require("node:worker_threads")
+const { port, key, loops, paths } = workerData
+let running = true
+const statuses = {}
+const loop = async () => {
+  while (running) {
+    const path = paths[Math.floor(Math.random() * paths.length)]
+    const status = await fetch("http://127.0.0.1:" + port + path, { headers: { "x-api-key": key } })
+      .then(async (response) => { await response.arrayBuffer(); return String(response.status) }, () => "error")
+    statuses[status] = (statuses[status] ?? 0) + 1
   }
-  const clients = Array.from({ length: loops }, loop)
-  await sleep(500)
-  const summary = await phase()
+}
+const clients = Array.from({ length: loops }, loop)
+parentPort.once("message", async () => {
   running = false
   await Promise.all(clients)
+  parentPort.postMessage(statuses)
+})
+`
+
+/** Runs `phase` while the other key's client (`otherKeyClient`) keeps `loops` requests to `paths` in flight; returns the phase's summary. */
+const whileOtherKey = async (loops: number, paths: ReadonlyArray<string>, phase: () => Promise<Summary>) => {
+  const client = new Worker(otherKeyClient, { eval: true, workerData: { port, key: otherKey, loops, paths } })
+  await sleep(500)
+  const summary = await phase()
+  const statuses = await new Promise((resolve) => {
+    client.once("message", resolve)
+    client.postMessage("stop")
+  })
+  await client.terminate()
   console.error(`  other key's answers: ${JSON.stringify(statuses)}`)
   return summary
 }
@@ -425,12 +463,15 @@ const program = Effect.gen(function*() {
     "HTTP poll, synchronised @200": () => httpPhase("synchronised", 200, pollRequest),
     "HTTP poll, synchronised @1000": () => httpPhase("synchronised", 1000, pollRequest),
     "HTTP poll, staggered @200, other key floods /search (8 loops)": () =>
-      whileOtherKey(8, () => "/api/v1/search?q=btcusdt&limit=100", () => httpPhase("staggered", 200, pollRequest)),
+      whileOtherKey(8, ["/api/v1/search?q=btcusdt&limit=100"], () => httpPhase("staggered", 200, pollRequest)),
     "HTTP poll, staggered @200, other key holds 500 long polls": () =>
       whileOtherKey(
         500,
         // At the head (the last event loaded): a cursor past it is refused at once (400).
-        () => `/api/v1/messages?channelId=${firstChannelId + Math.floor(Math.random() * channels)}&after=${encodeCursor(BigInt(messages))}&wait=5`,
+        Array.from(
+          { length: channels },
+          (_, consumer) => `/api/v1/messages?channelId=${firstChannelId + consumer}&after=${encodeCursor(BigInt(messages))}&wait=5`
+        ),
         () => httpPhase("staggered", 200, pollRequest)
       )
   } as const
