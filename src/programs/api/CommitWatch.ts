@@ -17,8 +17,9 @@
  * known, costs a query, and polls that ask the same at once share it: 500
  * long polls arriving together on 100 channels cost 100 channel reads, not
  * 500 queued before every other key's poll. So a long poll costs one query
- * when it arrives (its page), and none when its time runs out: no commit seen for its channel
- * means its cursor stays where it was, so answering empty skips nothing. A
+ * when it arrives (its page), and none when its time runs out: no commit
+ * seen for its channel means its cursor stays where it was, so answering
+ * empty skips nothing. A
  * poll that arrives at the head (its cursor at or past the last event the
  * watcher read) costs none on arrival either: whatever commits past that
  * event reaches it through the watcher.
@@ -106,27 +107,28 @@ export class CommitWatch extends Context.Service<CommitWatch, {
         return drawn
       }
       /**
-       * Reads shared by the askers that arrive while one is in flight. Each
-       * answer carries the number of its read, so an asker can tell whether
-       * the read began after it arrived: only such a read is sure to see
-       * what committed before the asker's request.
+       * `read` of one key shared by the askers that arrive while it is in
+       * flight (a cache of reads in flight, no time to live). Each read is
+       * numbered, so an asker can tell whether the one it joined began after
+       * it arrived: only such a read is sure to see what committed before
+       * the asker's request. An answer that is not `enough` from a read begun
+       * earlier is read again for the asker alone.
        */
       let readsBegun = 0
-      const numbered = <A, E>(read: Effect.Effect<A, E>) =>
-        Effect.suspend(() => {
-          const number = ++readsBegun
-          return Effect.map(read, (value) => ({ value, number }))
-        })
-      /** `shared`'s answer when `enough` holds or its read began after the asker arrived, else `own`'s. */
-      const sharedOr = <A, E>(
-        shared: Effect.Effect<{ readonly value: A; readonly number: number }, E>,
-        enough: (value: A) => boolean,
-        own: Effect.Effect<A, E>
-      ) =>
-        Effect.suspend(() => {
-          const arrived = readsBegun
-          return Effect.flatMap(shared, ({ number, value }) => enough(value) || number > arrived ? Effect.succeed(value) : own)
-        })
+      const sharedReads = <K, A, E>(read: (key: K) => Effect.Effect<A, E>) =>
+        Effect.map(
+          Cache.makeWith((key: K) =>
+            Effect.suspend(() => {
+              const number = ++readsBegun
+              return Effect.map(read(key), (value) => ({ value, number }))
+            }), { capacity: Number.POSITIVE_INFINITY, timeToLive: () => Duration.zero }),
+          (reads) => (key: K, enough: (value: A) => boolean) =>
+            Effect.suspend(() => {
+              const arrived = readsBegun
+              return Effect.flatMap(Cache.get(reads, key), ({ number, value }) =>
+                enough(value) || number > arrived ? Effect.succeed(value) : read(key))
+            })
+        )
 
       /** Channel id to the time (ms) until which it counts as known. */
       const known = new Map<ChannelId, number>()
@@ -134,15 +136,8 @@ export class CommitWatch extends Context.Service<CommitWatch, {
         Effect.map(Clock.currentTimeMillis, (now) => {
           for (const channelId of channelIds) known.set(channelId, now + Duration.toMillis(channelMemory))
         })
-      // Only reads in flight are kept (no time to live): what they found is remembered above.
-      const channelReads = yield* Cache.makeWith((channelId: ChannelId) => numbered(query.channelExists(channelId)), {
-        capacity: Number.POSITIVE_INFINITY,
-        timeToLive: () => Duration.zero
-      })
-      const sequenceReads = yield* Cache.makeWith((_: "drawn") => numbered(Effect.map(query.newestDrawnSeq, sawDrawn)), {
-        capacity: 1,
-        timeToLive: () => Duration.zero
-      })
+      const channelExists = yield* sharedReads(query.channelExists)
+      const readDrawn = yield* sharedReads((_: "drawn") => Effect.map(query.newestDrawnSeq, sawDrawn))
 
       const look = Effect.gen(function*() {
         const after = yield* Ref.get(watermark)
@@ -223,7 +218,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
       const channelKnown = (channelId: ChannelId) =>
         Effect.gen(function*() {
           if ((known.get(channelId) ?? 0) > (yield* Clock.currentTimeMillis)) return true
-          const exists = yield* sharedOr(Cache.get(channelReads, channelId), (known) => known, query.channelExists(channelId))
+          const exists = yield* channelExists(channelId, (exists) => exists)
           if (exists) yield* remember([channelId])
           return exists
         })
@@ -231,7 +226,7 @@ export class CommitWatch extends Context.Service<CommitWatch, {
       const drawnAtLeast = (seq: bigint) =>
         seq <= drawn
           ? Effect.succeed(drawn)
-          : sharedOr(Cache.get(sequenceReads, "drawn"), (read) => read >= seq, Effect.map(query.newestDrawnSeq, sawDrawn))
+          : readDrawn("drawn", (read) => read >= seq)
 
       return CommitWatch.of({ waiter, poll, channelKnown, drawnAtLeast })
     })
